@@ -1,0 +1,51 @@
+// Package app runs the unshim command line; Main is the only place that exits the process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/unshim/unshim/pkg/cmd"
+	"github.com/unshim/unshim/pkg/cmd/unshim"
+)
+
+// Main runs unshim with the process's arguments and streams and exits with its code.
+func Main() {
+	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Run(ctx, streams, filepath.Base(os.Args[0]), os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// Run runs unshim as program name (kubectl-unshim makes it a kubectl plugin)
+// and returns the exit code: 0 success, 1 findings at or above --fail-on,
+// 2 the command itself failed.
+func Run(ctx context.Context, streams genericiooptions.IOStreams, name string, args []string) int {
+	root := unshim.NewCommand(streams, strings.HasPrefix(name, "kubectl-"))
+	root.SetArgs(args)
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var exit *cmd.ExitError
+	if errors.As(err, &exit) {
+		if exit.Err != nil {
+			fmt.Fprintf(streams.ErrOut, "%v\n", exit.Err)
+		}
+		return exit.Code
+	}
+	fmt.Fprintf(streams.ErrOut, "error: %v\n", err)
+	return cmd.ExitFailure
+}

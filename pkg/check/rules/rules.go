@@ -1,0 +1,108 @@
+// Package rules holds the impact-check rules, one file per rule, and the
+// catalog of known agents and log-collector configurations they read.
+package rules
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/unshim/unshim/pkg/check"
+)
+
+// Options tunes the rules.
+type Options struct {
+	// ExtraSockets are further Docker socket paths on the nodes (--docker-socket).
+	ExtraSockets []string
+	// Catalog lists known agents and log-collector configurations; nil means the built-in one.
+	Catalog *Catalog
+}
+
+// All returns every rule, in a stable order.
+func All(o Options) ([]check.Rule, error) {
+	cat := o.Catalog
+	if cat == nil {
+		var err error
+		if cat, err = BuiltinCatalog(); err != nil {
+			return nil, err
+		}
+	}
+	hp := newHostPathRules(o.ExtraSockets)
+	cr, err := newConfigMapRule(cat)
+	if err != nil {
+		return nil, err
+	}
+	ar, err := newAgentRule(cat)
+	if err != nil {
+		return nil, err
+	}
+	return []check.Rule{
+		hp.socket, hp.socketDir, hp.dataRoot, hp.config, hp.jsonLogs,
+		dockerHostRule{}, dindRule{}, dockerCLIRule{}, ar, cr,
+	}, nil
+}
+
+// containerAt is one container of a pod spec with its field path.
+type containerAt struct {
+	c     *corev1.Container
+	field string
+}
+
+// containers lists the init and regular containers of spec with their field paths.
+func containers(spec *corev1.PodSpec, specPath string) []containerAt {
+	out := make([]containerAt, 0, len(spec.InitContainers)+len(spec.Containers))
+	for i := range spec.InitContainers {
+		out = append(out, containerAt{&spec.InitContainers[i], fmt.Sprintf("%s.initContainers[%d]", specPath, i)})
+	}
+	for i := range spec.Containers {
+		out = append(out, containerAt{&spec.Containers[i], fmt.Sprintf("%s.containers[%d]", specPath, i)})
+	}
+	return out
+}
+
+// normalizePath cleans p and folds /var/run onto /run, which it links to on every current distribution.
+func normalizePath(p string) string {
+	if p == "" {
+		return ""
+	}
+	p = path.Clean("/" + p)
+	if p == "/var/run" || strings.HasPrefix(p, "/var/run/") {
+		p = "/run" + strings.TrimPrefix(p, "/var/run")
+	}
+	return p
+}
+
+// within reports whether p is base or lies under it; both are normalized.
+func within(p, base string) bool {
+	return p == base || base == "/" || strings.HasPrefix(p, base+"/")
+}
+
+// imageRepo returns the repository of an image reference without tag or digest,
+// and the tag ("" when none).
+func imageRepo(image string) (repo, tag string) {
+	if i := strings.Index(image, "@"); i >= 0 {
+		image = image[:i]
+	}
+	slash := strings.LastIndex(image, "/")
+	if colon := strings.LastIndex(image, ":"); colon > slash {
+		return image[:colon], image[colon+1:]
+	}
+	return image, ""
+}
+
+// repoForms returns the forms of repo to match patterns against: as written,
+// without a registry host, and with docker.io's implicit library/ dropped.
+func repoForms(repo string) []string {
+	forms := []string{repo}
+	parts := strings.Split(repo, "/")
+	if len(parts) > 1 && (strings.ContainsAny(parts[0], ".:") || parts[0] == "localhost") {
+		noHost := strings.Join(parts[1:], "/")
+		forms = append(forms, noHost)
+		if strings.HasPrefix(noHost, "library/") {
+			forms = append(forms, strings.TrimPrefix(noHost, "library/"))
+		}
+	}
+	return forms
+}

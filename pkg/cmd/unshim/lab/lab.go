@@ -1,0 +1,121 @@
+// Package lab is the `unshim lab up|down|status` command: a real etcd and
+// kube-apiserver on loopback to try unshim on and to test it against.
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/unshim/unshim/pkg/cmd"
+	"github.com/unshim/unshim/pkg/lab"
+	"github.com/unshim/unshim/pkg/log"
+)
+
+// Options are the flags of every lab subcommand.
+type Options struct {
+	genericiooptions.IOStreams
+	Dir         string
+	KubeVersion string
+	Output      string
+}
+
+// NewCommand returns `unshim lab` with its up, down and status subcommands.
+func NewCommand(logger log.Logger, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{IOStreams: streams, Dir: lab.DefaultDir(), KubeVersion: lab.DefaultKubeVersion}
+	c := &cobra.Command{
+		Use:   "lab",
+		Short: "Run a real etcd and kube-apiserver on loopback to try unshim on",
+		Long: `The lab is a real etcd (Debian's etcd-server) and a real kube-apiserver built
+from pinned Go modules, on 127.0.0.1 with free ports and a PKI of its own.
+The first start builds kube-apiserver (a few minutes) into the cache
+($UNSHIM_CACHE, default ~/.cache/unshim); later starts take seconds.
+
+Use it with: export KUBECONFIG=$(unshim lab status -o kubeconfig)`,
+		Args: cobra.NoArgs,
+	}
+	c.PersistentFlags().StringVar(&o.Dir, "dir", o.Dir, "lab state directory (env UNSHIM_LAB)")
+	up := &cobra.Command{
+		Use:   "up",
+		Short: "Start the lab (or report the one already running)",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			l, err := lab.Up(c.Context(), lab.Options{Dir: o.Dir, KubeVersion: o.KubeVersion, Logger: logger})
+			if err != nil {
+				return fmt.Errorf("start lab: %w", err)
+			}
+			fmt.Fprintf(o.Out, "lab up: kube-apiserver %s at %s\nkubeconfig: %s\n", l.KubeVersion, l.APIServerURL, l.Kubeconfig)
+			return nil
+		},
+	}
+	up.Flags().StringVar(&o.KubeVersion, "kube-version", o.KubeVersion, "Kubernetes version of the control plane")
+	down := &cobra.Command{
+		Use:   "down",
+		Short: "Stop every lab process and remove the lab directory",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			l, err := lab.Load(o.Dir)
+			if err != nil {
+				logger.V(0).Infof("no lab to stop in %s", o.Dir)
+				return nil
+			}
+			if err := l.Down(); err != nil {
+				return fmt.Errorf("stop lab: %w", err)
+			}
+			fmt.Fprintf(o.Out, "lab down: stopped %d processes\n", len(l.Processes))
+			return nil
+		},
+	}
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show whether the lab runs; exit 2 when it does not",
+		Args:  cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return o.status()
+		},
+	}
+	status.Flags().StringVarP(&o.Output, "output", "o", "text", "text|json|kubeconfig (the kubeconfig path only)")
+	c.AddCommand(up, down, status)
+	return c
+}
+
+func (o *Options) status() error {
+	switch o.Output {
+	case "text", "json", "kubeconfig":
+	default:
+		return fmt.Errorf("unknown output %q: want text, json or kubeconfig", o.Output)
+	}
+	l, err := lab.Load(o.Dir)
+	if err != nil {
+		return &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("lab not running: %w", err)}
+	}
+	alive, dead := l.Running()
+	switch o.Output {
+	case "json":
+		out := struct {
+			*lab.Lab
+			Running bool     `json:"running"`
+			Stopped []string `json:"stopped,omitempty"`
+		}{l, len(dead) == 0, dead}
+		enc := json.NewEncoder(o.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	case "kubeconfig":
+		fmt.Fprintln(o.Out, l.Kubeconfig)
+	default:
+		fmt.Fprintf(o.Out, "lab in %s: kube-apiserver %s at %s\nkubeconfig: %s\nrunning: %s\n",
+			l.Dir, l.KubeVersion, l.APIServerURL, l.Kubeconfig, strings.Join(alive, ", "))
+		if len(dead) > 0 {
+			fmt.Fprintf(o.Out, "stopped: %s\n", strings.Join(dead, ", "))
+		}
+	}
+	if len(dead) > 0 {
+		return &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("lab in %s is not running: %s stopped", l.Dir, strings.Join(dead, ", "))}
+	}
+	return nil
+}

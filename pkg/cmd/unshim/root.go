@@ -1,0 +1,56 @@
+// Package unshim builds the root `unshim` command and wires its subcommands.
+package unshim
+
+import (
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/unshim/unshim/pkg/cmd/unshim/check"
+	"github.com/unshim/unshim/pkg/cmd/unshim/lab"
+	"github.com/unshim/unshim/pkg/cmd/unshim/nodes"
+	"github.com/unshim/unshim/pkg/log"
+)
+
+// NewCommand returns the root command. asPlugin names it `kubectl unshim`.
+func NewCommand(streams genericiooptions.IOStreams, asPlugin bool) *cobra.Command {
+	logger := log.New(streams.ErrOut, 0)
+	kube := genericclioptions.NewConfigFlags(true)
+	var verbosity int
+	var quiet bool
+	use := "unshim"
+	if asPlugin {
+		use = "kubectl unshim"
+	}
+	root := &cobra.Command{
+		Use:   use,
+		Short: "Take Kubernetes nodes off Docker Engine and onto containerd",
+		Long: `unshim takes Kubernetes nodes off Docker Engine (dockershim or cri-dockerd) and
+onto containerd, safely.
+
+  unshim nodes    which runtime each node runs, and which still need migrating
+  unshim check    what in the cluster (or in manifests) depends on Docker
+  unshim lab      a real etcd + kube-apiserver on loopback to try it on
+
+Exit codes: 0 success; 1 findings at or above --fail-on (check); 2 the command failed.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(*cobra.Command, []string) {
+			if quiet {
+				logger.SetVerbosity(-1)
+			} else {
+				logger.SetVerbosity(verbosity)
+			}
+		},
+	}
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.PersistentFlags().IntVarP(&verbosity, "v", "v", 0, "log verbosity on stderr (0: progress, 1+: detail)")
+	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "print only results and errors")
+	kube.AddFlags(root.PersistentFlags())
+	root.AddCommand(
+		nodes.NewCommand(logger, streams, kube),
+		check.NewCommand(logger, streams, kube),
+		lab.NewCommand(logger, streams),
+	)
+	return root
+}

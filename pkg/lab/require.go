@@ -1,0 +1,43 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+)
+
+// FromEnv returns the running lab named by $UNSHIM_LAB (or the default
+// directory), checking that its apiserver answers.
+func FromEnv() (*Lab, error) {
+	l, err := Load(DefaultDir())
+	if err != nil {
+		return nil, fmt.Errorf("%w (start one with `unshim lab up` or `make test`)", err)
+	}
+	if _, dead := l.Running(); len(dead) > 0 {
+		return nil, fmt.Errorf("lab in %s is not running: %v stopped", l.Dir, dead)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := l.waitReady(ctx, 15*time.Second); err != nil {
+		return nil, fmt.Errorf("lab in %s does not answer: %w", l.Dir, err)
+	}
+	return l, nil
+}
+
+// Require returns the running lab. Without one it skips the test, except
+// under CI=true, where a missing lab fails it: CI can never pass green
+// without running the lab tests.
+func Require(t testing.TB) *Lab {
+	t.Helper()
+	l, err := FromEnv()
+	if err == nil {
+		return l
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("lab required in CI: %v", err)
+	}
+	t.Skipf("no lab: %v", err)
+	return nil
+}

@@ -1,0 +1,121 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/unshim/unshim/pkg/check"
+)
+
+// FindingsSummary counts findings by severity.
+type FindingsSummary struct {
+	Total      int            `json:"total"`
+	BySeverity map[string]int `json:"bySeverity"`
+}
+
+// FindingList is the machine-readable form of `unshim check`.
+type FindingList struct {
+	Findings []check.Finding `json:"findings"`
+	Summary  FindingsSummary `json:"summary"`
+	// Scanned counts the objects read, by kind.
+	Scanned map[string]int `json:"scanned"`
+}
+
+func summarize(fs []check.Finding) FindingsSummary {
+	s := FindingsSummary{Total: len(fs), BySeverity: map[string]int{}}
+	for _, f := range fs {
+		s.BySeverity[f.Severity.String()]++
+	}
+	return s
+}
+
+// Findings writes a check result in format f (table, json, yaml or sarif);
+// rules describe the rules that ran, for SARIF's rule table and the remedies.
+func Findings(w io.Writer, res *check.Result, rules []check.RuleMeta, f Format) error {
+	fs := res.Findings
+	if fs == nil {
+		fs = []check.Finding{}
+	}
+	list := FindingList{Findings: fs, Summary: summarize(fs), Scanned: res.Scanned}
+	switch f {
+	case JSON:
+		return writeJSON(w, list)
+	case YAML:
+		return writeYAML(w, list)
+	case SARIF:
+		return writeJSON(w, toSARIF(fs, rules))
+	case Table, Wide:
+		return findingsTable(w, list)
+	}
+	return fmt.Errorf("findings cannot be written as %s", f)
+}
+
+func findingsTable(w io.Writer, list FindingList) error {
+	if len(list.Findings) == 0 {
+		_, err := fmt.Fprintf(w, "No Docker dependencies found (%s scanned).\n", scannedText(list.Scanned))
+		return err
+	}
+	fromFiles := false
+	for _, f := range list.Findings {
+		if f.File != "" {
+			fromFiles = true
+			break
+		}
+	}
+	tw := newTabWriter(w)
+	head := "SEVERITY\tOBJECT\tCONTAINER\tRULE\tPODS\tDETAIL"
+	if fromFiles {
+		head = "SEVERITY\tOBJECT\tCONTAINER\tRULE\tLOCATION\tDETAIL"
+	}
+	fmt.Fprintln(tw, head)
+	for _, f := range list.Findings {
+		col := strconv.Itoa(f.Pods)
+		if fromFiles {
+			col = f.File
+			if f.Line > 0 {
+				col += ":" + strconv.Itoa(f.Line)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", strings.ToUpper(f.Severity.String()), f.Object, orNone(f.Container), f.Rule, col, f.Message)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nWhat to do:")
+	seen := map[string]bool{}
+	for _, f := range list.Findings {
+		k := f.Rule + "\x00" + f.Remedy
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		fmt.Fprintf(w, "  %s: %s\n", f.Rule, f.Remedy)
+	}
+	sev := make([]string, 0, len(list.Summary.BySeverity))
+	for _, name := range check.SeverityNames() {
+		if n := list.Summary.BySeverity[name]; n > 0 {
+			sev = append([]string{fmt.Sprintf("%d %s", n, name)}, sev...)
+		}
+	}
+	_, err := fmt.Fprintf(w, "\n%d findings (%s); %s scanned.\n", list.Summary.Total, strings.Join(sev, ", "), scannedText(list.Scanned))
+	return err
+}
+
+func scannedText(scanned map[string]int) string {
+	kinds := make([]string, 0, len(scanned))
+	for k := range scanned {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	if len(kinds) == 0 {
+		return "no objects"
+	}
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%d %s", scanned[k], k)
+	}
+	return strings.Join(parts, ", ")
+}
