@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin/unshim lab up
 export KUBECONFIG="$(bin/unshim lab status -o kubeconfig)"
-bin/unshim lab seed --pods 300
+bin/unshim lab seed --pods 300 --docker-percent 8
 echo; echo "\$ unshim nodes -o wide"
 bin/unshim nodes -o wide
 echo; echo "\$ unshim check -A"

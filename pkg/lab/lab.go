@@ -186,6 +186,7 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 		"--enable-priority-and-fairness=false",
 		"--max-requests-inflight=2000", "--max-mutating-requests-inflight=1000",
 		"--profiling=false",
+		"--allow-privileged=true",
 	); err != nil {
 		return nil, err
 	}

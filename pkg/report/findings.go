@@ -100,7 +100,11 @@ func findingsTable(w io.Writer, list FindingList) error {
 			sev = append([]string{fmt.Sprintf("%d %s", n, name)}, sev...)
 		}
 	}
-	_, err := fmt.Fprintf(w, "\n%d findings (%s); %s scanned.\n", list.Summary.Total, strings.Join(sev, ", "), scannedText(list.Scanned))
+	noun := "findings"
+	if list.Summary.Total == 1 {
+		noun = "finding"
+	}
+	_, err := fmt.Fprintf(w, "\n%d %s (%s); %s scanned.\n", list.Summary.Total, noun, strings.Join(sev, ", "), scannedText(list.Scanned))
 	return err
 }
 

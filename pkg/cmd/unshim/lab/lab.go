@@ -12,6 +12,7 @@ import (
 
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/lab"
+	"github.com/unshim/unshim/pkg/lab/seed"
 	"github.com/unshim/unshim/pkg/log"
 )
 
@@ -78,7 +79,40 @@ Use it with: export KUBECONFIG=$(unshim lab status -o kubeconfig)`,
 		},
 	}
 	status.Flags().StringVarP(&o.Output, "output", "o", "text", "text|json|kubeconfig (the kubeconfig path only)")
-	c.AddCommand(up, down, status)
+	var so seed.Options
+	seedCmd := &cobra.Command{
+		Use:   "seed",
+		Short: "Fill the lab with nodes and workloads, about 1% of them depending on Docker",
+		Long: `Creates nodes (about 70% on Docker, through dockershim or cri-dockerd, the
+rest on containerd) and namespaces of Deployments with their ReplicaSets,
+DaemonSets, StatefulSets, CronJobs with their Jobs, and bare Pods, linked by
+owner references as the controllers would link them. Only the lab is seeded:
+the kubeconfig comes from the lab directory, never from --kubeconfig.
+Namespaces that already exist are left alone, so seeding twice is safe.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			l, err := lab.Load(o.Dir)
+			if err != nil {
+				return err
+			}
+			client, err := l.Client()
+			if err != nil {
+				return err
+			}
+			st, err := seed.Run(c.Context(), client, so)
+			if err != nil {
+				return fmt.Errorf("seed lab: %w", err)
+			}
+			fmt.Fprintf(o.Out, "seeded %d nodes, %d namespaces, %d workloads with %d pods (%d workloads, %d pods depend on Docker)\n",
+				st.Nodes, st.Namespaces, st.Workloads, st.Pods, st.DockerWorkloads, st.DockerPods)
+			return nil
+		},
+	}
+	seedCmd.Flags().IntVar(&so.Pods, "pods", 300, "number of pods to create")
+	seedCmd.Flags().IntVar(&so.Nodes, "nodes", 7, "number of nodes to create")
+	seedCmd.Flags().Float64Var(&so.DockerPercent, "docker-percent", 1, "share of pods (percent) whose workload depends on Docker")
+	seedCmd.Flags().StringVar(&so.Prefix, "prefix", "seed", "name prefix of the namespaces and nodes")
+	c.AddCommand(up, down, status, seedCmd)
 	return c
 }
 
