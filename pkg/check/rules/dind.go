@@ -22,8 +22,10 @@ func isDind(image string) bool {
 	repo, tag := imageRepo(image)
 	name := strings.ToLower(path.Base(repo))
 	tag = strings.ToLower(tag)
-	if strings.Contains(name, "dind") {
-		return true
+	for _, tok := range strings.FieldsFunc(name, func(r rune) bool { return r == '-' || r == '_' || r == '.' }) {
+		if tok == "dind" {
+			return true
+		}
 	}
 	return strings.Contains(name, "docker") && strings.Contains(tag, "dind")
 }
