@@ -190,7 +190,8 @@ func Decode(name string, r io.Reader) ([]Object, error) {
 			return out, nil
 		}
 		if err != nil {
-			return nil, &ParseError{File: name, Line: yamlErrorLine(err), Err: err}
+			line, msg := yamlError(err)
+			return nil, &ParseError{File: name, Line: line, Err: errors.New(msg)}
 		}
 		objs, err := fromDocument(name, &doc)
 		if err != nil {
@@ -200,20 +201,30 @@ func Decode(name string, r io.Reader) ([]Object, error) {
 	}
 }
 
-// yamlErrorLine pulls the line number out of a yaml.v3 error message, or 0.
-func yamlErrorLine(err error) int {
-	msg := err.Error()
-	i := strings.Index(msg, "line ")
-	if i < 0 {
-		return 0
+// yamlError splits a yaml.v3 error ("yaml: line 8: did not find expected
+// ',' or ']'") into its 1-based line (0 when unknown) and its message.
+// yaml.v3 reports parser errors that carry a context mark ("did not find
+// expected ...") with a 0-based line and everything else 1-based; the line
+// is corrected here so it points at the file's real line.
+func yamlError(err error) (int, string) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	rest, ok := strings.CutPrefix(msg, "line ")
+	if !ok {
+		return 0, "invalid YAML: " + msg
 	}
-	rest := msg[i+len("line "):]
 	j := 0
 	for j < len(rest) && rest[j] >= '0' && rest[j] <= '9' {
 		j++
 	}
-	n, _ := strconv.Atoi(rest[:j])
-	return n
+	n, convErr := strconv.Atoi(rest[:j])
+	if convErr != nil {
+		return 0, "invalid YAML: " + msg
+	}
+	text := strings.TrimPrefix(rest[j:], ": ")
+	if strings.HasPrefix(text, "did not find expected") {
+		n++
+	}
+	return n, "invalid YAML: " + text
 }
 
 func fromDocument(file string, doc *yaml.Node) ([]Object, error) {

@@ -149,3 +149,12 @@ func rulesByObject(l report.FindingList) map[string]map[string]bool {
 	return m
 }
 
+
+func readManifest(t *testing.T, path string) []manifest.Object {
+	t.Helper()
+	objs, err := (&manifest.Source{Paths: []string{path}}).Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}

@@ -18,12 +18,8 @@ func NewCommand(streams genericiooptions.IOStreams, asPlugin bool) *cobra.Comman
 	kube := genericclioptions.NewConfigFlags(true)
 	var verbosity int
 	var quiet bool
-	use := "unshim"
-	if asPlugin {
-		use = "kubectl unshim"
-	}
 	root := &cobra.Command{
-		Use:   use,
+		Use:   "unshim",
 		Short: "Take Kubernetes nodes off Docker Engine and onto containerd",
 		Long: `unshim takes Kubernetes nodes off Docker Engine (dockershim or cri-dockerd) and
 onto containerd, safely.
@@ -42,6 +38,10 @@ Exit codes: 0 success; 1 findings at or above --fail-on (check); 2 the command f
 				logger.SetVerbosity(verbosity)
 			}
 		},
+	}
+	if asPlugin {
+		// Run as kubectl-unshim: usage lines read `kubectl unshim ...`.
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl unshim"}
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.PersistentFlags().IntVarP(&verbosity, "v", "v", 0, "log verbosity on stderr (0: progress, 1+: detail)")
