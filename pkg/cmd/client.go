@@ -3,7 +3,6 @@ package cmd
 import (
 	"fmt"
 
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -11,10 +10,10 @@ import (
 // RESTConfig turns kubectl's connection flags into a client configuration.
 // Lists go as protobuf, which the apiserver encodes and unshim decodes
 // several times faster than JSON.
-func RESTConfig(kube *genericclioptions.ConfigFlags) (*rest.Config, error) {
+func RESTConfig(kube *KubeFlags) (*rest.Config, error) {
 	cfg, err := kube.ToRESTConfig()
 	if err != nil {
-		return nil, fmt.Errorf("load kubeconfig: %w", err)
+		return nil, err
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
@@ -27,7 +26,7 @@ func RESTConfig(kube *genericclioptions.ConfigFlags) (*rest.Config, error) {
 }
 
 // Clientset returns a clientset built from kubectl's connection flags.
-func Clientset(kube *genericclioptions.ConfigFlags) (kubernetes.Interface, error) {
+func Clientset(kube *KubeFlags) (kubernetes.Interface, error) {
 	cfg, err := RESTConfig(kube)
 	if err != nil {
 		return nil, err

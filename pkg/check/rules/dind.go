@@ -35,11 +35,11 @@ func (dindRule) Check(t *check.Target) []check.Hit {
 		return nil
 	}
 	var hits []check.Hit
-	for _, ca := range containers(t.PodSpec, t.SpecPath) {
+	eachContainer(t.PodSpec, t.SpecPath, func(ca containerAt) {
 		if isDind(ca.c.Image) {
-			hits = append(hits, check.Hit{Container: ca.c.Name, Evidence: ca.c.Image, Field: ca.field + ".image",
+			hits = append(hits, check.Hit{Container: ca.c.Name, Evidence: ca.c.Image, Field: ca.field() + ".image",
 				Message: fmt.Sprintf("runs the Docker-in-Docker image %s", ca.c.Image)})
 		}
-	}
+	})
 	return hits
 }

@@ -59,9 +59,9 @@ func (dockerCLIRule) Check(t *check.Target) []check.Hit {
 		return nil
 	}
 	var hits []check.Hit
-	for _, ca := range containers(t.PodSpec, t.SpecPath) {
+	eachContainer(t.PodSpec, t.SpecPath, func(ca containerAt) {
 		if !privileged(ca.c) {
-			continue
+			return
 		}
 		for _, part := range []struct {
 			name string
@@ -69,12 +69,12 @@ func (dockerCLIRule) Check(t *check.Target) []check.Hit {
 		}{{"command", ca.c.Command}, {"args", ca.c.Args}} {
 			for i, a := range part.args {
 				if m := scriptMatch(a); m != "" {
-					hits = append(hits, check.Hit{Container: ca.c.Name, Evidence: m, Field: fmt.Sprintf("%s.%s[%d]", ca.field, part.name, i),
+					hits = append(hits, check.Hit{Container: ca.c.Name, Evidence: m, Field: fmt.Sprintf("%s.%s[%d]", ca.field(), part.name, i),
 						Message: fmt.Sprintf("privileged container runs %q on the node", m)})
 					break
 				}
 			}
 		}
-	}
+	})
 	return hits
 }

@@ -22,22 +22,22 @@ func (dockerHostRule) Check(t *check.Target) []check.Hit {
 		return nil
 	}
 	var hits []check.Hit
-	for _, ca := range containers(t.PodSpec, t.SpecPath) {
+	eachContainer(t.PodSpec, t.SpecPath, func(ca containerAt) {
 		for i, e := range ca.c.Env {
-			field := fmt.Sprintf("%s.env[%d]", ca.field, i)
+			field := func() string { return fmt.Sprintf("%s.env[%d]", ca.field(), i) }
 			switch {
 			case e.Name == "DOCKER_HOST":
 				v := e.Value
 				if v == "" {
 					v = "(from a reference)"
 				}
-				hits = append(hits, check.Hit{Container: ca.c.Name, Evidence: "DOCKER_HOST=" + v, Field: field,
+				hits = append(hits, check.Hit{Container: ca.c.Name, Evidence: "DOCKER_HOST=" + v, Field: field(),
 					Message: fmt.Sprintf("sets DOCKER_HOST=%s: the container expects a Docker daemon", v)})
 			case dockerAPIEndpoint.MatchString(e.Value):
-				hits = append(hits, check.Hit{Container: ca.c.Name, Evidence: e.Name + "=" + e.Value, Field: field,
+				hits = append(hits, check.Hit{Container: ca.c.Name, Evidence: e.Name + "=" + e.Value, Field: field(),
 					Message: fmt.Sprintf("%s points at a Docker API endpoint (%s)", e.Name, dockerAPIEndpoint.FindString(e.Value))})
 			}
 		}
-	}
+	})
 	return hits
 }

@@ -39,7 +39,7 @@ func hostPathMounts(t *check.Target) []mountAt {
 		}
 		field := fmt.Sprintf("%s.volumes[%d].hostPath.path", t.SpecPath, vi)
 		mounted := false
-		for _, ca := range containers(t.PodSpec, t.SpecPath) {
+		eachContainer(t.PodSpec, t.SpecPath, func(ca containerAt) {
 			for _, m := range ca.c.VolumeMounts {
 				if m.Name != v.Name {
 					continue
@@ -51,12 +51,25 @@ func hostPathMounts(t *check.Target) []mountAt {
 				}
 				out = append(out, mountAt{container: ca.c.Name, hostPath: p, norm: normalizePath(p), field: field})
 			}
-		}
+		})
 		if !mounted {
 			out = append(out, mountAt{hostPath: v.HostPath.Path, norm: normalizePath(v.HostPath.Path), field: field})
 		}
 	}
 	return out
+}
+
+// hasHostPath reports whether t's pod spec has any hostPath volume: most have none.
+func hasHostPath(t *check.Target) bool {
+	if t.PodSpec == nil {
+		return false
+	}
+	for i := range t.PodSpec.Volumes {
+		if t.PodSpec.Volumes[i].HostPath != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // hostPathRule is a rule over hostPath mounts: match decides which mounts it reports.
@@ -68,6 +81,9 @@ type hostPathRule struct {
 func (r hostPathRule) Meta() check.RuleMeta { return r.meta }
 
 func (r hostPathRule) Check(t *check.Target) []check.Hit {
+	if !hasHostPath(t) {
+		return nil
+	}
 	var hits []check.Hit
 	for _, m := range hostPathMounts(t) {
 		if msg, ok := r.match(m); ok {

@@ -44,22 +44,28 @@ func All(o Options) ([]check.Rule, error) {
 	}, nil
 }
 
-// containerAt is one container of a pod spec with its field path.
+// containerAt is one container of a pod spec and where it sits.
 type containerAt struct {
-	c     *corev1.Container
-	field string
+	c        *corev1.Container
+	specPath string
+	list     string // "initContainers" or "containers"
+	index    int
 }
 
-// containers lists the init and regular containers of spec with their field paths.
-func containers(spec *corev1.PodSpec, specPath string) []containerAt {
-	out := make([]containerAt, 0, len(spec.InitContainers)+len(spec.Containers))
+// field returns the container's field path; built only for a hit, as rules
+// run over every pod of the cluster and almost none match.
+func (ca containerAt) field() string {
+	return fmt.Sprintf("%s.%s[%d]", ca.specPath, ca.list, ca.index)
+}
+
+// eachContainer calls fn for the init and regular containers of spec.
+func eachContainer(spec *corev1.PodSpec, specPath string, fn func(containerAt)) {
 	for i := range spec.InitContainers {
-		out = append(out, containerAt{&spec.InitContainers[i], fmt.Sprintf("%s.initContainers[%d]", specPath, i)})
+		fn(containerAt{&spec.InitContainers[i], specPath, "initContainers", i})
 	}
 	for i := range spec.Containers {
-		out = append(out, containerAt{&spec.Containers[i], fmt.Sprintf("%s.containers[%d]", specPath, i)})
+		fn(containerAt{&spec.Containers[i], specPath, "containers", i})
 	}
-	return out
 }
 
 // normalizePath cleans p and folds /var/run onto /run, which it links to on every current distribution.

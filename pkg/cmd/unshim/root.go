@@ -3,9 +3,9 @@ package unshim
 
 import (
 	"github.com/spf13/cobra"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/cmd/unshim/check"
 	"github.com/unshim/unshim/pkg/cmd/unshim/lab"
 	"github.com/unshim/unshim/pkg/cmd/unshim/nodes"
@@ -15,7 +15,7 @@ import (
 // NewCommand returns the root command. asPlugin names it `kubectl unshim`.
 func NewCommand(streams genericiooptions.IOStreams, asPlugin bool) *cobra.Command {
 	logger := log.New(streams.ErrOut, 0)
-	kube := genericclioptions.NewConfigFlags(true)
+	kube := cmd.NewKubeFlags()
 	var verbosity int
 	var quiet bool
 	root := &cobra.Command{

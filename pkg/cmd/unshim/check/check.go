@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/unshim/unshim/pkg/check"
@@ -32,7 +31,7 @@ type Options struct {
 	PageSize       int64
 	SkipConfigMaps bool
 
-	kube      *genericclioptions.ConfigFlags
+	kube      *cmd.KubeFlags
 	logger    log.Logger
 	format    report.Format
 	failOn    check.Severity
@@ -43,7 +42,7 @@ type Options struct {
 }
 
 // NewCommand returns `unshim check`.
-func NewCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *genericclioptions.ConfigFlags) *cobra.Command {
+func NewCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd.KubeFlags) *cobra.Command {
 	o := &Options{IOStreams: streams, kube: kube, logger: logger, Output: string(report.Table), FailOn: "high", PageSize: 500}
 	c := &cobra.Command{
 		Use:   "check",
@@ -116,8 +115,8 @@ func (o *Options) Complete() error {
 	}
 	ns := ""
 	if !o.AllNamespaces {
-		if ns, _, err = o.kube.ToRawKubeConfigLoader().Namespace(); err != nil {
-			return fmt.Errorf("find the current namespace: %w", err)
+		if ns, err = o.kube.Namespace(); err != nil {
+			return err
 		}
 		o.scope = ns
 	}

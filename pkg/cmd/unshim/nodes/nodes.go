@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 
@@ -23,14 +22,14 @@ type Options struct {
 	Selector string
 	PageSize int64
 
-	kube   *genericclioptions.ConfigFlags
+	kube   *cmd.KubeFlags
 	names  []string
 	format report.Format
 	client kubernetes.Interface
 }
 
 // NewCommand returns `unshim nodes`.
-func NewCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *genericclioptions.ConfigFlags) *cobra.Command {
+func NewCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd.KubeFlags) *cobra.Command {
 	o := &Options{IOStreams: streams, kube: kube, Output: string(report.Table), PageSize: 500}
 	c := &cobra.Command{
 		Use:   "nodes [NAME...]",
