@@ -426,4 +426,3 @@ func waitHTTP(ctx context.Context, hc *http.Client, url string, timeout time.Dur
 		}
 	}
 }
-

@@ -149,7 +149,6 @@ func rulesByObject(l report.FindingList) map[string]map[string]bool {
 	return m
 }
 
-
 func readManifest(t *testing.T, path string) []manifest.Object {
 	t.Helper()
 	objs, err := (&manifest.Source{Paths: []string{path}}).Read()

@@ -41,7 +41,9 @@ func TestRBAC(t *testing.T) {
 	if _, err := e.client.RbacV1().ClusterRoles().Create(ctx, &role, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.client.RbacV1().ClusterRoles().Delete(context.Background(), role.Name, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = e.client.RbacV1().ClusterRoles().Delete(context.Background(), role.Name, metav1.DeleteOptions{})
+	})
 
 	// Without a binding the user can read nothing: clear message, exit 2.
 	for _, args := range [][]string{{"nodes"}, {"check", "-n", ns}, {"check", "-A"}} {

@@ -97,4 +97,3 @@ func assertCases(t *testing.T, rule string, objs []manifest.Object, l report.Fin
 		t.Errorf("case file for %s needs at least one pos-* and one neg-* object (has %d and %d)", rule, pos, neg)
 	}
 }
-

@@ -42,19 +42,35 @@ func (s *Source) Visit(ctx context.Context, fn func(*check.Target) error) error 
 	ns := s.Namespace
 	apps, batch, core := s.Client.AppsV1(), s.Client.BatchV1(), s.Client.CoreV1()
 	lists := []list{
-		{"replicasets", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return apps.ReplicaSets(ns).List(ctx, o) }},
-		{"jobs", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return batch.Jobs(ns).List(ctx, o) }},
-		{"deployments", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return apps.Deployments(ns).List(ctx, o) }},
-		{"daemonsets", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return apps.DaemonSets(ns).List(ctx, o) }},
-		{"statefulsets", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return apps.StatefulSets(ns).List(ctx, o) }},
+		{"replicasets", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return apps.ReplicaSets(ns).List(ctx, o)
+		}},
+		{"jobs", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return batch.Jobs(ns).List(ctx, o)
+		}},
+		{"deployments", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return apps.Deployments(ns).List(ctx, o)
+		}},
+		{"daemonsets", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return apps.DaemonSets(ns).List(ctx, o)
+		}},
+		{"statefulsets", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return apps.StatefulSets(ns).List(ctx, o)
+		}},
 		{"replicationcontrollers", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			return core.ReplicationControllers(ns).List(ctx, o)
 		}},
-		{"cronjobs", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return batch.CronJobs(ns).List(ctx, o) }},
-		{"pods", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return core.Pods(ns).List(ctx, o) }},
+		{"cronjobs", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return batch.CronJobs(ns).List(ctx, o)
+		}},
+		{"pods", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return core.Pods(ns).List(ctx, o)
+		}},
 	}
 	if !s.SkipConfigMaps {
-		lists = append(lists, list{"configmaps", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return core.ConfigMaps(ns).List(ctx, o) }})
+		lists = append(lists, list{"configmaps", func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return core.ConfigMaps(ns).List(ctx, o)
+		}})
 	}
 	for _, l := range lists {
 		err := kubelist.Each(ctx, l.what, s.PageSize, metav1.ListOptions{}, l.page, func(obj runtime.Object) error {

@@ -269,7 +269,9 @@ var dockerVariants = []func(*corev1.PodSpec){
 		s.Containers[0].Command = []string{"/bin/sh", "-c", "docker image prune -af && sleep 3600"}
 	},
 	func(s *corev1.PodSpec) { s.Containers[0].Image = "gcr.io/datadoghq/agent:7.50.0" },
-	func(s *corev1.PodSpec) { addHostPath(s, "containers", "/var/lib/docker/containers", "/var/lib/docker/containers") },
+	func(s *corev1.PodSpec) {
+		addHostPath(s, "containers", "/var/lib/docker/containers", "/var/lib/docker/containers")
+	},
 }
 
 func addHostPath(s *corev1.PodSpec, name, hostPath, mountPath string) {
