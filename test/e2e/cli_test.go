@@ -229,3 +229,33 @@ func TestPluginName(t *testing.T) {
 		}
 	}
 }
+
+// TestCatalogFlag: --catalog adds agents and log patterns; a bad catalog is exit 2.
+func TestCatalogFlag(t *testing.T) {
+	dir := t.TempDir()
+	cat := filepath.Join(dir, "catalog.yaml")
+	if err := os.WriteFile(cat, []byte("agents:\n- name: Acme Agent\n  images: [\"*/acme/agent\"]\n  note: reads docker.sock\n  remedy: upgrade acme to 5.0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pod := filepath.Join(dir, "pod.yaml")
+	if err := os.WriteFile(pod, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: acme}\nspec:\n  containers:\n  - name: a\n    image: registry.example.com/acme/agent:4.2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, "", "check", "-f", pod, "-o", "json")
+	if l := decodeFindings(t, r); len(l.Findings) != 0 {
+		t.Fatalf("built-in catalog knows Acme: %+v", l.Findings)
+	}
+	r = run(t, "", "check", "-f", pod, "-o", "json", "--catalog", cat)
+	l := decodeFindings(t, r)
+	if len(l.Findings) != 1 || l.Findings[0].Rule != "known-docker-agent" || !strings.Contains(l.Findings[0].Message, "Acme Agent") || l.Findings[0].Remedy != "upgrade acme to 5.0" || l.Findings[0].Line != 7 {
+		t.Fatalf("findings with --catalog: %+v", l.Findings)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("agents:\n- name: x\n  images: [a]\n  colour: red\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, "", "check", "-f", pod, "--catalog", bad)
+	if r.code != 2 || !strings.Contains(r.errOut, bad) || !strings.Contains(r.errOut, "colour") {
+		t.Errorf("bad catalog: exit %d, stderr %q", r.code, r.errOut)
+	}
+}
