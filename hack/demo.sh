@@ -11,4 +11,6 @@ bin/unshim nodes -o wide
 echo; echo "\$ unshim check -A"
 rc=0; bin/unshim check -A || rc=$?
 echo; echo "(unshim check exited $rc: 1 means findings at or above --fail-on=high)"
+echo; echo "\$ unshim check -f examples/   # manifests, as helm template renders them"
+rc=0; bin/unshim check -f examples/ || rc=$?
 echo "The lab is still running: KUBECONFIG=$KUBECONFIG; stop it with: bin/unshim lab down"
