@@ -108,7 +108,7 @@ func BenchmarkCheck(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Logf("seeded %d pods (%d Docker-dependent) in %s", st.Pods, st.DockerPods, time.Since(start).Round(time.Second))
+			fmt.Printf("seeded %d pods (%d Docker-dependent) in %s\n", st.Pods, st.DockerPods, time.Since(start).Round(time.Second))
 			seeded = n
 		}
 		b.Run(fmt.Sprintf("pods=%d", n), func(b *testing.B) {
