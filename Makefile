@@ -12,7 +12,7 @@ build:
 deps:
 	hack/install-deps.sh
 
-test: deps build
+test: deps build lint
 	hack/test.sh
 
 demo: deps build
@@ -21,9 +21,12 @@ demo: deps build
 bench: deps build
 	hack/bench.sh
 
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 lint:
 	$(GO) vet ./...
 	test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
+	$(GO) run $(STATICCHECK) ./...
 
 clean:
 	rm -rf bin

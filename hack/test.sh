@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test: go vet, then go test over all packages against a lab of its
-# own (a real etcd + kube-apiserver), which it starts and always stops.
+# Runs every test: go test over all packages against a lab of its own (a real
+# etcd + kube-apiserver), which it starts and always stops. `make test` runs
+# the linters (make lint) first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export UNSHIM_LAB="${UNSHIM_TEST_LAB:-/dev/shm/unshim-lab-test}"
 bin/unshim lab down --dir "$UNSHIM_LAB" >/dev/null 2>&1 || true
 trap 'bin/unshim lab down --dir "$UNSHIM_LAB" >/dev/null' EXIT
 bin/unshim lab up --dir "$UNSHIM_LAB"
-go vet ./...
 export UNSHIM_BIN="$PWD/bin/unshim"
 go test -count=1 -timeout 40m ./... "$@"
