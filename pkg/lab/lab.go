@@ -38,6 +38,8 @@ type Options struct {
 	KubeVersion string
 	// Logger receives progress; a no-op logger when nil.
 	Logger log.Logger
+	// Controllers also starts kube-controller-manager and kube-scheduler.
+	Controllers bool
 }
 
 // Process is one process the lab started.
@@ -56,6 +58,8 @@ type Lab struct {
 	EtcdURL      string    `json:"etcdURL"`
 	Processes    []Process `json:"processes"`
 	Started      time.Time `json:"started"`
+	// Controllers is true when kube-controller-manager and kube-scheduler run.
+	Controllers bool `json:"controllers,omitempty"`
 
 	// cmds are the processes started by this process, so Down can reap them.
 	cmds []*exec.Cmd
@@ -116,7 +120,7 @@ func (l *Lab) Running() (alive, dead []string) {
 func Up(ctx context.Context, o Options) (*Lab, error) {
 	o.complete()
 	if l, err := Load(o.Dir); err == nil {
-		if _, dead := l.Running(); len(dead) == 0 && len(l.Processes) > 0 {
+		if _, dead := l.Running(); len(dead) == 0 && len(l.Processes) > 0 && l.Controllers == o.Controllers {
 			if err := l.waitReady(ctx, 10*time.Second); err == nil {
 				o.Logger.V(0).Infof("lab already running in %s", o.Dir)
 				return l, nil
@@ -196,6 +200,11 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 	if err := l.waitReady(ctx, 90*time.Second); err != nil {
 		return nil, fmt.Errorf("kube-apiserver did not become ready (log: %s): %w", l.logPath("kube-apiserver"), err)
 	}
+	if o.Controllers {
+		if err := l.startControllers(ctx, o, p); err != nil {
+			return nil, errControllers(err)
+		}
+	}
 	if err := l.save(); err != nil {
 		return nil, err
 	}
@@ -237,26 +246,31 @@ func (l *Lab) save() error {
 }
 
 func (l *Lab) writeKubeconfig(p *pki) error {
+	l.Kubeconfig = filepath.Join(l.Dir, "kubeconfig")
+	return l.writeKubeconfigFor(p, l.Kubeconfig, "admin", "default")
+}
+
+// writeKubeconfigFor writes a kubeconfig for the client certificate cert (pki NAME.crt/.key).
+func (l *Lab) writeKubeconfigFor(p *pki, file, cert, namespace string) error {
 	ca, err := os.ReadFile(p.path("ca.crt"))
 	if err != nil {
 		return err
 	}
-	crt, err := os.ReadFile(p.path("admin.crt"))
+	crt, err := os.ReadFile(p.path(cert + ".crt"))
 	if err != nil {
 		return err
 	}
-	key, err := os.ReadFile(p.path("admin.key"))
+	key, err := os.ReadFile(p.path(cert + ".key"))
 	if err != nil {
 		return err
 	}
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["unshim-lab"] = &clientcmdapi.Cluster{Server: l.APIServerURL, CertificateAuthorityData: ca}
-	cfg.AuthInfos["unshim-lab-admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: crt, ClientKeyData: key}
-	cfg.Contexts["unshim-lab"] = &clientcmdapi.Context{Cluster: "unshim-lab", AuthInfo: "unshim-lab-admin", Namespace: "default"}
+	cfg.AuthInfos["unshim-lab-"+cert] = &clientcmdapi.AuthInfo{ClientCertificateData: crt, ClientKeyData: key}
+	cfg.Contexts["unshim-lab"] = &clientcmdapi.Context{Cluster: "unshim-lab", AuthInfo: "unshim-lab-" + cert, Namespace: namespace}
 	cfg.CurrentContext = "unshim-lab"
-	l.Kubeconfig = filepath.Join(l.Dir, "kubeconfig")
-	if err := clientcmd.WriteToFile(*cfg, l.Kubeconfig); err != nil {
-		return fmt.Errorf("write lab kubeconfig: %w", err)
+	if err := clientcmd.WriteToFile(*cfg, file); err != nil {
+		return fmt.Errorf("write kubeconfig %s: %w", file, err)
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ type Options struct {
 	Dir         string
 	KubeVersion string
 	Output      string
+	Controllers bool
 }
 
 // NewCommand returns `unshim lab` with its up, down and status subcommands.
@@ -44,7 +45,7 @@ Use it with: export KUBECONFIG=$(unshim lab status -o kubeconfig)`,
 		Short: "Start the lab (or report the one already running)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			l, err := lab.Up(c.Context(), lab.Options{Dir: o.Dir, KubeVersion: o.KubeVersion, Logger: logger})
+			l, err := lab.Up(c.Context(), lab.Options{Dir: o.Dir, KubeVersion: o.KubeVersion, Logger: logger, Controllers: o.Controllers})
 			if err != nil {
 				return fmt.Errorf("start lab: %w", err)
 			}
@@ -53,6 +54,7 @@ Use it with: export KUBECONFIG=$(unshim lab status -o kubeconfig)`,
 		},
 	}
 	up.Flags().StringVar(&o.KubeVersion, "kube-version", o.KubeVersion, "Kubernetes version of the control plane")
+	up.Flags().BoolVar(&o.Controllers, "controllers", false, "also run kube-controller-manager and kube-scheduler (built on first use)")
 	down := &cobra.Command{
 		Use:   "down",
 		Short: "Stop every lab process and remove the lab directory",
