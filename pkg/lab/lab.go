@@ -38,6 +38,9 @@ type Options struct {
 	KubeVersion string
 	// Logger receives progress; a no-op logger when nil.
 	Logger log.Logger
+	// Nodes is how many Docker nodes (systemd-nspawn machines with a kubelet
+	// NodeKubeletVersion) the lab should have; 0 starts the control plane only.
+	Nodes int
 }
 
 // Process is one process the lab started.
@@ -56,6 +59,10 @@ type Lab struct {
 	EtcdURL      string    `json:"etcdURL"`
 	Processes    []Process `json:"processes"`
 	Started      time.Time `json:"started"`
+	// Nodes are the lab's nodes, in start order.
+	Nodes []*Node `json:"nodes,omitempty"`
+	// NspawnRunMounted is true when the lab mounted the tmpfs on /run/systemd/nspawn.
+	NspawnRunMounted bool `json:"nspawnRunMounted,omitempty"`
 
 	// cmds are the processes started by this process, so Down can reap them.
 	cmds []*exec.Cmd
@@ -109,6 +116,13 @@ func (l *Lab) Running() (alive, dead []string) {
 			dead = append(dead, p.Name)
 		}
 	}
+	for _, n := range l.Nodes {
+		if n.Alive() {
+			alive = append(alive, "node/"+n.Name)
+		} else {
+			dead = append(dead, "node/"+n.Name)
+		}
+	}
 	return alive, dead
 }
 
@@ -119,6 +133,9 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 		if _, dead := l.Running(); len(dead) == 0 && len(l.Processes) > 0 {
 			if err := l.waitReady(ctx, 10*time.Second); err == nil {
 				o.Logger.V(0).Infof("lab already running in %s", o.Dir)
+				if err := l.addNodes(ctx, o); err != nil {
+					return nil, err
+				}
 				return l, nil
 			}
 		}
@@ -196,6 +213,9 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 		return nil, fmt.Errorf("kube-apiserver did not become ready (log: %s): %w", l.logPath("kube-apiserver"), err)
 	}
 	if err := l.save(); err != nil {
+		return nil, err
+	}
+	if err := l.addNodes(ctx, o); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -316,6 +336,10 @@ func EnsureServiceAccount(ctx context.Context, c kubernetes.Interface, namespace
 // binaries stay in the cache.
 func (l *Lab) Down() error {
 	var errs []error
+	// Nodes first: their kubelets talk to the apiserver.
+	if err := l.stopNodes(); err != nil {
+		errs = append(errs, err)
+	}
 	// Stop in reverse order: the apiserver before etcd.
 	for i := len(l.Processes) - 1; i >= 0; i-- {
 		p := l.Processes[i]
@@ -329,6 +353,14 @@ func (l *Lab) Down() error {
 	l.cmds = nil
 	if len(errs) > 0 {
 		return errors.Join(errs...)
+	}
+	// Never remove through a mount point.
+	mounts, err := MountsUnder(l.Dir)
+	if err != nil {
+		return err
+	}
+	if len(mounts) > 0 {
+		return fmt.Errorf("lab directory %s still has mounts: %s", l.Dir, strings.Join(mounts, ", "))
 	}
 	if err := os.RemoveAll(l.Dir); err != nil {
 		return fmt.Errorf("remove lab directory: %w", err)
@@ -425,4 +457,3 @@ func waitHTTP(ctx context.Context, hc *http.Client, url string, timeout time.Dur
 		}
 	}
 }
-

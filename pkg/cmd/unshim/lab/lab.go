@@ -20,6 +20,7 @@ type Options struct {
 	genericiooptions.IOStreams
 	Dir         string
 	KubeVersion string
+	Nodes       int
 	Output      string
 }
 
@@ -43,15 +44,22 @@ Use it with: export KUBECONFIG=$(unshim lab status -o kubeconfig)`,
 		Short: "Start the lab (or report the one already running)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			l, err := lab.Up(c.Context(), lab.Options{Dir: o.Dir, KubeVersion: o.KubeVersion, Logger: logger})
+			if o.Nodes < 0 {
+				return fmt.Errorf("--nodes %d: want 0 or more", o.Nodes)
+			}
+			l, err := lab.Up(c.Context(), lab.Options{Dir: o.Dir, KubeVersion: o.KubeVersion, Nodes: o.Nodes, Logger: logger})
 			if err != nil {
 				return fmt.Errorf("start lab: %w", err)
 			}
 			fmt.Fprintf(o.Out, "lab up: kube-apiserver %s at %s\nkubeconfig: %s\n", l.KubeVersion, l.APIServerURL, l.Kubeconfig)
+			for _, n := range l.Nodes {
+				fmt.Fprintf(o.Out, "node %s: Docker, kubelet %s, root %s\n", n.Name, lab.NodeKubeletVersion, n.Root)
+			}
 			return nil
 		},
 	}
 	up.Flags().StringVar(&o.KubeVersion, "kube-version", o.KubeVersion, "Kubernetes version of the control plane")
+	up.Flags().IntVar(&o.Nodes, "nodes", 0, "number of Docker nodes (systemd-nspawn machines with kubelet "+lab.NodeKubeletVersion+"; needs root)")
 	down := &cobra.Command{
 		Use:   "down",
 		Short: "Stop every lab process and remove the lab directory",
@@ -65,7 +73,7 @@ Use it with: export KUBECONFIG=$(unshim lab status -o kubeconfig)`,
 			if err := l.Down(); err != nil {
 				return fmt.Errorf("stop lab: %w", err)
 			}
-			fmt.Fprintf(o.Out, "lab down: stopped %d processes\n", len(l.Processes))
+			fmt.Fprintf(o.Out, "lab down: stopped %d processes and %d nodes\n", len(l.Processes), len(l.Nodes))
 			return nil
 		},
 	}
@@ -110,6 +118,9 @@ func (o *Options) status() error {
 	default:
 		fmt.Fprintf(o.Out, "lab in %s: kube-apiserver %s at %s\nkubeconfig: %s\nrunning: %s\n",
 			l.Dir, l.KubeVersion, l.APIServerURL, l.Kubeconfig, strings.Join(alive, ", "))
+		for _, n := range l.Nodes {
+			fmt.Fprintf(o.Out, "node %s: machine %s, pid %d, kubelet port %d, root %s\n", n.Name, n.Machine, n.LeaderPID, n.KubeletPort, n.Root)
+		}
 		if len(dead) > 0 {
 			fmt.Fprintf(o.Out, "stopped: %s\n", strings.Join(dead, ", "))
 		}
