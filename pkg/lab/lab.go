@@ -348,7 +348,9 @@ func (l *Lab) Down() error {
 		}
 	}
 	for _, c := range l.cmds {
-		_ = c.Wait() // reap children of this process; their exit status is expected to be a signal
+		if _, err := procStartTime(c.Process.Pid); err != nil {
+			_ = c.Wait() // reap children of this process; their exit status is expected to be a signal
+		}
 	}
 	l.cmds = nil
 	if len(errs) > 0 {

@@ -373,11 +373,19 @@ func (l *Lab) bootNode(ctx context.Context, n *Node) error {
 func (n *Node) waitBooted(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	// "degraded" still boots the node: a unit unfit for a container may fail.
-	out, err := n.Run(ctx, "systemctl", "is-system-running", "--wait")
-	state := strings.TrimSpace(string(out))
-	if err != nil && state != "degraded" {
-		return fmt.Errorf("node %s did not boot (state %q): %w", n.Name, state, err)
+	// Until the node's systemd listens, systemctl cannot reach it ("offline",
+	// "Failed to connect to bus"): ask again until the deadline. "degraded"
+	// still boots the node: a unit unfit for a container may fail.
+	for {
+		out, err := n.Run(ctx, "systemctl", "is-system-running", "--wait")
+		state := strings.TrimSpace(string(out))
+		if err == nil || state == "degraded" {
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("node %s did not boot (state %q): %w", n.Name, state, err)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	for _, unit := range []string{"containerd.service", "docker.service"} {
 		if _, err := n.Run(ctx, "systemctl", "is-active", "--quiet", unit); err != nil {
@@ -411,7 +419,7 @@ func (l *Lab) waitNodeReady(ctx context.Context, n *Node, timeout time.Duration)
 		select {
 		case <-ctx.Done():
 			journal, _ := n.Run(context.Background(), "journalctl", "--no-pager", "--lines=30", "--unit=kubelet.service")
-			return fmt.Errorf("node %s not Ready after %s; kubelet's journal:\n%s", n.Name, timeout, journal)
+			return fmt.Errorf("node %s not Ready (%w, timeout %s); kubelet's journal:\n%s", n.Name, ctx.Err(), timeout, journal)
 		case <-time.After(time.Second):
 		}
 	}
@@ -435,6 +443,14 @@ func nodeReady(n *corev1.Node) bool {
 // systemd for an orderly shutdown; whatever still runs after that is killed
 // with the node's PID namespace.
 func (n *Node) stop() error {
+	if n.LeaderPID == 0 {
+		// Stopped while booting: find the node's systemd now, or it would outlive systemd-nspawn.
+		if pid := childOf(n.PID); pid > 0 {
+			if st, err := procStartTime(pid); err == nil {
+				n.LeaderPID, n.LeaderStart = pid, st
+			}
+		}
+	}
 	if processAlive(n.PID, "systemd-nspawn") {
 		_ = syscall.Kill(n.PID, syscall.SIGTERM)
 		waitGone(func() bool { return processAlive(n.PID, "systemd-nspawn") }, 45*time.Second)
