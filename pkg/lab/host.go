@@ -2,9 +2,12 @@ package lab
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -162,4 +165,41 @@ func MountsUnder(dir string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// hostIPv4 returns the address lab nodes use as their node IP: the IPv4
+// address of the interface of this machine's default route, else of another
+// up, non-loopback interface. The nodes share the host's network; the kubelet
+// refuses a loopback node IP, and without a node address the apiserver cannot
+// reach a kubelet for logs and exec.
+func hostIPv4() (string, error) {
+	var preferred string
+	if routes, err := os.ReadFile("/proc/net/route"); err == nil {
+		for _, line := range strings.Split(string(routes), "\n")[1:] {
+			if f := strings.Fields(line); len(f) > 2 && f[1] == "00000000" {
+				preferred = f[0]
+				break
+			}
+		}
+	}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return "", fmt.Errorf("list network interfaces: %w", err)
+	}
+	sort.SliceStable(ifaces, func(i, j int) bool { return ifaces[i].Name == preferred && ifaces[j].Name != preferred })
+	for _, iface := range ifaces {
+		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 || strings.HasPrefix(iface.Name, "veth") {
+			continue
+		}
+		addrs, err := iface.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP.String(), nil
+			}
+		}
+	}
+	return "", errors.New("lab nodes need a non-loopback IPv4 address on this machine for the kubelet")
 }

@@ -44,7 +44,9 @@ type Node struct {
 	LeaderStart uint64 `json:"leaderStart"`
 	// Log is systemd-nspawn's output (the node's console).
 	Log string `json:"log"`
-	// KubeletPort is the kubelet's port on 127.0.0.1.
+	// NodeIP is the node's address: the host's, since nodes share its network.
+	NodeIP string `json:"nodeIP"`
+	// KubeletPort is the kubelet's port on NodeIP.
 	KubeletPort int `json:"kubeletPort"`
 	// PodCIDR is the range the node's CNI configuration gives pods.
 	PodCIDR string `json:"podCIDR"`
@@ -208,7 +210,12 @@ func (l *Lab) startNode(ctx context.Context, logger log.Logger, p *pki, name, ro
 	if err := p.issueNode(name); err != nil {
 		return err
 	}
-	cfg := nodeConfig{Name: name, NodeIP: "127.0.0.1", KubeletPort: ports[0], HealthzPort: ports[1], PodCIDR: n.PodCIDR, RuntimeWrapper: n.RuntimeWrapper}
+	nodeIP, err := hostIPv4()
+	if err != nil {
+		return err
+	}
+	n.NodeIP = nodeIP
+	cfg := nodeConfig{Name: name, NodeIP: nodeIP, KubeletPort: ports[0], HealthzPort: ports[1], PodCIDR: n.PodCIDR, RuntimeWrapper: n.RuntimeWrapper}
 	if err := l.writeNodeFiles(ctx, p, n, cfg, kubelet, wrapper); err != nil {
 		return fmt.Errorf("write node files: %w", err)
 	}
@@ -350,7 +357,7 @@ func (l *Lab) bootNode(ctx context.Context, n *Node) error {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if pid := childOf(n.PID); pid > 0 {
+		if pid := containerInit(n.PID); pid > 0 {
 			st, err := procStartTime(pid)
 			if err == nil {
 				n.LeaderPID, n.LeaderStart = pid, st
@@ -445,7 +452,7 @@ func nodeReady(n *corev1.Node) bool {
 func (n *Node) stop() error {
 	if n.LeaderPID == 0 {
 		// Stopped while booting: find the node's systemd now, or it would outlive systemd-nspawn.
-		if pid := childOf(n.PID); pid > 0 {
+		if pid := containerInit(n.PID); pid > 0 {
 			if st, err := procStartTime(pid); err == nil {
 				n.LeaderPID, n.LeaderStart = pid, st
 			}
@@ -509,18 +516,28 @@ func (l *Lab) stopNodes() error {
 	return errors.Join(errs...)
 }
 
-// childOf returns a child process of pid, or 0.
-func childOf(pid int) int {
+// containerInit returns the child of pid that is PID 1 of a new PID
+// namespace (systemd-nspawn's container), or 0. systemd-nspawn's short-lived
+// helper child stays in this namespace and is skipped.
+func containerInit(pid int) int {
+	self, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return 0
+	}
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 	if err != nil {
 		return 0
 	}
-	f := strings.Fields(string(data))
-	if len(f) == 0 {
-		return 0
+	for _, f := range strings.Fields(string(data)) {
+		child, err := strconv.Atoi(f)
+		if err != nil {
+			continue
+		}
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", child)); err == nil && ns != self {
+			return child
+		}
 	}
-	child, _ := strconv.Atoi(f[0])
-	return child
+	return 0
 }
 
 // procStartTime returns the start time of pid (field 22 of /proc/PID/stat), failing for a zombie.

@@ -192,11 +192,12 @@ func checkPod(ctx context.Context, t *testing.T, c kubernetes.Interface, n *Node
 	if err != nil || !strings.Contains(string(logs), greeting) {
 		t.Errorf("pod logs through the apiserver = %q, %v; want %q", logs, err, greeting)
 	}
-	ps, err := n.Run(ctx, "docker", "ps", "--format", "{{.Image}} {{.Names}}")
+	// dockershim names containers k8s_CONTAINER_POD_NAMESPACE_UID_ATTEMPT; POD is the sandbox.
+	ps, err := n.Run(ctx, "docker", "ps", "--format", "{{.Names}}")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(ps), BusyboxImage) || !strings.Contains(string(ps), PauseImage) {
+	if !strings.Contains(string(ps), "k8s_busybox_"+name+"_"+ns+"_") || !strings.Contains(string(ps), "k8s_POD_"+name+"_"+ns+"_") {
 		t.Errorf("docker ps on the node does not show the pod:\n%s", ps)
 	}
 }
