@@ -63,10 +63,12 @@ func ensureHelper(ctx context.Context, name string) (string, error) {
 	if _, err := goCmd(ctx, dir, []string{"CGO_ENABLED=0"}, "build", "-trimpath", "-ldflags=-s -w", "-o", tmp, "."); err != nil {
 		return "", fmt.Errorf("build %s: %w", name, err)
 	}
-	if err := copyFile(tmp, out+".tmp", 0o755); err != nil {
+	// Copy next to out under a name of this process, then rename: concurrent builders never collide.
+	part := fmt.Sprintf("%s.%d.tmp", out, os.Getpid())
+	if err := copyFile(tmp, part, 0o755); err != nil {
 		return "", err
 	}
-	return out, os.Rename(out+".tmp", out)
+	return out, os.Rename(part, out)
 }
 
 // imageFile is one file of an image layer: a regular file (Data) or a symlink (Link).

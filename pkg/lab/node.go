@@ -126,32 +126,60 @@ func (n *Node) leaderAlive() bool {
 	return err == nil && st == n.LeaderStart
 }
 
+// nodeArtifacts are the cached files lab nodes are made from.
+type nodeArtifacts struct {
+	kubelet, rootfs string
+	// wrapper is the runtime wrapper binary, empty where CAP_SYS_RESOURCE is present.
+	wrapper string
+}
+
+// PrepareNodes builds and caches what lab nodes are made from (the kubelet,
+// the Debian root, the helper programs) without starting anything, so that
+// starting a node later takes seconds.
+func PrepareNodes(ctx context.Context, logger log.Logger) error {
+	if logger == nil {
+		logger = log.NoopLogger()
+	}
+	if _, err := prepareNodes(ctx, logger); err != nil {
+		return err
+	}
+	_, err := ensureHelper(ctx, "pause")
+	return err
+}
+
+func prepareNodes(ctx context.Context, logger log.Logger) (nodeArtifacts, error) {
+	var art nodeArtifacts
+	if err := CheckNodePrereqs(); err != nil {
+		return art, err
+	}
+	var err error
+	if art.kubelet, err = EnsureKubeBinary(ctx, logger, "kubelet", NodeKubeletVersion); err != nil {
+		return art, err
+	}
+	if art.rootfs, err = EnsureRootfs(ctx, logger, DefaultRootfs()); err != nil {
+		return art, err
+	}
+	hasCap, err := HasCapSysResource()
+	if err != nil {
+		return art, err
+	}
+	if !hasCap {
+		logger.V(1).Infof("CAP_SYS_RESOURCE is missing here: nodes run containers through %s", RuntimeWrapperPath)
+		if art.wrapper, err = ensureHelper(ctx, "runcwrap"); err != nil {
+			return art, err
+		}
+	}
+	return art, nil
+}
+
 // addNodes starts lab nodes until the lab has o.Nodes of them.
 func (l *Lab) addNodes(ctx context.Context, o Options) error {
 	if o.Nodes <= len(l.Nodes) {
 		return nil
 	}
-	if err := CheckNodePrereqs(); err != nil {
-		return err
-	}
-	kubelet, err := EnsureKubeBinary(ctx, o.Logger, "kubelet", NodeKubeletVersion)
+	art, err := prepareNodes(ctx, o.Logger)
 	if err != nil {
 		return err
-	}
-	rootfs, err := EnsureRootfs(ctx, o.Logger, DefaultRootfs())
-	if err != nil {
-		return err
-	}
-	hasCap, err := HasCapSysResource()
-	if err != nil {
-		return err
-	}
-	wrapper := ""
-	if !hasCap {
-		o.Logger.V(1).Infof("CAP_SYS_RESOURCE is missing here: nodes run containers through %s", RuntimeWrapperPath)
-		if wrapper, err = ensureHelper(ctx, "runcwrap"); err != nil {
-			return err
-		}
 	}
 	if err := setHostSysctls(o.Logger); err != nil {
 		return err
@@ -174,7 +202,7 @@ func (l *Lab) addNodes(ctx context.Context, o Options) error {
 		start := time.Now()
 		name := nodeName(i)
 		o.Logger.V(0).Infof("starting node %s (Docker, kubelet %s)", name, NodeKubeletVersion)
-		if err := l.startNode(ctx, o.Logger, p, name, rootfs, kubelet, wrapper); err != nil {
+		if err := l.startNode(ctx, o.Logger, p, name, art); err != nil {
 			return fmt.Errorf("start node %s: %w", name, err)
 		}
 		o.Logger.V(0).Infof("node %s Ready in %s", name, time.Since(start).Round(time.Second))
@@ -184,7 +212,7 @@ func (l *Lab) addNodes(ctx context.Context, o Options) error {
 
 // startNode creates node name from the cached root, boots it, loads its
 // images, starts its kubelet and waits until the Node is Ready.
-func (l *Lab) startNode(ctx context.Context, logger log.Logger, p *pki, name, rootfs, kubelet, wrapper string) error {
+func (l *Lab) startNode(ctx context.Context, logger log.Logger, p *pki, name string, art nodeArtifacts) error {
 	dir := filepath.Join(l.Dir, "nodes", name)
 	sum := sha256.Sum256([]byte(l.Dir))
 	n := &Node{
@@ -192,7 +220,7 @@ func (l *Lab) startNode(ctx context.Context, logger log.Logger, p *pki, name, ro
 		Machine:        name + "-" + hex.EncodeToString(sum[:3]),
 		Root:           filepath.Join(dir, "rootfs"),
 		Log:            l.logPath("node-" + name),
-		RuntimeWrapper: wrapper != "",
+		RuntimeWrapper: art.wrapper != "",
 	}
 	ports, err := freePorts(2)
 	if err != nil {
@@ -204,7 +232,7 @@ func (l *Lab) startNode(ctx context.Context, logger log.Logger, p *pki, name, ro
 		return err
 	}
 	logger.V(1).Infof("[%s] unpacking its root file system into %s", name, n.Root)
-	if err := extractRootfs(ctx, rootfs, n.Root); err != nil {
+	if err := extractRootfs(ctx, art.rootfs, n.Root); err != nil {
 		return err
 	}
 	if err := p.issueNode(name); err != nil {
@@ -216,7 +244,7 @@ func (l *Lab) startNode(ctx context.Context, logger log.Logger, p *pki, name, ro
 	}
 	n.NodeIP = nodeIP
 	cfg := nodeConfig{Name: name, NodeIP: nodeIP, KubeletPort: ports[0], HealthzPort: ports[1], PodCIDR: n.PodCIDR, RuntimeWrapper: n.RuntimeWrapper}
-	if err := l.writeNodeFiles(ctx, p, n, cfg, kubelet, wrapper); err != nil {
+	if err := l.writeNodeFiles(ctx, p, n, cfg, art.kubelet, art.wrapper); err != nil {
 		return fmt.Errorf("write node files: %w", err)
 	}
 	logger.V(1).Infof("[%s] booting machine %s", name, n.Machine)

@@ -35,6 +35,12 @@ from pinned Go modules, on 127.0.0.1 with free ports and a PKI of its own.
 The first start builds kube-apiserver (a few minutes) into the cache
 ($UNSHIM_CACHE, default ~/.cache/unshim); later starts take seconds.
 
+With --nodes N (root only) the lab also runs N Docker nodes: Debian bookworm
+machines booted with systemd-nspawn on the host's network, with Debian's
+docker.io, containerd and runc and a kubelet ` + lab.NodeKubeletVersion + ` (dockershim) set up
+as kubeadm does. The first such start builds the kubelet and debootstraps the
+root into the cache too; later ones take well under a minute.
+
 Use it with: export KUBECONFIG=$(unshim lab status -o kubeconfig)`,
 		Args: cobra.NoArgs,
 	}
@@ -86,7 +92,23 @@ Use it with: export KUBECONFIG=$(unshim lab status -o kubeconfig)`,
 		},
 	}
 	status.Flags().StringVarP(&o.Output, "output", "o", "text", "text|json|kubeconfig (the kubeconfig path only)")
-	c.AddCommand(up, down, status)
+	prepare := &cobra.Command{
+		Use:   "prepare",
+		Short: "Build and cache what lab nodes are made from, without starting anything",
+		Long: `Builds kubelet ` + lab.NodeKubeletVersion + ` from Go modules, debootstraps the nodes' Debian root
+and builds the helper programs (pause image, runtime wrapper) into the cache, so that
+a later ` + "`unshim lab up --nodes N`" + ` starts nodes in seconds. Needs root and
+hack/apt-packages.txt.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := lab.PrepareNodes(c.Context(), logger); err != nil {
+				return fmt.Errorf("prepare lab nodes: %w", err)
+			}
+			fmt.Fprintln(o.Out, "lab nodes prepared")
+			return nil
+		},
+	}
+	c.AddCommand(up, down, status, prepare)
 	return c
 }
 
