@@ -38,6 +38,8 @@ type Node struct {
 	Root string `json:"root"`
 	// PID is the systemd-nspawn process.
 	PID int `json:"pid"`
+	// PIDStart is PID's start time in clock ticks, which tells it from a reused pid.
+	PIDStart uint64 `json:"pidStart"`
 	// LeaderPID is the node's systemd (PID 1 inside), the target of nsenter.
 	LeaderPID int `json:"leaderPID"`
 	// LeaderStart is LeaderPID's start time in clock ticks, which tells it from a reused pid.
@@ -118,7 +120,26 @@ func (n *Node) Run(ctx context.Context, args ...string) ([]byte, error) {
 
 // Alive reports whether the node's systemd-nspawn and systemd run.
 func (n *Node) Alive() bool {
-	return processAlive(n.PID, "systemd-nspawn") && n.leaderAlive()
+	return n.nspawnAlive() && n.leaderAlive()
+}
+
+// nspawnAlive reports whether the node's systemd-nspawn runs. It goes by pid
+// and start time, not by name: just after fork the child has its parent's name.
+func (n *Node) nspawnAlive() bool {
+	st, err := procStartTime(n.PID)
+	return err == nil && st == n.PIDStart
+}
+
+// findLeader records the node's systemd once systemd-nspawn has started it.
+func (n *Node) findLeader() {
+	if n.LeaderPID != 0 || !n.nspawnAlive() {
+		return
+	}
+	if pid := containerInit(n.PID); pid > 0 {
+		if st, err := procStartTime(pid); err == nil {
+			n.LeaderPID, n.LeaderStart = pid, st
+		}
+	}
 }
 
 func (n *Node) leaderAlive() bool {
@@ -379,20 +400,19 @@ func (l *Lab) bootNode(ctx context.Context, n *Node) error {
 	}
 	l.cmds = append(l.cmds, c)
 	n.PID = c.Process.Pid
+	if n.PIDStart, err = procStartTime(n.PID); err != nil {
+		return fmt.Errorf("systemd-nspawn exited at once (log: %s): %w", n.Log, err)
+	}
 	l.Nodes = append(l.Nodes, n)
 	if err := l.save(); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if pid := containerInit(n.PID); pid > 0 {
-			st, err := procStartTime(pid)
-			if err == nil {
-				n.LeaderPID, n.LeaderStart = pid, st
-				return l.save()
-			}
+		if n.findLeader(); n.LeaderPID != 0 {
+			return l.save()
 		}
-		if !processAlive(n.PID, "systemd-nspawn") {
+		if !n.nspawnAlive() {
 			return fmt.Errorf("systemd-nspawn exited (log: %s):\n%s", n.Log, tailFile(n.Log, 20))
 		}
 		select {
@@ -478,29 +498,30 @@ func nodeReady(n *corev1.Node) bool {
 // systemd for an orderly shutdown; whatever still runs after that is killed
 // with the node's PID namespace.
 func (n *Node) stop() error {
-	if n.LeaderPID == 0 {
-		// Stopped while booting: find the node's systemd now, or it would outlive systemd-nspawn.
-		if pid := containerInit(n.PID); pid > 0 {
-			if st, err := procStartTime(pid); err == nil {
-				n.LeaderPID, n.LeaderStart = pid, st
+	n.findLeader()
+	if n.nspawnAlive() {
+		// A systemd-nspawn still setting the node up may miss the first SIGTERM: repeat it.
+		deadline := time.Now().Add(45 * time.Second)
+		for next := time.Now(); n.nspawnAlive() && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			n.findLeader()
+			if time.Now().After(next) {
+				_ = syscall.Kill(n.PID, syscall.SIGTERM)
+				next = time.Now().Add(5 * time.Second)
 			}
 		}
-	}
-	if processAlive(n.PID, "systemd-nspawn") {
-		_ = syscall.Kill(n.PID, syscall.SIGTERM)
-		waitGone(func() bool { return processAlive(n.PID, "systemd-nspawn") }, 45*time.Second)
 	}
 	if n.leaderAlive() {
 		// Killing a PID namespace's init kills every process in it.
 		_ = syscall.Kill(n.LeaderPID, syscall.SIGKILL)
 		waitGone(n.leaderAlive, 10*time.Second)
 	}
-	if processAlive(n.PID, "systemd-nspawn") {
+	if n.nspawnAlive() {
 		_ = syscall.Kill(-n.PID, syscall.SIGKILL)
-		waitGone(func() bool { return processAlive(n.PID, "systemd-nspawn") }, 10*time.Second)
+		_ = syscall.Kill(n.PID, syscall.SIGKILL)
+		waitGone(n.nspawnAlive, 10*time.Second)
 	}
 	var errs []error
-	if processAlive(n.PID, "systemd-nspawn") {
+	if n.nspawnAlive() {
 		errs = append(errs, fmt.Errorf("systemd-nspawn (pid %d) still running", n.PID))
 	}
 	if n.leaderAlive() {

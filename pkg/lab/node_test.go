@@ -67,6 +67,7 @@ func TestNodeRunsPodsOnDocker(t *testing.T) {
 
 	// Down must leave no process of the lab and nothing mounted.
 	down = true
+	mountedRun := l.NspawnRunMounted
 	if err := l.Down(); err != nil {
 		t.Fatalf("lab down: %v", err)
 	}
@@ -75,7 +76,7 @@ func TestNodeRunsPodsOnDocker(t *testing.T) {
 			t.Errorf("%s (pid %d) still runs after lab down", p.Name, p.PID)
 		}
 	}
-	if processAlive(n.PID, "systemd-nspawn") || n.leaderAlive() {
+	if n.nspawnAlive() || n.leaderAlive() {
 		t.Errorf("node %s (nspawn pid %d, systemd pid %d) still runs after lab down", n.Name, n.PID, n.LeaderPID)
 	}
 	if procs := processesRootedIn(n.Root); len(procs) > 0 {
@@ -84,7 +85,7 @@ func TestNodeRunsPodsOnDocker(t *testing.T) {
 	if mounts, err := MountsUnder(dir); err != nil || len(mounts) > 0 {
 		t.Errorf("mounts left under %s: %v (%v)", dir, mounts, err)
 	}
-	if l.NspawnRunMounted {
+	if mountedRun {
 		if mounts, _ := MountsUnder(nspawnRunDir); len(mounts) > 0 {
 			t.Errorf("%s still mounted after lab down", nspawnRunDir)
 		}
