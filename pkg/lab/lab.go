@@ -1,7 +1,9 @@
 // Package lab owns unshim's test lab: a real etcd (Debian's etcd-server) and a
 // real kube-apiserver built from pinned Go modules, on loopback with free
-// ports and a PKI of its own, started and stopped from Go. Commands
-// (`unshim lab up|down|status`) and tests use the same code.
+// ports and a PKI of its own, started and stopped from Go, and optionally
+// Docker nodes: Debian machines booted with systemd-nspawn, running a
+// dockershim kubelet joined to it (node.go). Commands (`unshim lab
+// up|down|status|prepare`) and tests use the same code.
 package lab
 
 import (

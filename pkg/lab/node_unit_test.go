@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
+	"os"
 	"strings"
 	"testing"
 
@@ -139,5 +141,36 @@ func TestWriteDockerArchive(t *testing.T) {
 	}
 	if got, want := strings.Join(names, ","), "bin/,bin/busybox,bin/sh"; got != want {
 		t.Errorf("layer = %s, want %s", got, want)
+	}
+}
+
+func TestProcStartTime(t *testing.T) {
+	st, err := procStartTime(os.Getpid())
+	if err != nil || st == 0 {
+		t.Fatalf("procStartTime(self) = %d, %v", st, err)
+	}
+	if _, err := procStartTime(0); err == nil {
+		t.Error("procStartTime(0) succeeded")
+	}
+	// This process's children (none) are not a container's init.
+	if pid := containerInit(os.Getpid()); pid != 0 {
+		t.Errorf("containerInit(self) = %d", pid)
+	}
+}
+
+func TestFreePodCIDR(t *testing.T) {
+	cidr, err := freePodCIDR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip, ipnet, err := net.ParseCIDR(cidr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ones, _ := ipnet.Mask.Size(); ones != 24 || !ip.Equal(ipnet.IP) {
+		t.Errorf("freePodCIDR = %s, want a /24 network", cidr)
+	}
+	if _, lab, _ := net.ParseCIDR("10.200.0.0/13"); !lab.Contains(ip) {
+		t.Errorf("freePodCIDR = %s, outside 10.200.0.0/13", cidr)
 	}
 }
