@@ -224,7 +224,7 @@ func (l *Lab) addNodes(ctx context.Context, o Options) error {
 		name := nodeName(i)
 		o.Logger.V(0).Infof("starting node %s (Docker, kubelet %s)", name, NodeKubeletVersion)
 		if err := l.startNode(ctx, o.Logger, p, name, art); err != nil {
-			return fmt.Errorf("start node %s: %w", name, err)
+			return errors.Join(fmt.Errorf("start node %s: %w", name, err), l.removeNode(name))
 		}
 		o.Logger.V(0).Infof("node %s Ready in %s", name, time.Since(start).Round(time.Second))
 	}
@@ -528,6 +528,32 @@ func (n *Node) stop() error {
 		errs = append(errs, fmt.Errorf("node systemd (pid %d) still running", n.LeaderPID))
 	}
 	return errors.Join(errs...)
+}
+
+// removeNode stops the node called name if it was started, and forgets it:
+// a node that failed to start does not stay behind in a lab that goes on running.
+func (l *Lab) removeNode(name string) error {
+	for i, n := range l.Nodes {
+		if n.Name != name {
+			continue
+		}
+		if err := n.stop(); err != nil {
+			return fmt.Errorf("stop node %s: %w", name, err)
+		}
+		l.Nodes = append(l.Nodes[:i], l.Nodes[i+1:]...)
+		if err := l.save(); err != nil {
+			return err
+		}
+		break
+	}
+	dir := filepath.Join(l.Dir, "nodes", name)
+	if mounts, err := MountsUnder(dir); err != nil || len(mounts) > 0 {
+		return fmt.Errorf("node %s: not removing %s, mounts %v are left (%v)", name, dir, mounts, err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove node %s: %w", name, err)
+	}
+	return nil
 }
 
 // waitGone polls alive until it is false or timeout passes.
