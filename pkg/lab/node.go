@@ -540,6 +540,7 @@ func (l *Lab) removeNode(name string) error {
 		if err := n.stop(); err != nil {
 			return fmt.Errorf("stop node %s: %w", name, err)
 		}
+		l.reap(n.PID)
 		l.Nodes = append(l.Nodes[:i], l.Nodes[i+1:]...)
 		if err := l.save(); err != nil {
 			return err
@@ -554,6 +555,20 @@ func (l *Lab) removeNode(name string) error {
 		return fmt.Errorf("remove node %s: %w", name, err)
 	}
 	return nil
+}
+
+// reap waits for pid if this process started it and it has exited, so it
+// does not stay a zombie.
+func (l *Lab) reap(pid int) {
+	for i, c := range l.cmds {
+		if c.Process.Pid == pid {
+			if _, err := procStartTime(pid); err != nil {
+				_ = c.Wait()
+				l.cmds = append(l.cmds[:i], l.cmds[i+1:]...)
+			}
+			return
+		}
+	}
 }
 
 // waitGone polls alive until it is false or timeout passes.
