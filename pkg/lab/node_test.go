@@ -58,6 +58,9 @@ func TestNodeRunsPodsOnDocker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if alive, dead := l.Running(); len(dead) > 0 || !strings.Contains(strings.Join(alive, ","), "node/"+n.Name) {
+		t.Errorf("Running() = %v alive, %v stopped; want node/%s alive", alive, dead, n.Name)
+	}
 	t.Run("node is a kubeadm-style Docker node", func(t *testing.T) {
 		checkDockerNode(ctx, t, c, n)
 	})
@@ -194,11 +197,11 @@ func checkPod(ctx context.Context, t *testing.T, c kubernetes.Interface, n *Node
 		t.Errorf("pod logs through the apiserver = %q, %v; want %q", logs, err, greeting)
 	}
 	// dockershim names containers k8s_CONTAINER_POD_NAMESPACE_UID_ATTEMPT; POD is the sandbox.
-	ps, err := n.Run(ctx, "docker", "ps", "--format", "{{.Names}}")
+	ps, err := n.Run(ctx, "docker", "ps", "--format", "{{.Image}} {{.Names}}")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(ps), "k8s_busybox_"+name+"_"+ns+"_") || !strings.Contains(string(ps), "k8s_POD_"+name+"_"+ns+"_") {
+	if !strings.Contains(string(ps), " k8s_busybox_"+name+"_"+ns+"_") || !strings.Contains(string(ps), PauseImage+" k8s_POD_"+name+"_"+ns+"_") {
 		t.Errorf("docker ps on the node does not show the pod:\n%s", ps)
 	}
 }
