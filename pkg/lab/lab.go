@@ -1,7 +1,9 @@
 // Package lab owns unshim's test lab: a real etcd (Debian's etcd-server) and a
 // real kube-apiserver built from pinned Go modules, on loopback with free
-// ports and a PKI of its own, started and stopped from Go. Commands
-// (`unshim lab up|down|status`) and tests use the same code.
+// ports and a PKI of its own, started and stopped from Go, and optionally
+// Docker nodes: Debian machines booted with systemd-nspawn, running a
+// dockershim kubelet joined to it (node.go). Commands (`unshim lab
+// up|down|status|prepare`) and tests use the same code.
 package lab
 
 import (
@@ -40,6 +42,9 @@ type Options struct {
 	Logger log.Logger
 	// Controllers also starts kube-controller-manager and kube-scheduler.
 	Controllers bool
+	// Nodes is how many Docker nodes (systemd-nspawn machines with a kubelet
+	// NodeKubeletVersion) the lab should have; 0 starts the control plane only.
+	Nodes int
 }
 
 // Process is one process the lab started.
@@ -60,6 +65,10 @@ type Lab struct {
 	Started      time.Time `json:"started"`
 	// Controllers is true when kube-controller-manager and kube-scheduler run.
 	Controllers bool `json:"controllers,omitempty"`
+	// Nodes are the lab's nodes, in start order.
+	Nodes []*Node `json:"nodes,omitempty"`
+	// NspawnRunMounted is true when the lab mounted the tmpfs on /run/systemd/nspawn.
+	NspawnRunMounted bool `json:"nspawnRunMounted,omitempty"`
 
 	// cmds are the processes started by this process, so Down can reap them.
 	cmds []*exec.Cmd
@@ -113,6 +122,13 @@ func (l *Lab) Running() (alive, dead []string) {
 			dead = append(dead, p.Name)
 		}
 	}
+	for _, n := range l.Nodes {
+		if n.Alive() {
+			alive = append(alive, "node/"+n.Name)
+		} else {
+			dead = append(dead, "node/"+n.Name)
+		}
+	}
 	return alive, dead
 }
 
@@ -123,6 +139,9 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 		if _, dead := l.Running(); len(dead) == 0 && len(l.Processes) > 0 && l.Controllers == o.Controllers {
 			if err := l.waitReady(ctx, 10*time.Second); err == nil {
 				o.Logger.V(0).Infof("lab already running in %s", o.Dir)
+				if err := l.addNodes(ctx, o); err != nil {
+					return nil, err
+				}
 				return l, nil
 			}
 		}
@@ -206,6 +225,9 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 		}
 	}
 	if err := l.save(); err != nil {
+		return nil, err
+	}
+	if err := l.addNodes(ctx, o); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -331,6 +353,10 @@ func EnsureServiceAccount(ctx context.Context, c kubernetes.Interface, namespace
 // binaries stay in the cache.
 func (l *Lab) Down() error {
 	var errs []error
+	// Nodes first: their kubelets talk to the apiserver.
+	if err := l.stopNodes(); err != nil {
+		errs = append(errs, err)
+	}
 	// Stop in reverse order: the apiserver before etcd.
 	for i := len(l.Processes) - 1; i >= 0; i-- {
 		p := l.Processes[i]
@@ -339,11 +365,21 @@ func (l *Lab) Down() error {
 		}
 	}
 	for _, c := range l.cmds {
-		_ = c.Wait() // reap children of this process; their exit status is expected to be a signal
+		if _, err := procStartTime(c.Process.Pid); err != nil {
+			_ = c.Wait() // reap children of this process; their exit status is expected to be a signal
+		}
 	}
 	l.cmds = nil
 	if len(errs) > 0 {
 		return errors.Join(errs...)
+	}
+	// Never remove through a mount point.
+	mounts, err := MountsUnder(l.Dir)
+	if err != nil {
+		return err
+	}
+	if len(mounts) > 0 {
+		return fmt.Errorf("lab directory %s still has mounts: %s", l.Dir, strings.Join(mounts, ", "))
 	}
 	if err := os.RemoveAll(l.Dir); err != nil {
 		return fmt.Errorf("remove lab directory: %w", err)

@@ -116,3 +116,35 @@ func (p *pki) issue(name, cn string, orgs []string, server bool, dns []string, i
 func writePEM(path, typ string, der []byte) error {
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
 }
+
+// loadPKI reads back the CA that newPKI wrote in dir, to issue more certificates.
+func loadPKI(dir string) (*pki, error) {
+	p := &pki{dir: dir}
+	crtPEM, err := os.ReadFile(p.path("ca.crt"))
+	if err != nil {
+		return nil, fmt.Errorf("read lab CA: %w", err)
+	}
+	keyPEM, err := os.ReadFile(p.path("ca.key"))
+	if err != nil {
+		return nil, fmt.Errorf("read lab CA key: %w", err)
+	}
+	crtBlock, _ := pem.Decode(crtPEM)
+	keyBlock, _ := pem.Decode(keyPEM)
+	if crtBlock == nil || keyBlock == nil {
+		return nil, fmt.Errorf("lab CA in %s: not PEM", dir)
+	}
+	if p.caCert, err = x509.ParseCertificate(crtBlock.Bytes); err != nil {
+		return nil, fmt.Errorf("parse lab CA: %w", err)
+	}
+	if p.caKey, err = x509.ParsePKCS1PrivateKey(keyBlock.Bytes); err != nil {
+		return nil, fmt.Errorf("parse lab CA key: %w", err)
+	}
+	return p, nil
+}
+
+// issueNode writes node-NAME.crt and node-NAME.key: the kubelet client
+// certificate of node NAME (CN=system:node:NAME, O=system:nodes), which the
+// Node authorizer recognises.
+func (p *pki) issueNode(name string) error {
+	return p.issue("node-"+name, "system:node:"+name, []string{"system:nodes"}, false, nil, nil)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -40,4 +41,24 @@ func Require(t testing.TB) *Lab {
 	}
 	t.Skipf("no lab: %v", err)
 	return nil
+}
+
+// RequireNodePrereqs skips the test when this machine cannot run lab nodes
+// (root, systemd-nspawn, nsenter, debootstrap, Go, etcd), except under
+// CI=true, where it fails it.
+func RequireNodePrereqs(t testing.TB) {
+	t.Helper()
+	err := CheckNodePrereqs()
+	if err == nil {
+		if _, lerr := exec.LookPath("etcd"); lerr != nil {
+			err = fmt.Errorf("etcd not found: install hack/apt-packages.txt")
+		}
+	}
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("lab nodes required in CI: %v", err)
+	}
+	t.Skipf("no lab nodes here: %v", err)
 }

@@ -21,6 +21,7 @@ type Options struct {
 	genericiooptions.IOStreams
 	Dir         string
 	KubeVersion string
+	Nodes       int
 	Output      string
 	Controllers bool
 }
@@ -36,6 +37,12 @@ from pinned Go modules, on 127.0.0.1 with free ports and a PKI of its own.
 The first start builds kube-apiserver (a few minutes) into the cache
 ($UNSHIM_CACHE, default ~/.cache/unshim); later starts take seconds.
 
+With --nodes N (root only) the lab also runs N Docker nodes: Debian bookworm
+machines booted with systemd-nspawn on the host's network, with Debian's
+docker.io, containerd and runc and a kubelet ` + lab.NodeKubeletVersion + ` (dockershim) set up
+as kubeadm does. The first such start builds the kubelet and debootstraps the
+root into the cache too; later ones take well under a minute.
+
 Use it with: export KUBECONFIG=$(unshim lab status -o kubeconfig)`,
 		Args: cobra.NoArgs,
 	}
@@ -45,16 +52,23 @@ Use it with: export KUBECONFIG=$(unshim lab status -o kubeconfig)`,
 		Short: "Start the lab (or report the one already running)",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			l, err := lab.Up(c.Context(), lab.Options{Dir: o.Dir, KubeVersion: o.KubeVersion, Logger: logger, Controllers: o.Controllers})
+			if o.Nodes < 0 {
+				return fmt.Errorf("--nodes %d: want 0 or more", o.Nodes)
+			}
+			l, err := lab.Up(c.Context(), lab.Options{Dir: o.Dir, KubeVersion: o.KubeVersion, Nodes: o.Nodes, Logger: logger, Controllers: o.Controllers})
 			if err != nil {
 				return fmt.Errorf("start lab: %w", err)
 			}
 			fmt.Fprintf(o.Out, "lab up: kube-apiserver %s at %s\nkubeconfig: %s\n", l.KubeVersion, l.APIServerURL, l.Kubeconfig)
+			for _, n := range l.Nodes {
+				fmt.Fprintf(o.Out, "node %s: Docker, kubelet %s, root %s\n", n.Name, lab.NodeKubeletVersion, n.Root)
+			}
 			return nil
 		},
 	}
 	up.Flags().StringVar(&o.KubeVersion, "kube-version", o.KubeVersion, "Kubernetes version of the control plane")
 	up.Flags().BoolVar(&o.Controllers, "controllers", false, "also run kube-controller-manager and kube-scheduler (built on first use)")
+	up.Flags().IntVar(&o.Nodes, "nodes", 0, "number of Docker nodes (systemd-nspawn machines with kubelet "+lab.NodeKubeletVersion+"; needs root)")
 	down := &cobra.Command{
 		Use:   "down",
 		Short: "Stop every lab process and remove the lab directory",
@@ -68,7 +82,7 @@ Use it with: export KUBECONFIG=$(unshim lab status -o kubeconfig)`,
 			if err := l.Down(); err != nil {
 				return fmt.Errorf("stop lab: %w", err)
 			}
-			fmt.Fprintf(o.Out, "lab down: stopped %d processes\n", len(l.Processes))
+			fmt.Fprintf(o.Out, "lab down: stopped %d processes and %d nodes\n", len(l.Processes), len(l.Nodes))
 			return nil
 		},
 	}
@@ -114,7 +128,23 @@ Namespaces that already exist are left alone, so seeding twice is safe.`,
 	seedCmd.Flags().IntVar(&so.Nodes, "nodes", 7, "number of nodes to create")
 	seedCmd.Flags().Float64Var(&so.DockerPercent, "docker-percent", 1, "share of pods (percent) whose workload depends on Docker")
 	seedCmd.Flags().StringVar(&so.Prefix, "prefix", "seed", "name prefix of the namespaces and nodes")
-	c.AddCommand(up, down, status, seedCmd)
+	prepare := &cobra.Command{
+		Use:   "prepare",
+		Short: "Build and cache what lab nodes are made from, without starting anything",
+		Long: `Builds kubelet ` + lab.NodeKubeletVersion + ` from Go modules, debootstraps the nodes' Debian root
+and builds the helper programs (pause image, runtime wrapper) into the cache, so that
+a later ` + "`unshim lab up --nodes N`" + ` starts nodes in seconds. Needs root and
+hack/apt-packages.txt.`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if err := lab.PrepareNodes(c.Context(), logger); err != nil {
+				return fmt.Errorf("prepare lab nodes: %w", err)
+			}
+			fmt.Fprintln(o.Out, "lab nodes prepared")
+			return nil
+		},
+	}
+	c.AddCommand(up, down, status, seedCmd, prepare)
 	return c
 }
 
@@ -146,6 +176,9 @@ func (o *Options) status() error {
 	default:
 		fmt.Fprintf(o.Out, "lab in %s: kube-apiserver %s at %s\nkubeconfig: %s\nrunning: %s\n",
 			l.Dir, l.KubeVersion, l.APIServerURL, l.Kubeconfig, strings.Join(alive, ", "))
+		for _, n := range l.Nodes {
+			fmt.Fprintf(o.Out, "node %s: machine %s, pid %d, kubelet port %d, root %s\n", n.Name, n.Machine, n.LeaderPID, n.KubeletPort, n.Root)
+		}
 		if len(dead) > 0 {
 			fmt.Fprintf(o.Out, "stopped: %s\n", strings.Join(dead, ", "))
 		}
