@@ -7,7 +7,6 @@ import (
 
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/cmd/unshim/check"
-	"github.com/unshim/unshim/pkg/cmd/unshim/lab"
 	"github.com/unshim/unshim/pkg/cmd/unshim/nodes"
 	"github.com/unshim/unshim/pkg/log"
 )
@@ -50,7 +49,9 @@ Exit codes: 0 success; 1 findings at or above --fail-on (check); 2 the command f
 	root.AddCommand(
 		nodes.NewCommand(logger, streams, kube),
 		check.NewCommand(logger, streams, kube),
-		lab.NewCommand(logger, streams),
 	)
+	if c := labCommand(logger, streams); c != nil {
+		root.AddCommand(c)
+	}
 	return root
 }
