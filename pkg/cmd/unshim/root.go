@@ -7,6 +7,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/unshim/unshim/pkg/cmd/unshim/check"
+	"github.com/unshim/unshim/pkg/cmd/unshim/convert"
 	"github.com/unshim/unshim/pkg/cmd/unshim/lab"
 	"github.com/unshim/unshim/pkg/cmd/unshim/nodes"
 	"github.com/unshim/unshim/pkg/log"
@@ -51,6 +52,7 @@ Exit codes: 0 success; 1 findings at or above --fail-on (check); 2 the command f
 		nodes.NewCommand(logger, streams, kube),
 		check.NewCommand(logger, streams, kube),
 		lab.NewCommand(logger, streams),
+		convert.NewCommand(logger, streams),
 	)
 	return root
 }
