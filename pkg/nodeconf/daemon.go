@@ -200,6 +200,12 @@ func (c *DaemonConfig) Keys() []string {
 	return keys
 }
 
+// String returns a string setting ("" when unset).
+func (c *DaemonConfig) String(key string) string { return c.str(key) }
+
+// Strings returns a list setting (nil when unset).
+func (c *DaemonConfig) Strings(key string) []string { return c.strs(key) }
+
 func (c *DaemonConfig) str(key string) string {
 	if s := c.Get(key); s != nil {
 		if v, ok := s.Value.(string); ok {

@@ -9,6 +9,7 @@ import (
 	"github.com/unshim/unshim/pkg/cmd/unshim/check"
 	"github.com/unshim/unshim/pkg/cmd/unshim/convert"
 	"github.com/unshim/unshim/pkg/cmd/unshim/lab"
+	"github.com/unshim/unshim/pkg/cmd/unshim/node"
 	"github.com/unshim/unshim/pkg/cmd/unshim/nodes"
 	"github.com/unshim/unshim/pkg/log"
 )
@@ -53,6 +54,7 @@ Exit codes: 0 success; 1 findings at or above --fail-on (check); 2 the command f
 		check.NewCommand(logger, streams, kube),
 		lab.NewCommand(logger, streams),
 		convert.NewCommand(logger, streams),
+		node.NewCommand(logger, streams),
 	)
 	return root
 }
