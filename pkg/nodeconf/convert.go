@@ -122,6 +122,16 @@ type Output struct {
 	SystemdCgroup bool `json:"systemdCgroup"`
 }
 
+// File returns the generated file at node path p, or nil.
+func (o *Output) File(p string) *File {
+	for i := range o.Files {
+		if o.Files[i].Path == p {
+			return &o.Files[i]
+		}
+	}
+	return nil
+}
+
 // registry is one certs.d/HOST/hosts.toml in the making.
 type registry struct {
 	name     string // directory name: docker.io or HOST[:PORT]
@@ -800,7 +810,9 @@ func (c *converter) registries() error {
 		r.ca = append(r.ca, cas...)
 		r.client = append(r.client, clients...)
 		for _, f := range c.in.Certs[name] {
-			if strings.HasSuffix(f.Name, ".crt") || strings.HasSuffix(f.Name, ".cert") || (strings.HasSuffix(f.Name, ".key") && files[strings.TrimSuffix(f.Name, ".key")+".cert"]) {
+			pairCert := strings.HasSuffix(f.Name, ".cert") && files[strings.TrimSuffix(f.Name, ".cert")+".key"]
+			pairKey := strings.HasSuffix(f.Name, ".key") && files[strings.TrimSuffix(f.Name, ".key")+".cert"]
+			if strings.HasSuffix(f.Name, ".crt") || pairCert || pairKey {
 				c.out.Files = append(c.out.Files, File{Path: path.Join(CertsDir, dir, f.Name), Data: f.Data})
 			}
 		}
