@@ -282,15 +282,24 @@ func TestMalformedInput(t *testing.T) {
 		run     func() error
 		wantErr []string // substrings: the file and the key
 	}{
-		{"bad JSON", func() error { _, err := ParseDaemonJSON("/etc/docker/daemon.json", []byte(`{"debug": tru}`)); return err }, []string{"/etc/docker/daemon.json", "invalid JSON"}},
+		{"bad JSON", func() error {
+			_, err := ParseDaemonJSON("/etc/docker/daemon.json", []byte(`{"debug": tru}`))
+			return err
+		}, []string{"/etc/docker/daemon.json", "invalid JSON"}},
 		{"trailing data", func() error { _, err := ParseDaemonJSON("d.json", []byte(`{} {}`)); return err }, []string{"d.json", "after the top-level object"}},
 		{"not an object", func() error { _, err := ParseDaemonJSON("d.json", []byte(`["debug"]`)); return err }, []string{"d.json", "invalid JSON"}},
 		{"unknown key", func() error { _, err := ParseDaemonJSON("d.json", []byte(`{"registry-mirror":["x"]}`)); return err }, []string{"d.json", `"registry-mirror"`, "unknown key"}},
 		{"duplicate key", func() error { _, err := ParseDaemonJSON("d.json", []byte(`{"debug":true,"debug":false}`)); return err }, []string{"d.json", `"debug"`, "more than once"}},
-		{"string for list", func() error { _, err := ParseDaemonJSON("d.json", []byte(`{"registry-mirrors":"https://m"}`)); return err }, []string{"d.json", `"registry-mirrors"`, "want a list of strings, got a string"}},
+		{"string for list", func() error {
+			_, err := ParseDaemonJSON("d.json", []byte(`{"registry-mirrors":"https://m"}`))
+			return err
+		}, []string{"d.json", `"registry-mirrors"`, "want a list of strings, got a string"}},
 		{"string for bool", func() error { _, err := ParseDaemonJSON("d.json", []byte(`{"live-restore":"yes"}`)); return err }, []string{"d.json", `"live-restore"`, "want a boolean"}},
 		{"number for log-opts value", func() error { _, err := ParseDaemonJSON("d.json", []byte(`{"log-opts":{"max-file":3}}`)); return err }, []string{"d.json", `"log-opts"`, "want an object of strings"}},
-		{"float for int", func() error { _, err := ParseDaemonJSON("d.json", []byte(`{"max-concurrent-downloads":2.5}`)); return err }, []string{"d.json", `"max-concurrent-downloads"`, "want an integer"}},
+		{"float for int", func() error {
+			_, err := ParseDaemonJSON("d.json", []byte(`{"max-concurrent-downloads":2.5}`))
+			return err
+		}, []string{"d.json", `"max-concurrent-downloads"`, "want an integer"}},
 		{"unknown runtime field", func() error {
 			_, err := ParseDaemonJSON("d.json", []byte(`{"runtimes":{"x":{"paht":"/bin/x"}}}`))
 			return err
