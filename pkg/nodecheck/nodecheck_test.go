@@ -40,19 +40,19 @@ var hostTree = map[string]string{
   "userns-remap": "default"
 }
 `,
-	"/etc/docker/certs.d/reg.local:5000/ca.crt": "CA\n",
-	"/lib/systemd/system/docker.service":        "[Service]\nEnvironmentFile=-/etc/default/docker\nExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS\n",
-	"/etc/default/docker":                       "DOCKER_OPTS=\"--max-concurrent-downloads 5\"\n",
+	"/etc/docker/certs.d/reg.local:5000/ca.crt":            "CA\n",
+	"/lib/systemd/system/docker.service":                   "[Service]\nEnvironmentFile=-/etc/default/docker\nExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS\n",
+	"/etc/default/docker":                                  "DOCKER_OPTS=\"--max-concurrent-downloads 5\"\n",
 	"/etc/systemd/system/docker.service.d/http-proxy.conf": "[Service]\nEnvironment=\"HTTPS_PROXY=http://proxy.corp:3128\"\n",
-	"/etc/cron.d/cleanup":                   "# prune every night\n0 3 * * * root docker system prune -af\n",
-	"/etc/cron.d/harmless":                  "0 4 * * * root /usr/bin/logrotate /etc/logrotate.conf\n",
-	"/var/spool/cron/crontabs/root":         "*/10 * * * * /usr/bin/docker ps -q > /tmp/count\n",
-	"/etc/systemd/system/backup.service":    "[Unit]\nDescription=backup\n[Service]\nExecStart=/usr/bin/docker run --rm -v /srv:/srv backup:1\n",
-	"/etc/systemd/system/node-exporter.service": "[Service]\nExecStart=/usr/local/bin/node_exporter\n",
-	"/usr/local/bin/deploy.sh":              "#!/bin/sh\nset -e\n# docker is mentioned in a comment only here\nif docker pull \"$1\"; then echo ok; fi\n",
-	"/etc/rc.local":                         "#!/bin/sh\nsystemctl start docker\nexit 0\n",
-	"/var/lib/kubelet/kubeadm-flags.env":    "KUBELET_KUBEADM_ARGS=\"--network-plugin=cni --pod-infra-container-image=registry.k8s.io/pause:3.6\"\n",
-	"/var/lib/kubelet/config.yaml":          "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n",
+	"/etc/cron.d/cleanup":                                  "# prune every night\n0 3 * * * root docker system prune -af\n",
+	"/etc/cron.d/harmless":                                 "0 4 * * * root /usr/bin/logrotate /etc/logrotate.conf\n",
+	"/var/spool/cron/crontabs/root":                        "*/10 * * * * /usr/bin/docker ps -q > /tmp/count\n",
+	"/etc/systemd/system/backup.service":                   "[Unit]\nDescription=backup\n[Service]\nExecStart=/usr/bin/docker run --rm -v /srv:/srv backup:1\n",
+	"/etc/systemd/system/node-exporter.service":            "[Service]\nExecStart=/usr/local/bin/node_exporter\n",
+	"/usr/local/bin/deploy.sh":                             "#!/bin/sh\nset -e\n# docker is mentioned in a comment only here\nif docker pull \"$1\"; then echo ok; fi\n",
+	"/etc/rc.local":                                        "#!/bin/sh\nsystemctl start docker\nexit 0\n",
+	"/var/lib/kubelet/kubeadm-flags.env":                   "KUBELET_KUBEADM_ARGS=\"--network-plugin=cni --pod-infra-container-image=registry.k8s.io/pause:3.6\"\n",
+	"/var/lib/kubelet/config.yaml":                         "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n",
 }
 
 func writeTree(t *testing.T, root string, files map[string]string) {
