@@ -42,12 +42,12 @@ func UnifiedDiff(w io.Writer, aName, bName string, a, b []byte) error {
 			ops = append(ops, op{' ', al[i], i, j})
 			i++
 			j++
-		case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
-			ops = append(ops, op{'+', bl[j], i, j})
-			j++
-		default:
+		case i < n && (j == m || lcs[i+1][j] >= lcs[i][j+1]):
 			ops = append(ops, op{'-', al[i], i, j})
 			i++
+		default:
+			ops = append(ops, op{'+', bl[j], i, j})
+			j++
 		}
 	}
 	if _, err := fmt.Fprintf(w, "--- %s\n+++ %s\n", aName, bName); err != nil {
