@@ -28,6 +28,7 @@ const (
 	RuleCgroupDriver         = "node-cgroup-driver"
 	RuleKubeletFlag          = "node-kubelet-flag"
 	RuleNotChecked           = "node-not-checked"
+	RuleContainerdConfig     = "node-containerd-config"
 )
 
 // Rules describes every rule of the node check.
@@ -49,6 +50,8 @@ func Rules() []check.RuleMeta {
 			Remedy: "set the kubelet's cgroupDriver and containerd's SystemdCgroup to the same driver (`unshim convert` follows the kubelet)"},
 		{ID: RuleKubeletFlag, Title: "kubelet flag that must go with containerd", Severity: check.SeverityHigh,
 			Remedy: "remove the flag from the kubelet's flags file before it restarts on containerd (`unshim convert` lists the changes)"},
+		{ID: RuleContainerdConfig, Title: "containerd's config.toml will not serve the CRI", Severity: check.SeverityHigh,
+			Remedy: "replace /etc/containerd/config.toml with the one `unshim convert` generates (--write backs up the old one)"},
 		{ID: RuleNotChecked, Title: "Part of the node check could not run", Severity: check.SeverityInfo,
 			Remedy: "run `unshim node check` on the node as root, or give --docker-host / --proc"},
 	}

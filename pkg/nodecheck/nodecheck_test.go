@@ -41,6 +41,7 @@ var hostTree = map[string]string{
 }
 `,
 	"/etc/docker/certs.d/reg.local:5000/ca.crt":            "CA\n",
+	"/etc/containerd/config.toml":                          "#   Copyright 2018-2022 Docker Inc.\n\ndisabled_plugins = [\"cri\"]\n",
 	"/lib/systemd/system/docker.service":                   "[Service]\nEnvironmentFile=-/etc/default/docker\nExecStart=/usr/sbin/dockerd -H fd:// --containerd=/run/containerd/containerd.sock $DOCKER_OPTS\n",
 	"/etc/default/docker":                                  "DOCKER_OPTS=\"--max-concurrent-downloads 5\"\n",
 	"/etc/systemd/system/docker.service.d/http-proxy.conf": "[Service]\nEnvironment=\"HTTPS_PROXY=http://proxy.corp:3128\"\n",
@@ -275,6 +276,8 @@ func TestNodeCheckOnRealDocker(t *testing.T) {
 		{"node-kubelet-flag", "Node/node-a", "/var/lib/kubelet/kubeadm-flags.env", 1, check.SeverityHigh, "--network-plugin=cni"},
 		{"node-kubelet-flag", "Node/node-a", "/var/lib/kubelet/kubeadm-flags.env", 1, check.SeverityLow, "--pod-infra-container-image=registry.k8s.io/pause:3.6"},
 		{"node-cni-missing", "Node/node-a", "", 0, check.SeverityHigh, "/etc/cni/net.d"},
+		{"node-containerd-config", "Node/node-a", "/etc/containerd/config.toml", 3, check.SeverityHigh, "disabled_plugins=cri"},
+		{"node-containerd-config", "Node/node-a", "/etc/containerd/config.toml", 0, check.SeverityMedium, "version="},
 		{"node-cni-missing", "Node/node-a", "", 0, check.SeverityHigh, "/opt/cni/bin,/usr/lib/cni"},
 	}
 	for _, tt := range tests {

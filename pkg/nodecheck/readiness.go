@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/pelletier/go-toml/v2"
+
 	"github.com/unshim/unshim/pkg/check"
 	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodefiles"
@@ -80,6 +82,8 @@ func (c *checker) readiness(info *dockerInfo) {
 			Evidence: "kubelet=" + kubelet, File: kfile})
 	}
 
+	c.containerdConfig()
+
 	// kubelet flags the kubelet will not accept (or that mean nothing) on containerd.
 	kv := c.o.KubeletVersion
 	for _, f := range in.KubeletFlags {
@@ -127,4 +131,35 @@ func hasCNIConfig(dir string) bool {
 func hasFiles(dir string) bool {
 	entries, err := os.ReadDir(dir)
 	return err == nil && len(entries) > 0
+}
+
+// containerdConfig reports an existing /etc/containerd/config.toml that
+// would keep the CRI plugin off (Docker's containerd.io package ships
+// disabled_plugins = ["cri"]) or that has no version line.
+func (c *checker) containerdConfig() {
+	const p = "/etc/containerd/config.toml"
+	data, err := os.ReadFile(nodefiles.Path(c.o.Root, p))
+	if err != nil {
+		return
+	}
+	var cfg map[string]any
+	if err := toml.Unmarshal(data, &cfg); err != nil {
+		c.add(check.Finding{Object: c.nodeRef, Rule: RuleContainerdConfig, Severity: check.SeverityHigh,
+			Message: "containerd's config.toml does not parse: " + err.Error(), File: p})
+		return
+	}
+	if dp, ok := cfg["disabled_plugins"].([]any); ok {
+		for _, x := range dp {
+			if s, _ := x.(string); s == "cri" || s == "io.containerd.grpc.v1.cri" {
+				file, line := c.locate(p, "disabled_plugins")
+				c.add(check.Finding{Object: c.nodeRef, Rule: RuleContainerdConfig, Severity: check.SeverityHigh,
+					Message:  "containerd's config.toml disables the CRI plugin (as Docker's containerd.io package ships it): the kubelet gets `unknown service runtime.v1.RuntimeService`",
+					Evidence: "disabled_plugins=" + s, File: file, Line: line})
+			}
+		}
+	}
+	if _, ok := cfg["version"]; !ok {
+		c.add(check.Finding{Object: c.nodeRef, Rule: RuleContainerdConfig, Severity: check.SeverityMedium,
+			Message: "containerd's config.toml has no version line: it is read as version 1 and its plugins.\"io.containerd.grpc.v1.cri\" settings are ignored", Evidence: "version=", File: p})
+	}
 }
