@@ -52,8 +52,12 @@ type Node struct {
 	KubeletBinary, ContainerdBinary string
 }
 
-// Path turns a node path into a path under root.
+// Path turns a node path into a path under root, symlinks resolved inside
+// root (see Resolve). On an unresolvable path it falls back to the plain join.
 func Path(root, nodePath string) string {
+	if p, err := Resolve(root, nodePath); err == nil {
+		return p
+	}
 	return filepath.Join(root, filepath.FromSlash(path.Clean("/"+nodePath)))
 }
 

@@ -108,3 +108,42 @@ func TestWriteFiles(t *testing.T) {
 		t.Errorf("second write = %+v, %v", done, err)
 	}
 }
+
+func TestResolveStaysInRoot(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{"/run/docker.sock.txt": "x", "/real/etc/containerd/config.toml": "y"})
+	for link, target := range map[string]string{
+		"/var/run":        "/run",                   // absolute: from the node's root
+		"/etc/containerd": "../real/etc/containerd", // relative
+		"/escape":         "../../../../../etc",     // cannot climb above root
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, link)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := map[string]string{
+		"/var/run/docker.sock.txt":    "/run/docker.sock.txt",
+		"/etc/containerd/config.toml": "/real/etc/containerd/config.toml",
+		"/escape/passwd":              "/etc/passwd",
+		"/missing/dir/file":           "/missing/dir/file",
+	}
+	for in, want := range tests {
+		got, err := Resolve(root, in)
+		if err != nil || got != filepath.Join(root, want) {
+			t.Errorf("Resolve(%s) = %s, %v; want %s", in, got, err, filepath.Join(root, want))
+		}
+	}
+	// Writing through the link lands inside root.
+	if _, err := WriteFiles(root, []nodeconf.File{{Path: "/etc/containerd/config.toml", Data: []byte("new")}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "real/etc/containerd/config.toml")); string(b) != "new" {
+		t.Errorf("write through link = %q", b)
+	}
+	if got, _ := Resolve("/", "/etc/../etc/hosts"); got != "/etc/hosts" {
+		t.Errorf("Resolve on / = %s", got)
+	}
+}
