@@ -68,9 +68,8 @@ type Input struct {
 
 // File is one generated file, at its path on the node.
 type File struct {
-	Path string      `json:"path"`
-	Data []byte      `json:"-"`
-	Mode json.Number `json:"-"`
+	Path string `json:"path"`
+	Data []byte `json:"-"`
 }
 
 // Perm returns the file mode the file should be written with.
@@ -143,15 +142,14 @@ type registry struct {
 }
 
 type converter struct {
-	in       *Input
-	out      *Output
-	cfg      *table
-	v3       bool
-	regs     map[string]*registry
-	runtimes []runtimeOut
-	sandbox  string
-	systemd  bool
-	// dropIn holds the containerd.service.d drop-ins by file name.
+	in      *Input
+	out     *Output
+	cfg     *table
+	v3      bool
+	regs    map[string]*registry
+	sandbox string
+	systemd bool
+	// proxyEnv, proxySrc and limits feed the containerd.service.d drop-ins.
 	proxyEnv [][2]string
 	proxySrc []string
 	limits   [][2]string
@@ -647,7 +645,6 @@ func (c *converter) runtimesConf() error {
 			c.setAt(base, c.systemd, "runtimes", r.name, "options", "SystemdCgroup")
 		}
 	}
-	c.runtimes = outs
 	return nil
 }
 
@@ -817,7 +814,6 @@ func (c *converter) registries() error {
 			}
 		}
 	}
-	// A mirror that is also an insecure registry gets skip_verify in the docker.io file.
 	return nil
 }
 
