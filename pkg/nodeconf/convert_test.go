@@ -72,7 +72,7 @@ var convertCases = []convertCase{
 	},
 	{
 		name:   "other-log-driver",
-		daemon: `{"log-driver":"journald","log-opts":{"tag":"{{.Name}}"},"storage-driver":"vfs"}`,
+		daemon: `{"log-driver":"journald","log-opts":{"tag":"{{.Name}}"},"storage-driver":"vfs","log-level":"warn","tls":true,"tlsverify":true,"hosts":["tcp://0.0.0.0:2376"],"allow-nondistributable-artifacts":["r:5000"],"ip-forward":true}`,
 		dirs:   []string{"/opt/cni/bin", "/etc/cni/net.d"},
 	},
 	{
