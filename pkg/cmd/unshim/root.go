@@ -7,6 +7,8 @@ import (
 
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/cmd/unshim/check"
+	"github.com/unshim/unshim/pkg/cmd/unshim/convert"
+	"github.com/unshim/unshim/pkg/cmd/unshim/node"
 	"github.com/unshim/unshim/pkg/cmd/unshim/nodes"
 	"github.com/unshim/unshim/pkg/log"
 )
@@ -49,6 +51,8 @@ Exit codes: 0 success; 1 findings at or above --fail-on (check); 2 the command f
 	root.AddCommand(
 		nodes.NewCommand(logger, streams, kube),
 		check.NewCommand(logger, streams, kube),
+		convert.NewCommand(logger, streams),
+		node.NewCommand(logger, streams),
 	)
 	if c := labCommand(logger, streams); c != nil {
 		root.AddCommand(c)

@@ -1,0 +1,376 @@
+// Package nodefiles reads a node's Docker and kubelet configuration files
+// under a root directory (/ on the node itself, or a mounted or copied node
+// file system) into a nodeconf.Input. It reads files and runs nothing but
+// `--version` of the node's containerd and kubelet binaries.
+package nodefiles
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/unshim/unshim/pkg/nodeconf"
+)
+
+// Well-known node paths.
+const (
+	DaemonJSON    = "/etc/docker/daemon.json"
+	DockerCertsD  = "/etc/docker/certs.d"
+	KubeletConfig = "/var/lib/kubelet/config.yaml"
+)
+
+// UnitDirs are the systemd unit directories, most specific first.
+var UnitDirs = []string{"/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"}
+
+// KubeletFlagFiles are the environment files that carry kubelet flags.
+var KubeletFlagFiles = []string{"/var/lib/kubelet/kubeadm-flags.env", "/etc/default/kubelet", "/etc/sysconfig/kubelet"}
+
+// DockerEnvFiles are the environment files older Docker packages read DOCKER_OPTS from.
+var DockerEnvFiles = []string{"/etc/default/docker", "/etc/sysconfig/docker"}
+
+// Node is what was read from a node's files.
+type Node struct {
+	Root string
+	// Input is ready for nodeconf.Convert, except for the versions, which
+	// Versions fills in.
+	Input *nodeconf.Input
+	// DaemonJSONPath is the daemon.json that was read (node path), "" if none.
+	DaemonJSONPath string
+	// DockerUnit is docker.service with its drop-ins, nil if absent.
+	DockerUnit *nodeconf.Unit
+	// DockerUnitFiles are the unit files read, node paths.
+	DockerUnitFiles []string
+	// KubeletBinary and ContainerdBinary are node paths of the binaries found.
+	KubeletBinary, ContainerdBinary string
+}
+
+// Path turns a node path into a path under root, symlinks resolved inside
+// root (see Resolve). On an unresolvable path it falls back to the plain join.
+func Path(root, nodePath string) string {
+	if p, err := Resolve(root, nodePath); err == nil {
+		return p
+	}
+	return filepath.Join(root, filepath.FromSlash(path.Clean("/"+nodePath)))
+}
+
+func readOptional(root, nodePath string) ([]byte, bool, error) {
+	data, err := os.ReadFile(Path(root, nodePath))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read %s: %w", nodePath, err)
+	}
+	return data, true, nil
+}
+
+// UnitFiles returns a service's unit file and drop-ins (node paths), in the
+// order systemd applies them.
+func UnitFiles(root, service string) ([]nodeconf.UnitFile, error) {
+	var files []nodeconf.UnitFile
+	for _, d := range UnitDirs {
+		p := path.Join(d, service)
+		if data, ok, err := readOptional(root, p); err != nil {
+			return nil, err
+		} else if ok {
+			files = append(files, nodeconf.UnitFile{Path: p, Data: data})
+			break
+		}
+	}
+	dropIns := map[string]string{} // name -> node path; earlier dirs win
+	for _, d := range UnitDirs {
+		dir := path.Join(d, service+".d")
+		entries, err := os.ReadDir(Path(root, dir))
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if !strings.HasSuffix(e.Name(), ".conf") || e.IsDir() {
+				continue
+			}
+			if _, ok := dropIns[e.Name()]; !ok {
+				dropIns[e.Name()] = path.Join(dir, e.Name())
+			}
+		}
+	}
+	names := make([]string, 0, len(dropIns))
+	for n := range dropIns {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		data, ok, err := readOptional(root, dropIns[n])
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			files = append(files, nodeconf.UnitFile{Path: dropIns[n], Data: data})
+		}
+	}
+	return files, nil
+}
+
+// Load reads the node under root. Bad content is a *nodeconf.InputError
+// naming the file and the key.
+func Load(root string) (*Node, error) {
+	n := &Node{Root: root, Input: &nodeconf.Input{
+		DockerEnvironment:       map[string]string{},
+		DockerEnvironmentSource: map[string]string{},
+		Certs:                   map[string][]nodeconf.CertFile{},
+		ExistingDirs:            map[string]bool{},
+	}}
+	in := n.Input
+
+	// dockerd flags: docker.service and drop-ins, with their environment files.
+	unitFiles, err := UnitFiles(root, "docker.service")
+	if err != nil {
+		return nil, err
+	}
+	var flagCfgs []*nodeconf.DaemonConfig
+	configFile := DaemonJSON
+	if len(unitFiles) > 0 {
+		for _, f := range unitFiles {
+			n.DockerUnitFiles = append(n.DockerUnitFiles, f.Path)
+		}
+		u, err := nodeconf.ParseUnit(unitFiles)
+		if err != nil {
+			return nil, err
+		}
+		n.DockerUnit = u
+		env := map[string]string{}
+		for _, ef := range u.EnvironmentFiles {
+			data, ok, err := readOptional(root, ef)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+			vars, err := nodeconf.ParseEnvFile(ef, data)
+			if err != nil {
+				return nil, err
+			}
+			for _, v := range vars {
+				env[v.Name] = v.Value
+				in.DockerEnvironment[v.Name] = v.Value
+				in.DockerEnvironmentSource[v.Name] = ef
+			}
+		}
+		for k, v := range u.Environment {
+			env[k] = v
+			in.DockerEnvironment[k] = v
+			in.DockerEnvironmentSource[k] = u.EnvironmentSource[k]
+		}
+		args, err := u.ExpandArgs(env)
+		if err != nil {
+			return nil, err
+		}
+		if len(u.ExecStart) > 0 {
+			df, err := nodeconf.ParseDockerdFlags(u.ExecStartFile, args)
+			if err != nil {
+				return nil, err
+			}
+			flagCfgs = append(flagCfgs, df.Config)
+			if df.ConfigFile != "" {
+				configFile = df.ConfigFile
+			}
+		}
+	} else {
+		// No unit (sysvinit, or a copied tree without one): DOCKER_OPTS as the init script reads it.
+		for _, ef := range DockerEnvFiles {
+			data, ok, err := readOptional(root, ef)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				continue
+			}
+			vars, err := nodeconf.ParseEnvFile(ef, data)
+			if err != nil {
+				return nil, err
+			}
+			for _, v := range vars {
+				if v.Name != "DOCKER_OPTS" {
+					continue
+				}
+				words := strings.Fields(v.Value)
+				df, err := nodeconf.ParseDockerdFlags(ef, words)
+				if err != nil {
+					return nil, err
+				}
+				flagCfgs = append(flagCfgs, df.Config)
+				if df.ConfigFile != "" {
+					configFile = df.ConfigFile
+				}
+			}
+		}
+	}
+	var fileCfg *nodeconf.DaemonConfig
+	if data, ok, err := readOptional(root, configFile); err != nil {
+		return nil, err
+	} else if ok {
+		if fileCfg, err = nodeconf.ParseDaemonJSON(configFile, data); err != nil {
+			return nil, err
+		}
+		n.DaemonJSONPath = configFile
+	}
+	if in.Daemon, err = nodeconf.MergeDaemon(fileCfg, flagCfgs...); err != nil {
+		return nil, err
+	}
+
+	// /etc/docker/certs.d/HOST/*
+	hosts, _ := os.ReadDir(Path(root, DockerCertsD))
+	for _, h := range hosts {
+		if !h.IsDir() {
+			continue
+		}
+		files, err := os.ReadDir(Path(root, path.Join(DockerCertsD, h.Name())))
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", path.Join(DockerCertsD, h.Name()), err)
+		}
+		for _, f := range files {
+			if f.IsDir() {
+				continue
+			}
+			p := path.Join(DockerCertsD, h.Name(), f.Name())
+			data, _, err := readOptional(root, p)
+			if err != nil {
+				return nil, err
+			}
+			in.Certs[h.Name()] = append(in.Certs[h.Name()], nodeconf.CertFile{Name: f.Name(), Data: data})
+		}
+	}
+
+	// kubelet flags: the unit's literal arguments and the flag env files.
+	kubeletUnit, err := UnitFiles(root, "kubelet.service")
+	if err != nil {
+		return nil, err
+	}
+	if len(kubeletUnit) > 0 {
+		u, err := nodeconf.ParseUnit(kubeletUnit)
+		if err != nil {
+			return nil, err
+		}
+		if len(u.ExecStart) > 0 {
+			n.KubeletBinary = u.ExecStart[0]
+			var literal []string
+			for _, w := range u.ExecStart[1:] {
+				if !strings.HasPrefix(w, "$") {
+					literal = append(literal, w)
+				}
+			}
+			fl, err := nodeconf.ParseKubeletArgs(u.ExecStartFile, literal)
+			if err != nil {
+				return nil, err
+			}
+			in.KubeletFlags = append(in.KubeletFlags, fl...)
+		}
+	}
+	for _, ef := range KubeletFlagFiles {
+		data, ok, err := readOptional(root, ef)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		fl, err := nodeconf.ParseKubeletFlags(ef, data)
+		if err != nil {
+			return nil, err
+		}
+		in.KubeletFlags = append(in.KubeletFlags, fl...)
+	}
+	kcPath := KubeletConfig
+	for _, f := range in.KubeletFlags {
+		if f.Name == "config" && f.Value != "" {
+			kcPath = f.Value
+		}
+	}
+	if data, ok, err := readOptional(root, kcPath); err != nil {
+		return nil, err
+	} else if ok {
+		if in.KubeletConfig, err = nodeconf.ParseKubeletConfig(kcPath, data); err != nil {
+			return nil, err
+		}
+	}
+
+	dirs := append([]string(nil), nodeconf.CNIDirCandidates...)
+	for _, f := range in.KubeletFlags {
+		if f.Name == "cni-conf-dir" || f.Name == "cni-bin-dir" {
+			dirs = append(dirs, strings.Split(f.Value, ",")...)
+		}
+	}
+	for _, d := range dirs {
+		if st, err := os.Stat(Path(root, strings.TrimSpace(d))); err == nil && st.IsDir() {
+			in.ExistingDirs[strings.TrimSpace(d)] = true
+		}
+	}
+	return n, nil
+}
+
+// findBinary returns the first of names found under root (node path).
+func findBinary(root string, names ...string) string {
+	for _, p := range names {
+		if p == "" {
+			continue
+		}
+		if st, err := os.Stat(Path(root, p)); err == nil && st.Mode().IsRegular() {
+			return p
+		}
+	}
+	return ""
+}
+
+// BinaryVersion runs `BINARY --version` (a node path under root) and parses
+// its answer.
+func BinaryVersion(ctx context.Context, root, nodePath string) (nodeconf.Version, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, Path(root, nodePath), "--version").CombinedOutput()
+	if err != nil {
+		return nodeconf.Version{}, "", fmt.Errorf("%s --version: %w: %s", nodePath, err, strings.TrimSpace(string(out)))
+	}
+	line := strings.TrimSpace(string(out))
+	// `containerd github.com/containerd/containerd v1.7.0 SHA`: skip the module path.
+	fields := strings.Fields(line)
+	var rest []string
+	for _, f := range fields {
+		if !strings.Contains(f, "/") {
+			rest = append(rest, f)
+		}
+	}
+	v, err := nodeconf.ParseVersion(strings.Join(rest, " "))
+	if err != nil {
+		return nodeconf.Version{}, line, fmt.Errorf("%s --version: %w", nodePath, err)
+	}
+	return v, line, nil
+}
+
+// ContainerdVersion runs the node's containerd --version.
+func (n *Node) ContainerdVersion(ctx context.Context) (nodeconf.Version, error) {
+	bin := findBinary(n.Root, "/usr/bin/containerd", "/usr/local/bin/containerd", "/usr/sbin/containerd", "/bin/containerd")
+	if bin == "" {
+		return nodeconf.Version{}, fmt.Errorf("no containerd binary under %s (give --containerd-version)", n.Root)
+	}
+	n.ContainerdBinary = bin
+	v, _, err := BinaryVersion(ctx, n.Root, bin)
+	return v, err
+}
+
+// KubeletVersion runs the node's kubelet --version.
+func (n *Node) KubeletVersion(ctx context.Context) (nodeconf.Version, error) {
+	bin := findBinary(n.Root, n.KubeletBinary, "/usr/bin/kubelet", "/usr/local/bin/kubelet")
+	if bin == "" {
+		return nodeconf.Version{}, fmt.Errorf("no kubelet binary under %s", n.Root)
+	}
+	v, _, err := BinaryVersion(ctx, n.Root, bin)
+	return v, err
+}
