@@ -8,8 +8,8 @@ export UNSHIM_LAB="${UNSHIM_TEST_LAB:-/dev/shm/unshim-lab-test}"
 bin/unshim lab down --dir "$UNSHIM_LAB" >/dev/null 2>&1 || true
 trap 'bin/unshim lab down --dir "$UNSHIM_LAB" >/dev/null' EXIT
 bin/unshim lab up --dir "$UNSHIM_LAB"
-# Lab nodes (root only) are made from a kubelet and a Debian root built once into the
-# cache: build them before the tests, so no test spends its time limit on them.
+# Build everything the lab can run (controllers, kubelet, containerd 2.x, the nodes'
+# Debian root; root only) into the cache first, so no test spends its time limit on it.
 if [[ $(id -u) -eq 0 ]]; then bin/unshim lab prepare; fi
 export UNSHIM_BIN="$PWD/bin/unshim"
 go test -count=1 -timeout 40m ./... "$@"

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+
+	"github.com/unshim/unshim/pkg/log"
 )
 
 // startControllers starts kube-controller-manager and kube-scheduler against
@@ -60,3 +62,24 @@ func (l *Lab) startControllers(ctx context.Context, o Options, p *pki) error {
 
 // errControllers wraps a failure to start the controllers.
 func errControllers(err error) error { return fmt.Errorf("start controllers: %w", err) }
+
+// Prepare builds into the cache everything a lab can run: the control plane
+// and controllers of kubeVersion (DefaultKubeVersion when empty), containerd
+// 2.x, and what nodes are made from.
+func Prepare(ctx context.Context, logger log.Logger, kubeVersion string) error {
+	if logger == nil {
+		logger = log.NoopLogger()
+	}
+	if kubeVersion == "" {
+		kubeVersion = DefaultKubeVersion
+	}
+	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+		if _, err := EnsureKubeBinary(ctx, logger, c, kubeVersion); err != nil {
+			return err
+		}
+	}
+	if _, err := EnsureContainerd(ctx, logger, DefaultContainerdVersion); err != nil {
+		return err
+	}
+	return PrepareNodes(ctx, logger)
+}

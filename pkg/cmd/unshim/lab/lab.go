@@ -130,17 +130,18 @@ Namespaces that already exist are left alone, so seeding twice is safe.`,
 	seedCmd.Flags().StringVar(&so.Prefix, "prefix", "seed", "name prefix of the namespaces and nodes")
 	prepare := &cobra.Command{
 		Use:   "prepare",
-		Short: "Build and cache what lab nodes are made from, without starting anything",
-		Long: `Builds kubelet ` + lab.NodeKubeletVersion + ` from Go modules, debootstraps the nodes' Debian root
+		Short: "Build and cache everything the lab can run, without starting anything",
+		Long: `Builds kube-apiserver, kube-controller-manager and kube-scheduler, kubelet ` + lab.NodeKubeletVersion + `
+and containerd ` + lab.DefaultContainerdVersion + ` from Go modules, debootstraps the nodes' Debian root
 and builds the helper programs (pause image, runtime wrapper) into the cache, so that
-a later ` + "`unshim lab up --nodes N`" + ` starts nodes in seconds. Needs root and
-hack/apt-packages.txt.`,
+a later ` + "`unshim lab up [--controllers] [--nodes N]`" + ` starts in seconds. Needs root
+and hack/apt-packages.txt.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			if err := lab.PrepareNodes(c.Context(), logger); err != nil {
-				return fmt.Errorf("prepare lab nodes: %w", err)
+			if err := lab.Prepare(c.Context(), logger, o.KubeVersion); err != nil {
+				return fmt.Errorf("prepare lab: %w", err)
 			}
-			fmt.Fprintln(o.Out, "lab nodes prepared")
+			fmt.Fprintln(o.Out, "lab prepared")
 			return nil
 		},
 	}
