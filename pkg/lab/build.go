@@ -49,13 +49,25 @@ func EnsureKubeBinary(ctx context.Context, logger log.Logger, component, kubeVer
 		return "", err
 	}
 	out := filepath.Join(cache, "bin", component+"-"+kubeVersion)
+	return cached(out, func() error {
+		logger.V(0).Infof("building %s %s from Go modules (a few minutes, once; cached in %s)", component, kubeVersion, filepath.Dir(out))
+		if err := buildKubeBinary(ctx, component, kubeVersion, filepath.Join(cache, "build", kubeVersion), out); err != nil {
+			return fmt.Errorf("build %s %s: %w", component, kubeVersion, err)
+		}
+		return nil
+	})
+}
+
+// cached returns out when it exists; otherwise it runs build, which must
+// create out, under a lock on out, so concurrent callers build it once and
+// later ones find it in seconds.
+func cached(out string, build func() error) (string, error) {
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", fmt.Errorf("create cache: %w", err)
 	}
-	// One build at a time per cache: a second caller waits, then finds the binary.
 	lock, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return "", fmt.Errorf("lock cache: %w", err)
@@ -66,11 +78,10 @@ func EnsureKubeBinary(ctx context.Context, logger log.Logger, component, kubeVer
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
 	if _, err := os.Stat(out); err == nil {
-		return out, nil
+		return out, nil // built by another caller while this one waited
 	}
-	logger.V(0).Infof("building %s %s from Go modules (a few minutes, once; cached in %s)", component, kubeVersion, filepath.Dir(out))
-	if err := buildKubeBinary(ctx, component, kubeVersion, filepath.Join(cache, "build", kubeVersion), out); err != nil {
-		return "", fmt.Errorf("build %s %s: %w", component, kubeVersion, err)
+	if err := build(); err != nil {
+		return "", err
 	}
 	return out, nil
 }

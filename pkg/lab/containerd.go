@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/unshim/unshim/pkg/log"
 )
@@ -29,49 +28,33 @@ func EnsureContainerd(ctx context.Context, logger log.Logger, version string) (s
 		return "", err
 	}
 	out := filepath.Join(cache, "bin", "containerd-"+version)
-	if _, err := os.Stat(out); err == nil {
-		return out, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", fmt.Errorf("create cache: %w", err)
-	}
-	lock, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", fmt.Errorf("lock cache: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("lock cache: %w", err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
-	if _, err := os.Stat(out); err == nil {
-		return out, nil
-	}
-	logger.V(0).Infof("building containerd %s from Go modules (once; cached in %s)", version, filepath.Dir(out))
-	dir := filepath.Join(cache, "build", "containerd-"+version)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	mod := fmt.Sprintf("module unshimcontainerdbuild\n\ngo 1.23\n\nrequire github.com/containerd/containerd/v2 %s\n", version)
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
-		return "", err
-	}
-	tools := "//go:build tools\n\npackage unshimcontainerdbuild\n\nimport _ \"github.com/containerd/containerd/v2/cmd/containerd\"\n"
-	if err := os.WriteFile(filepath.Join(dir, "tools.go"), []byte(tools), 0o644); err != nil {
-		return "", err
-	}
-	if _, err := goCmd(ctx, dir, nil, "mod", "tidy"); err != nil {
-		return "", fmt.Errorf("build containerd %s: %w", version, err)
-	}
-	ldflags := "-s -w -X github.com/containerd/containerd/v2/version.Version=" + version
-	tmp := out + ".tmp"
-	// btrfs, devmapper and zfs need cgo headers; the lab uses overlayfs and native.
-	if _, err := goCmd(ctx, dir, []string{"CGO_ENABLED=0"}, "build", "-trimpath", "-tags", "no_btrfs no_devmapper no_zfs",
-		"-ldflags", ldflags, "-o", tmp, "github.com/containerd/containerd/v2/cmd/containerd"); err != nil {
-		return "", fmt.Errorf("build containerd %s: %w", version, err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		return "", err
-	}
-	return out, nil
+	return cached(out, func() error {
+		logger.V(0).Infof("building containerd %s from Go modules (once; cached in %s)", version, filepath.Dir(out))
+		dir := filepath.Join(cache, "build", "containerd-"+version)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		mod := fmt.Sprintf("module unshimcontainerdbuild\n\ngo 1.23\n\nrequire github.com/containerd/containerd/v2 %s\n", version)
+		if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(mod), 0o644); err != nil {
+			return err
+		}
+		tools := "//go:build tools\n\npackage unshimcontainerdbuild\n\nimport _ \"github.com/containerd/containerd/v2/cmd/containerd\"\n"
+		if err := os.WriteFile(filepath.Join(dir, "tools.go"), []byte(tools), 0o644); err != nil {
+			return err
+		}
+		if _, err := goCmd(ctx, dir, nil, "mod", "tidy"); err != nil {
+			return fmt.Errorf("build containerd %s: %w", version, err)
+		}
+		ldflags := "-s -w -X github.com/containerd/containerd/v2/version.Version=" + version
+		tmp := out + ".tmp"
+		// btrfs, devmapper and zfs need cgo headers; the lab uses overlayfs and native.
+		if _, err := goCmd(ctx, dir, []string{"CGO_ENABLED=0"}, "build", "-trimpath", "-tags", "no_btrfs no_devmapper no_zfs",
+			"-ldflags", ldflags, "-o", tmp, "github.com/containerd/containerd/v2/cmd/containerd"); err != nil {
+			return fmt.Errorf("build containerd %s: %w", version, err)
+		}
+		if err := os.Rename(tmp, out); err != nil {
+			return err
+		}
+		return nil
+	})
 }

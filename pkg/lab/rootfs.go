@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/unshim/unshim/pkg/log"
 )
@@ -63,46 +62,30 @@ func EnsureRootfs(ctx context.Context, logger log.Logger, spec RootfsSpec) (stri
 		return "", err
 	}
 	out := filepath.Join(cache, "rootfs", "debian-"+spec.key()+".tar")
-	if _, err := os.Stat(out); err == nil {
-		return out, nil
-	}
-	if _, err := exec.LookPath("debootstrap"); err != nil {
-		return "", fmt.Errorf("debootstrap not found: install Debian's debootstrap (see hack/apt-packages.txt)")
-	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return "", fmt.Errorf("create cache: %w", err)
-	}
-	lock, err := os.OpenFile(out+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return "", fmt.Errorf("lock cache: %w", err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", fmt.Errorf("lock cache: %w", err)
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
-	if _, err := os.Stat(out); err == nil {
-		return out, nil
-	}
-	dir := out + ".d"
-	_ = os.RemoveAll(dir)
-	defer os.RemoveAll(dir)
-	logger.V(0).Infof("debootstrapping Debian %s for lab nodes (a minute or two, once; cached in %s)", spec.Suite, filepath.Dir(out))
-	if _, err := run(ctx, "debootstrap", "--variant="+spec.Variant, "--include="+strings.Join(spec.Packages, ","),
-		spec.Suite, dir, spec.Mirror); err != nil {
-		return "", fmt.Errorf("debootstrap %s: %w", spec.Suite, err)
-	}
-	if err := prepareRootfs(dir); err != nil {
-		return "", fmt.Errorf("prepare node root: %w", err)
-	}
-	tmp := out + ".tmp"
-	if _, err := run(ctx, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", dir, "-cf", tmp, "."); err != nil {
-		return "", fmt.Errorf("archive node root: %w", err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		return "", err
-	}
-	return out, nil
+	return cached(out, func() error {
+		if _, err := exec.LookPath("debootstrap"); err != nil {
+			return fmt.Errorf("debootstrap not found: install Debian's debootstrap (see hack/apt-packages.txt)")
+		}
+		dir := out + ".d"
+		_ = os.RemoveAll(dir)
+		defer os.RemoveAll(dir)
+		logger.V(0).Infof("debootstrapping Debian %s for lab nodes (a minute or two, once; cached in %s)", spec.Suite, filepath.Dir(out))
+		if _, err := run(ctx, "debootstrap", "--variant="+spec.Variant, "--include="+strings.Join(spec.Packages, ","),
+			spec.Suite, dir, spec.Mirror); err != nil {
+			return fmt.Errorf("debootstrap %s: %w", spec.Suite, err)
+		}
+		if err := prepareRootfs(dir); err != nil {
+			return fmt.Errorf("prepare node root: %w", err)
+		}
+		tmp := out + ".tmp"
+		if _, err := run(ctx, "tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", dir, "-cf", tmp, "."); err != nil {
+			return fmt.Errorf("archive node root: %w", err)
+		}
+		if err := os.Rename(tmp, out); err != nil {
+			return err
+		}
+		return nil
+	})
 }
 
 // prepareRootfs makes a fresh debootstrapped root fit to boot as many nodes:

@@ -5,7 +5,6 @@ package check
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -31,14 +30,13 @@ type Options struct {
 	PageSize       int64
 	SkipConfigMaps bool
 
-	kube      *cmd.KubeFlags
-	logger    log.Logger
-	format    report.Format
-	failOn    check.Severity
-	neverFail bool
-	rules     []check.Rule
-	source    check.Source
-	scope     string
+	kube   *cmd.KubeFlags
+	logger log.Logger
+	format report.Format
+	failOn cmd.FailOn
+	rules  []check.Rule
+	source check.Source
+	scope  string
 }
 
 // NewCommand returns `unshim check`.
@@ -77,7 +75,7 @@ Exit codes: 0 nothing at or above --fail-on; 1 findings at or above it;
 	}
 	f := c.Flags()
 	f.StringVarP(&o.Output, "output", "o", o.Output, "output format: table|json|yaml|sarif")
-	f.StringVar(&o.FailOn, "fail-on", o.FailOn, "exit 1 when a finding is at or above this severity: "+strings.Join(check.SeverityNames(), "|")+"|none")
+	f.StringVar(&o.FailOn, "fail-on", o.FailOn, cmd.FailOnUsage)
 	f.StringSliceVarP(&o.Filenames, "filename", "f", nil, "check manifests instead of the cluster: a file, a directory, or - for stdin (repeatable)")
 	f.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "check every namespace, not only the current one")
 	f.StringSliceVar(&o.DockerSockets, "docker-socket", nil, "further Docker socket paths used on the nodes (repeatable)")
@@ -93,10 +91,8 @@ func (o *Options) Complete() error {
 	if o.format, err = report.ParseFormat(o.Output, report.Table, report.JSON, report.YAML, report.SARIF); err != nil {
 		return err
 	}
-	if strings.EqualFold(o.FailOn, "none") {
-		o.neverFail = true
-	} else if o.failOn, err = check.ParseSeverity(o.FailOn); err != nil {
-		return fmt.Errorf("--fail-on: %w", err)
+	if o.failOn, err = cmd.ParseFailOn(o.FailOn); err != nil {
+		return err
 	}
 	cat, err := rules.LoadCatalog(o.Catalogs...)
 	if err != nil {
@@ -151,17 +147,5 @@ func (o *Options) Run(ctx context.Context) error {
 	if o.scope != "" {
 		o.logger.V(0).Infof("checked namespace %q only; use -A to check every namespace", o.scope)
 	}
-	if o.neverFail {
-		return nil
-	}
-	n := 0
-	for _, f := range res.Findings {
-		if f.Severity >= o.failOn {
-			n++
-		}
-	}
-	if n > 0 {
-		return &cmd.ExitError{Code: cmd.ExitFindings, Err: fmt.Errorf("%d findings at or above %s", n, o.failOn)}
-	}
-	return nil
+	return o.failOn.Exit(res.Findings)
 }

@@ -5,12 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/unshim/unshim/pkg/check"
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/nodecheck"
@@ -30,11 +28,10 @@ type Options struct {
 	Output         string
 	FailOn         string
 
-	logger    log.Logger
-	format    report.Format
-	failOn    check.Severity
-	neverFail bool
-	opts      nodecheck.Options
+	logger log.Logger
+	format report.Format
+	failOn cmd.FailOn
+	opts   nodecheck.Options
 }
 
 // NewCommand returns `unshim node check`.
@@ -78,7 +75,7 @@ Exit codes: 0 nothing at or above --fail-on; 1 findings at or above it;
 	f.StringSliceVar(&o.DockerSockets, "docker-socket", nil, "further Docker socket paths to look for in /proc (repeatable)")
 	f.StringVar(&o.KubeletVersion, "kubelet-version", "", "the node's kubelet version (default: `kubelet --version` on the node)")
 	f.StringVarP(&o.Output, "output", "o", o.Output, "output format: table|json|yaml|sarif")
-	f.StringVar(&o.FailOn, "fail-on", o.FailOn, "exit 1 when a finding is at or above this severity: "+strings.Join(check.SeverityNames(), "|")+"|none")
+	f.StringVar(&o.FailOn, "fail-on", o.FailOn, cmd.FailOnUsage)
 	return c
 }
 
@@ -88,10 +85,8 @@ func (o *Options) Complete() error {
 	if o.format, err = report.ParseFormat(o.Output, report.Table, report.JSON, report.YAML, report.SARIF); err != nil {
 		return err
 	}
-	if strings.EqualFold(o.FailOn, "none") {
-		o.neverFail = true
-	} else if o.failOn, err = check.ParseSeverity(o.FailOn); err != nil {
-		return fmt.Errorf("--fail-on: %w", err)
+	if o.failOn, err = cmd.ParseFailOn(o.FailOn); err != nil {
+		return err
 	}
 	if o.Root == "" {
 		return fmt.Errorf("--root must not be empty")
@@ -134,17 +129,5 @@ func (o *Options) Run(ctx context.Context) error {
 	if err := report.Findings(o.Out, res, nodecheck.Rules(), o.format); err != nil {
 		return fmt.Errorf("write findings: %w", err)
 	}
-	if o.neverFail {
-		return nil
-	}
-	n := 0
-	for _, f := range res.Findings {
-		if f.Severity >= o.failOn {
-			n++
-		}
-	}
-	if n > 0 {
-		return &cmd.ExitError{Code: cmd.ExitFindings, Err: fmt.Errorf("%d findings at or above %s", n, o.failOn)}
-	}
-	return nil
+	return o.failOn.Exit(res.Findings)
 }
