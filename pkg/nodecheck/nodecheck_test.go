@@ -56,19 +56,6 @@ var hostTree = map[string]string{
 	"/var/lib/kubelet/config.yaml":                         "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: systemd\n",
 }
 
-func writeTree(t *testing.T, root string, files map[string]string) {
-	t.Helper()
-	for p, data := range files {
-		full := filepath.Join(root, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(data), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // startDockerd starts Debian's dockerd on a private socket, data root, exec
 // root and pidfile, and returns a client for it.
 func startDockerd(t *testing.T, dir string) (string, *client.Client) {
@@ -78,32 +65,10 @@ func startDockerd(t *testing.T, dir string) (string, *client.Client) {
 	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(dir, "dockerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-H", "unix://"+sock, "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
+	testutil.StartDaemon(t, filepath.Join(dir, "dockerd.log"), 30*time.Second, bin,
+		"-H", "unix://"+sock, "--data-root", filepath.Join(dir, "data"), "--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "docker.pid"), "--config-file", filepath.Join(dir, "daemon.json"),
 		"--iptables=false", "--ip-masq=false", "--ip-forward=false", "--bridge=none")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start dockerd: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("dockerd log (tail):\n%s", tail(string(b), 30))
-		}
-	})
 	c, err := client.NewClientWithOpts(client.WithHost("unix://"+sock), client.WithAPIVersionNegotiation())
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +153,7 @@ func TestNodeCheckOnRealDocker(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	root := filepath.Join(dir, "node")
-	writeTree(t, root, hostTree)
+	testutil.WriteTree(t, root, hostTree, 0o755)
 	sock, c := startDockerd(t, dir)
 	ctx := context.Background()
 
@@ -331,7 +296,7 @@ func TestNodeCheckMalformed(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
-			writeTree(t, root, map[string]string{tt.file: tt.data})
+			testutil.WriteTree(t, root, map[string]string{tt.file: tt.data}, 0o755)
 			var stdout, stderr bytes.Buffer
 			code := app.Run(context.Background(), genericiooptions.IOStreams{In: strings.NewReader(""), Out: &stdout, ErrOut: &stderr}, "unshim",
 				[]string{"node", "check", "--root", root})
@@ -362,12 +327,4 @@ func summary(fs []check.Finding) string {
 		fmt.Fprintf(&b, "  %s %s %s %s:%d %q\n", f.Severity, f.Rule, f.Object, f.File, f.Line, f.Evidence)
 	}
 	return b.String()
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

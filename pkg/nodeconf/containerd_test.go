@@ -145,32 +145,10 @@ func testContainerd(t *testing.T, bin, version string, schema int) {
 	}
 
 	sock := filepath.Join(tmp, "c.sock")
-	logf, err := os.Create(filepath.Join(tmp, "containerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--config", cfgPath, "--root", filepath.Join(tmp, "root"), "--state", filepath.Join(tmp, "state"), "--address", sock)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start containerd: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("containerd log:\n%s", tailLines(string(b), 40))
-		}
-	})
+	testutil.StartDaemon(t, filepath.Join(tmp, "containerd.log"), 15*time.Second, bin,
+		"--config", cfgPath, "--root", filepath.Join(tmp, "root"), "--state", filepath.Join(tmp, "state"), "--address", sock)
 
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -306,12 +284,4 @@ func anyContains(l []string, sub string) bool {
 		}
 	}
 	return false
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

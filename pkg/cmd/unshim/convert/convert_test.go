@@ -17,6 +17,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/unshim/unshim/cmd/unshim/app"
+	"github.com/unshim/unshim/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -31,19 +32,6 @@ var node = map[string]string{
 	"/var/lib/kubelet/kubeadm-flags.env":                   "KUBELET_KUBEADM_ARGS=\"--network-plugin=cni --pod-infra-container-image=registry.k8s.io/pause:3.6\"\n",
 	"/opt/cni/bin/bridge":                                  "x",
 	"/etc/cni/net.d/10-bridge.conf":                        "{}",
-}
-
-func writeTree(t *testing.T, root string, files map[string]string) {
-	t.Helper()
-	for p, data := range files {
-		full := filepath.Join(root, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // snapshot hashes every file under dir, to prove a command changed nothing.
@@ -75,7 +63,7 @@ func TestConvertOut(t *testing.T) {
 	for _, v := range []string{"1.6.20", "2.2.0"} {
 		t.Run(v, func(t *testing.T) {
 			root, out := t.TempDir(), t.TempDir()
-			writeTree(t, root, node)
+			testutil.WriteTree(t, root, node, 0o644)
 			before := snapshot(t, root)
 			code, stdout, stderr := run("convert", "--root", root, "--containerd-version", v, "--kubelet-version", "1.23.17", "--out", out)
 			if code != 0 {
@@ -111,7 +99,7 @@ func TestConvertOut(t *testing.T) {
 
 func TestConvertJSON(t *testing.T) {
 	root := t.TempDir()
-	writeTree(t, root, node)
+	testutil.WriteTree(t, root, node, 0o644)
 	code, stdout, stderr := run("convert", "--root", root, "--containerd-version", "1.7.0", "--kubelet-version", "1.23.17", "-o", "json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -147,7 +135,7 @@ func TestConvertJSON(t *testing.T) {
 
 func TestConvertWriteBacksUp(t *testing.T) {
 	root := t.TempDir()
-	writeTree(t, root, node)
+	testutil.WriteTree(t, root, node, 0o644)
 	code, _, stderr := run("convert", "--root", root, "--containerd-version", "1.6.20", "--kubelet-version", "1.23.17", "--write", "-o", "json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
@@ -182,7 +170,7 @@ func TestConvertWriteBacksUp(t *testing.T) {
 
 func TestConvertDiff(t *testing.T) {
 	root := t.TempDir()
-	writeTree(t, root, node)
+	testutil.WriteTree(t, root, node, 0o644)
 	before := snapshot(t, root)
 	code, stdout, stderr := run("convert", "--root", root, "--containerd-version", "1.6.20", "--kubelet-version", "1.23.17", "--diff")
 	if code != 0 {
@@ -219,8 +207,8 @@ func TestConvertBadInput(t *testing.T) {
 		for _, mode := range []string{"--out", "--write"} {
 			t.Run(tt.name+mode, func(t *testing.T) {
 				root, out := t.TempDir(), t.TempDir()
-				writeTree(t, root, node)
-				writeTree(t, root, map[string]string{tt.file: tt.data})
+				testutil.WriteTree(t, root, node, 0o644)
+				testutil.WriteTree(t, root, map[string]string{tt.file: tt.data}, 0o644)
 				before := snapshot(t, root)
 				args := []string{"convert", "--root", root, "--containerd-version", "2.2.0", mode}
 				if mode == "--out" {
