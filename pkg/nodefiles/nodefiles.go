@@ -72,6 +72,15 @@ func readOptional(root, nodePath string) ([]byte, bool, error) {
 	return data, true, nil
 }
 
+// readEnvFile parses an environment file of the node; a missing file has no variables.
+func readEnvFile(root, nodePath string) ([]nodeconf.EnvVar, error) {
+	data, ok, err := readOptional(root, nodePath)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return nodeconf.ParseEnvFile(nodePath, data)
+}
+
 // UnitFiles returns a service's unit file and drop-ins (node paths), in the
 // order systemd applies them.
 func UnitFiles(root, service string) ([]nodeconf.UnitFile, error) {
@@ -147,14 +156,7 @@ func Load(root string) (*Node, error) {
 		n.DockerUnit = u
 		env := map[string]string{}
 		for _, ef := range u.EnvironmentFiles {
-			data, ok, err := readOptional(root, ef)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				continue
-			}
-			vars, err := nodeconf.ParseEnvFile(ef, data)
+			vars, err := readEnvFile(root, ef)
 			if err != nil {
 				return nil, err
 			}
@@ -186,14 +188,7 @@ func Load(root string) (*Node, error) {
 	} else {
 		// No unit (sysvinit, or a copied tree without one): DOCKER_OPTS as the init script reads it.
 		for _, ef := range DockerEnvFiles {
-			data, ok, err := readOptional(root, ef)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				continue
-			}
-			vars, err := nodeconf.ParseEnvFile(ef, data)
+			vars, err := readEnvFile(root, ef)
 			if err != nil {
 				return nil, err
 			}
