@@ -11,13 +11,17 @@ import (
 
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/log"
+	"github.com/unshim/unshim/pkg/transport"
 )
 
 // Data is what phases see of a run.
 type Data interface {
 	Node() string
 	Journal() *journal.Journal
+	// Store keeps the journal and the backups on the node, through Transport.
 	Store() *journal.Store
+	// Transport acts on the node.
+	Transport() transport.Transport
 	DryRun() bool
 }
 

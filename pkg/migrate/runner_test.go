@@ -25,10 +25,11 @@ type data struct {
 	st   *journal.Store
 }
 
-func (d *data) Node() string              { return d.node }
-func (d *data) Journal() *journal.Journal { return d.j }
-func (d *data) Store() *journal.Store     { return d.st }
-func (d *data) DryRun() bool              { return false }
+func (d *data) Node() string                   { return d.node }
+func (d *data) Journal() *journal.Journal      { return d.j }
+func (d *data) Store() *journal.Store          { return d.st }
+func (d *data) DryRun() bool                   { return false }
+func (d *data) Transport() transport.Transport { return d.st.T }
 
 var _ Data = (*data)(nil)
 
