@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/unshim/unshim/pkg/log"
+	"github.com/unshim/unshim/pkg/transport"
 )
 
 // NodeKubeletVersion is the kubelet of the lab's nodes: the last line with dockershim.
@@ -95,27 +95,21 @@ func (l *Lab) Node(name string) (*Node, error) {
 	return nil, fmt.Errorf("lab in %s has no node %q", l.Dir, name)
 }
 
-// Command returns a command that runs args inside the node, as root in all of
-// its namespaces (nsenter -a), with a plain environment.
-func (n *Node) Command(ctx context.Context, args ...string) *exec.Cmd {
-	c := exec.CommandContext(ctx, "nsenter", append([]string{"--target", strconv.Itoa(n.LeaderPID), "--all", "--"}, args...)...)
-	c.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root", "LANG=C.UTF-8"}
-	return c
-}
+// Transport acts on the node: commands in all of its namespaces (nsenter),
+// files through its root as its systemd sees it.
+func (n *Node) Transport() *transport.Nsenter { return &transport.Nsenter{PID: n.LeaderPID} }
 
 // Run runs args inside the node and returns their combined output; a failure
-// is a *CommandError that keeps the output.
+// is a *transport.ExecError that keeps the output.
 func (n *Node) Run(ctx context.Context, args ...string) ([]byte, error) {
 	if !n.leaderAlive() {
 		return nil, fmt.Errorf("node %s is not running", n.Name)
 	}
-	var out bytes.Buffer
-	c := n.Command(ctx, args...)
-	c.Stdout, c.Stderr = &out, &out
-	if err := c.Run(); err != nil {
-		return out.Bytes(), fmt.Errorf("on node %s: %w", n.Name, &CommandError{Args: args, Output: out.Bytes(), Err: err})
+	out, err := n.Transport().Run(ctx, args...)
+	if err != nil {
+		return out, fmt.Errorf("on node %s: %w", n.Name, err)
 	}
-	return out.Bytes(), nil
+	return out, nil
 }
 
 // Alive reports whether the node's systemd-nspawn and systemd run.

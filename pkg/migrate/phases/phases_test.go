@@ -61,7 +61,7 @@ func TestFailedSwitchRollsBackToDocker(t *testing.T) {
 		}
 	})
 	n := l.Nodes[0]
-	tr := &transport.Nsenter{PID: n.LeaderPID}
+	tr := n.Transport()
 	st := &journal.Store{T: tr}
 	d := &runData{node: n.Name, j: journal.New(n.Name, "containerd"), st: st}
 
