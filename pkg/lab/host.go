@@ -79,8 +79,13 @@ func setHostSysctls(logger log.Logger) error {
 // systemd as PID 1 it must be a tmpfs, or nspawn cannot clean up after a machine.
 const nspawnRunDir = "/run/systemd/nspawn"
 
+// nspawnRunMarker, inside the tmpfs, says that a lab mounted it, so whichever
+// lab is the last to stop its machines unmounts it, not only the one that
+// mounted it (labs of concurrent test packages share it).
+const nspawnRunMarker = nspawnRunDir + "/.unshim-lab"
+
 // ensureNspawnRun mounts a tmpfs on nspawnRunDir unless one is there, and
-// reports whether it mounted it.
+// reports whether a lab owns it (mounted now, or earlier by another lab).
 func ensureNspawnRun() (bool, error) {
 	mounts, err := mountPoints()
 	if err != nil {
@@ -88,7 +93,8 @@ func ensureNspawnRun() (bool, error) {
 	}
 	for _, m := range mounts {
 		if m == nspawnRunDir {
-			return false, nil
+			_, err := os.Stat(nspawnRunMarker)
+			return err == nil, nil
 		}
 	}
 	if err := os.MkdirAll(nspawnRunDir, 0o755); err != nil {
@@ -97,16 +103,31 @@ func ensureNspawnRun() (bool, error) {
 	if err := syscall.Mount("tmpfs", nspawnRunDir, "tmpfs", 0, "mode=0755"); err != nil {
 		return false, fmt.Errorf("mount tmpfs on %s: %w", nspawnRunDir, err)
 	}
+	if err := os.WriteFile(nspawnRunMarker, nil, 0o644); err != nil {
+		return true, fmt.Errorf("mark %s as the lab's: %w", nspawnRunDir, err)
+	}
 	return true, nil
 }
 
-// releaseNspawnRun unmounts the tmpfs ensureNspawnRun mounted, unless a
-// machine (of this lab or another) still has state in it.
-func releaseNspawnRun() error {
+// nspawnRunInUse reports whether a machine (of this lab or another) still
+// has state in nspawnRunDir.
+func nspawnRunInUse() bool {
 	for _, sub := range []string{"propagate", "unix-export"} {
 		if entries, err := os.ReadDir(filepath.Join(nspawnRunDir, sub)); err == nil && len(entries) > 0 {
-			return nil
+			return true
 		}
+	}
+	return false
+}
+
+// releaseNspawnRun unmounts the lab's tmpfs on nspawnRunDir unless a machine
+// still uses it; the last lab to stop its machines unmounts it.
+func releaseNspawnRun() error {
+	if nspawnRunInUse() {
+		return nil
+	}
+	if _, err := os.Stat(nspawnRunMarker); err != nil {
+		return nil // not a lab's (or already gone)
 	}
 	if err := syscall.Unmount(nspawnRunDir, 0); err != nil && err != syscall.EINVAL {
 		return fmt.Errorf("unmount %s: %w", nspawnRunDir, err)
