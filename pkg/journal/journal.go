@@ -202,9 +202,22 @@ func (s *Store) BackupFile(ctx context.Context, j *Journal, p string) error {
 // Restore puts every backed-up file back as it was (removing files that did
 // not exist), checking each copy against its recorded checksum.
 func (s *Store) Restore(ctx context.Context, j *Journal) error {
+	return s.RestorePaths(ctx, j)
+}
+
+// RestorePaths restores the backups of the given paths only (all when none
+// is given); a path never backed up is left alone.
+func (s *Store) RestorePaths(ctx context.Context, j *Journal, paths ...string) error {
+	want := map[string]bool{}
+	for _, p := range paths {
+		want[p] = true
+	}
 	var errs []error
 	for i := len(j.Backups) - 1; i >= 0; i-- {
 		b := j.Backups[i]
+		if len(paths) > 0 && !want[b.Path] {
+			continue
+		}
 		if b.Absent {
 			if err := s.T.Remove(ctx, b.Path); err != nil {
 				errs = append(errs, err)

@@ -47,6 +47,15 @@ type Runner struct {
 	// AfterPhase, if set, is called once a phase is recorded done (tests use it
 	// to kill the run at a chosen point).
 	AfterPhase func(name string)
+	// OnState, if set, is told each phase state the journal records (the
+	// command mirrors it into the node's annotation). It must not fail the run.
+	OnState func(ctx context.Context, phase, state string)
+}
+
+func (r *Runner) state(ctx context.Context, phase, state string) {
+	if r.OnState != nil {
+		r.OnState(ctx, phase, state)
+	}
 }
 
 // PhaseError is a phase that failed, with the outcome of the rollback.
@@ -104,13 +113,16 @@ func (r *Runner) Run(ctx context.Context, d Data) error {
 		if err := st.Save(ctx, j); err != nil {
 			return err
 		}
+		r.state(ctx, p.Name, journal.Running)
 		if err := p.Run(ctx, d); err != nil {
+			r.Logger.V(0).Infof("[%s] failed: %v", p.Name, err)
 			j.Mark(p.Name, journal.Failed, err)
 			pe := &PhaseError{Phase: p.Name, Err: err}
 			if saveErr := st.Save(ctx, j); saveErr != nil {
 				pe.RollbackErr = saveErr
 				return pe
 			}
+			r.state(ctx, p.Name, journal.Failed)
 			if !r.NoRollback {
 				pe.RollbackErr = r.rollback(ctx, d, i)
 				pe.RolledBack = pe.RollbackErr == nil
@@ -121,6 +133,7 @@ func (r *Runner) Run(ctx context.Context, d Data) error {
 		if err := st.Save(ctx, j); err != nil {
 			return err
 		}
+		r.state(ctx, p.Name, journal.Done)
 		if r.AfterPhase != nil {
 			r.AfterPhase(p.Name)
 		}
@@ -155,6 +168,7 @@ func (r *Runner) rollback(ctx context.Context, d Data, last int) error {
 		if err := st.Save(ctx, j); err != nil {
 			errs = append(errs, err)
 		}
+		r.state(ctx, p.Name, journal.RolledBack)
 	}
 	if len(errs) == 0 {
 		j.RolledBack = true

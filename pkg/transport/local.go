@@ -92,3 +92,11 @@ func (l *Local) Mode(_ context.Context, path string) (os.FileMode, error) {
 	}
 	return st.Mode().Perm(), nil
 }
+
+// LocalRoot is Root, or / when unset.
+func (l *Local) LocalRoot() string {
+	if l.Root == "" {
+		return "/"
+	}
+	return l.Root
+}

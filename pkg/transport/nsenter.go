@@ -59,3 +59,6 @@ func (n *Nsenter) Remove(ctx context.Context, path string) error {
 func (n *Nsenter) Mode(ctx context.Context, path string) (os.FileMode, error) {
 	return n.local().Mode(ctx, path)
 }
+
+// LocalRoot is the target's root file system as the host sees it.
+func (n *Nsenter) LocalRoot() string { return n.root() }

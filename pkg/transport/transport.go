@@ -45,3 +45,10 @@ func (e *ExecError) Error() string {
 }
 
 func (e *ExecError) Unwrap() error { return e.Err }
+
+// Mounted is a transport whose node file system is visible from here, under
+// LocalRoot: files can be read with the os package and the node's unix
+// sockets dialed at LocalRoot()+path.
+type Mounted interface {
+	LocalRoot() string
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/cmd/unshim/check"
 	"github.com/unshim/unshim/pkg/cmd/unshim/convert"
+	"github.com/unshim/unshim/pkg/cmd/unshim/migrate"
 	"github.com/unshim/unshim/pkg/cmd/unshim/node"
 	"github.com/unshim/unshim/pkg/cmd/unshim/nodes"
 	"github.com/unshim/unshim/pkg/log"
@@ -27,6 +28,7 @@ onto containerd, safely.
 
   unshim nodes    which runtime each node runs, and which still need migrating
   unshim check    what in the cluster (or in manifests) depends on Docker
+  unshim migrate node NAME   switch a node to containerd, with dry-run, rollback and resume
   unshim lab      a real etcd + kube-apiserver on loopback to try it on
 
 Exit codes: 0 success; 1 findings at or above --fail-on (check); 2 the command failed.`,
@@ -52,7 +54,8 @@ Exit codes: 0 success; 1 findings at or above --fail-on (check); 2 the command f
 		nodes.NewCommand(logger, streams, kube),
 		check.NewCommand(logger, streams, kube),
 		convert.NewCommand(logger, streams),
-		node.NewCommand(logger, streams),
+		migrate.NewCommand(logger, streams, kube),
+		node.NewCommand(logger, streams, kube),
 	)
 	if c := labCommand(logger, streams); c != nil {
 		root.AddCommand(c)

@@ -1,0 +1,247 @@
+// Package migrate holds the commands that switch a node's runtime: `unshim
+// migrate node NAME` (from anywhere the node can be reached), and the same
+// as `unshim node migrate` and `unshim node rollback` run on the node itself.
+package migrate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/unshim/unshim/pkg/cmd"
+	"github.com/unshim/unshim/pkg/log"
+	"github.com/unshim/unshim/pkg/migrate"
+	"github.com/unshim/unshim/pkg/migrate/phases"
+	"github.com/unshim/unshim/pkg/nodeplan"
+	"github.com/unshim/unshim/pkg/nodeswitch"
+	"github.com/unshim/unshim/pkg/transport"
+)
+
+// NewCommand returns `unshim migrate`.
+func NewCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd.KubeFlags) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "migrate",
+		Short: "Switch nodes from Docker to containerd (or cri-dockerd)",
+		Args:  cobra.NoArgs,
+	}
+	c.AddCommand(NewNodeCommand(logger, streams, kube, "node"))
+	return c
+}
+
+// Options are the flags of a switch command.
+type Options struct {
+	genericiooptions.IOStreams
+	Target             string
+	DryRun             bool
+	Output             string
+	Allow              []string
+	Force              bool
+	DeleteEmptyDirData bool
+	DrainTimeout       time.Duration
+	VerifyTimeout      time.Duration
+	NoRollback         bool
+	ContainerdVersion  string
+	Via                string
+	TargetPID          int
+	Root               string
+
+	kube   *cmd.KubeFlags
+	logger log.Logger
+	node   string
+	phase  string
+}
+
+func (o *Options) addTransportFlags(c *cobra.Command) {
+	c.Flags().StringVar(&o.Via, "via", "local", "where the node steps run: local (this machine is the node; run as root) or nsenter (a node whose init process this machine sees, with --target-pid)")
+	c.Flags().IntVar(&o.TargetPID, "target-pid", 0, "with --via nsenter: the node's init process (e.g. a lab node's systemd)")
+}
+
+// NewNodeCommand returns the switch command, named use (`node` under
+// `migrate`, `migrate` under `node`).
+func NewNodeCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd.KubeFlags, use string) *cobra.Command {
+	o := &Options{IOStreams: streams, kube: kube, logger: logger, Target: nodeplan.Containerd,
+		DrainTimeout: 10 * time.Minute, VerifyTimeout: 5 * time.Minute, Output: "text"}
+	c := &cobra.Command{
+		Use:   use + " NAME [phase PHASE]",
+		Short: "Switch one node's runtime from Docker to containerd (or cri-dockerd), with rollback and resume",
+		Long: `Switches one node in named phases, each recorded in a journal on the node
+(/var/lib/unshim/journal/NAME.json) and in the node's annotation
+` + nodeswitch.PhaseAnnotation + `. A run that is killed resumes where it stopped
+when run again. When a phase fails after the first change, every finished phase
+is undone in reverse (files restored byte for byte, services as they were, the
+cri-socket annotation restored, the node uncordoned only if it was schedulable
+before) unless --no-rollback. A Lease in kube-system keeps two runs off one node.
+
+Phases (--to containerd):
+  ` + strings.Join(nodeswitch.PhaseNames(nodeplan.Containerd), ", ") + `
+Phases (--to cri-dockerd; Docker keeps running):
+  ` + strings.Join(nodeswitch.PhaseNames(nodeplan.CRIDockerd), ", ") + `
+
+--dry-run prints each phase's plan: the files with diffs, the services, the API
+changes. "phase PHASE" runs one phase only.`,
+		Example: `  unshim migrate node worker-1 --dry-run
+  unshim migrate node worker-1 --to containerd
+  unshim migrate node worker-1 phase preflight
+  unshim node migrate worker-1            # on the node itself, as root`,
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := o.Complete(args); err != nil {
+				return err
+			}
+			return o.Run(c)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.Target, "to", o.Target, "target runtime: containerd or cri-dockerd")
+	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan, change nothing")
+	f.StringVarP(&o.Output, "output", "o", o.Output, "dry-run output: text|json")
+	f.StringSliceVar(&o.Allow, "allow", nil, "preflight rule IDs not to treat as blockers (comma-separated)")
+	f.BoolVar(&o.Force, "force", false, "also evict pods without a controller (by default they stay and restart on the new runtime)")
+	f.BoolVar(&o.DeleteEmptyDirData, "delete-emptydir-data", false, "evict pods with emptyDir volumes (their data is lost)")
+	f.DurationVar(&o.DrainTimeout, "drain-timeout", o.DrainTimeout, "give up draining after this long (PDB-blocked evictions are retried until then)")
+	f.DurationVar(&o.VerifyTimeout, "verify-timeout", o.VerifyTimeout, "how long the node may take to be healthy on the new runtime")
+	f.BoolVar(&o.NoRollback, "no-rollback", false, "on failure, leave the node as it is (resumable) instead of rolling back")
+	f.StringVar(&o.ContainerdVersion, "containerd-version", "", "containerd version the config is written for (default: the node's `containerd --version`)")
+	o.addTransportFlags(c)
+	return c
+}
+
+// NewRollbackCommand returns `unshim node rollback`.
+func NewRollbackCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd.KubeFlags) *cobra.Command {
+	o := &Options{IOStreams: streams, kube: kube, logger: logger}
+	c := &cobra.Command{
+		Use:   "rollback NAME",
+		Short: "Undo a node's switch from its journal: back to Docker",
+		Long: `Undoes the node's last switch, finished or not, from the journal on the node:
+every phase that ran is undone in reverse (files restored byte for byte,
+services as they were, the cri-socket annotation restored, the node uncordoned
+only if it was schedulable before).`,
+		Example: `  unshim node rollback worker-1`,
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := o.Complete(args); err != nil {
+				return err
+			}
+			so, err := o.switchOptions()
+			if err != nil {
+				return err
+			}
+			if err := nodeswitch.Rollback(c.Context(), so); err != nil {
+				return &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+			}
+			return nil
+		},
+	}
+	o.addTransportFlags(c)
+	return c
+}
+
+// Complete reads the arguments: NAME, or NAME phase PHASE.
+func (o *Options) Complete(args []string) error {
+	switch {
+	case len(args) == 1:
+	case len(args) == 3 && args[1] == "phase":
+		o.phase = args[2]
+	default:
+		return &cmd.ExitError{Code: cmd.ExitFailure, Err: errors.New("want NAME, or NAME phase PHASE")}
+	}
+	o.node = args[0]
+	if o.Target != nodeplan.Containerd && o.Target != nodeplan.CRIDockerd {
+		return &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("--to %q: want containerd or cri-dockerd", o.Target)}
+	}
+	if o.Output != "text" && o.Output != "json" && o.Output != "" {
+		return &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("-o %q: want text or json", o.Output)}
+	}
+	if o.phase != "" {
+		found := false
+		for _, p := range nodeswitch.PhaseNames(o.Target) {
+			found = found || p == o.phase
+		}
+		if !found {
+			return &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("no phase %q for --to %s; phases: %s", o.phase, o.Target, strings.Join(nodeswitch.PhaseNames(o.Target), ", "))}
+		}
+	}
+	return nil
+}
+
+func (o *Options) transport() (transport.Transport, error) {
+	switch o.Via {
+	case "local", "":
+		if os.Geteuid() != 0 {
+			return nil, errors.New("--via local changes this machine's services and files: run as root on the node")
+		}
+		return &transport.Local{}, nil
+	case "nsenter":
+		if o.TargetPID <= 0 {
+			return nil, errors.New("--via nsenter needs --target-pid")
+		}
+		if _, err := os.Stat("/proc/" + strconv.Itoa(o.TargetPID) + "/root"); err != nil {
+			return nil, fmt.Errorf("--target-pid %d: %w", o.TargetPID, err)
+		}
+		return &transport.Nsenter{PID: o.TargetPID}, nil
+	}
+	return nil, fmt.Errorf("--via %q: want local or nsenter", o.Via)
+}
+
+func (o *Options) switchOptions() (nodeswitch.Options, error) {
+	t, err := o.transport()
+	if err != nil {
+		return nodeswitch.Options{}, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+	}
+	client, err := cmd.Clientset(o.kube)
+	if err != nil {
+		return nodeswitch.Options{}, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+	}
+	rc, err := o.kube.ToRESTConfig()
+	if err != nil {
+		return nodeswitch.Options{}, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+	}
+	return nodeswitch.Options{
+		Node: o.node, Client: client, RESTConfig: rc, Transport: t, Logger: o.logger,
+		NoRollback: o.NoRollback, ContainerdVersion: o.ContainerdVersion,
+		Settings: phases.Settings{Target: o.Target, Allow: o.Allow, Force: o.Force, DeleteEmptyDirData: o.DeleteEmptyDirData,
+			DrainTimeout: o.DrainTimeout, VerifyTimeout: o.VerifyTimeout, Progress: o.ErrOut},
+	}, nil
+}
+
+// Run plans or runs the switch.
+func (o *Options) Run(c *cobra.Command) error {
+	so, err := o.switchOptions()
+	if err != nil {
+		return err
+	}
+	ctx := c.Context()
+	if o.DryRun {
+		steps, p, err := nodeswitch.DryRun(ctx, so)
+		if err != nil {
+			return &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+		}
+		if o.Output == "json" {
+			enc := json.NewEncoder(o.Out)
+			enc.SetIndent("", "  ")
+			return enc.Encode(map[string]any{"node": o.node, "target": p.Target, "endpoint": p.Endpoint,
+				"sandboxImage": p.SandboxImage, "phases": steps, "unmapped": p.Unmapped, "notes": p.Notes})
+		}
+		nodeswitch.WritePlan(o.Out, o.node, p, steps)
+		return nil
+	}
+	err = nodeswitch.Run(ctx, so, o.phase)
+	var nd *nodeswitch.NotDockerError
+	if errors.As(err, &nd) {
+		o.logger.V(0).Infof("%v", err)
+		return nil
+	}
+	var pe *migrate.PhaseError
+	if errors.As(err, &pe) {
+		return &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("switch of %s: %w", o.node, err)}
+	}
+	if err != nil {
+		return &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+	}
+	return nil
+}

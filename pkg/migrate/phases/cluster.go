@@ -1,0 +1,227 @@
+package phases
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/kubectl/pkg/drain"
+
+	"github.com/unshim/unshim/pkg/migrate"
+	"github.com/unshim/unshim/pkg/nodeplan"
+)
+
+// NewCordonPhase marks the node unschedulable, first recording whether it
+// was, so that only a node schedulable before is uncordoned after.
+func NewCordonPhase() migrate.Phase {
+	return migrate.Phase{
+		Name:  "cordon",
+		Short: "Cordon the node",
+		Run: run(func(ctx context.Context, d Data) error {
+			node, err := d.Client().CoreV1().Nodes().Get(ctx, d.Node(), metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("read node %s: %w", d.Node(), err)
+			}
+			j := d.Journal()
+			if _, ok := j.Values[keyWasSchedulable]; !ok {
+				j.Values[keyWasSchedulable] = strconv.FormatBool(!node.Spec.Unschedulable)
+				if err := d.Store().Save(ctx, j); err != nil {
+					return err
+				}
+			}
+			return setUnschedulable(ctx, d, true)
+		}),
+		Rollback: run(func(ctx context.Context, d Data) error {
+			if d.Journal().Values[keyWasSchedulable] != "true" {
+				return nil
+			}
+			return setUnschedulable(ctx, d, false)
+		}),
+		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
+			return []string{"PATCH node " + d.Node() + " spec.unschedulable=true (its current value is kept in the journal)"}, nil
+		}),
+	}
+}
+
+func setUnschedulable(ctx context.Context, d Data, v bool) error {
+	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"unschedulable": v}})
+	if _, err := d.Client().CoreV1().Nodes().Patch(ctx, d.Node(), types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("set node %s unschedulable=%t: %w", d.Node(), v, err)
+	}
+	return nil
+}
+
+// NewDrainPhase evicts the node's pods through the Eviction API (PDBs are
+// respected: a blocked eviction is retried until the timeout). DaemonSet and
+// static pods stay. Pods without a controller stay too unless Force: nothing
+// would recreate them elsewhere, and the kubelet restarts them on the new
+// runtime, as after a reboot.
+func NewDrainPhase() migrate.Phase {
+	return migrate.Phase{
+		Name:  "drain",
+		Short: "Evict the node's pods (PDBs respected, DaemonSets ignored)",
+		Run: run(func(ctx context.Context, d Data) error {
+			h := drainHelper(ctx, d)
+			list, errs := h.GetPodsForDeletion(d.Node())
+			if len(errs) > 0 {
+				return fmt.Errorf("drain %s: %v", d.Node(), errs)
+			}
+			if w := list.Warnings(); w != "" {
+				d.Logger().V(0).Infof("[drain] %s", w)
+			}
+			pods := list.Pods()
+			d.Logger().V(0).Infof("[drain] evicting %d pods", len(pods))
+			if err := h.DeleteOrEvictPods(pods); err != nil {
+				return fmt.Errorf("drain %s: %w", d.Node(), err)
+			}
+			return nil
+		}),
+		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
+			h := drainHelper(ctx, d)
+			list, errs := h.GetPodsForDeletion(d.Node())
+			if len(errs) > 0 {
+				return []string{fmt.Sprintf("drain would fail now: %v", errs)}, nil
+			}
+			lines := []string{fmt.Sprintf("evict %d pods (timeout %s)", len(list.Pods()), d.Settings().DrainTimeout)}
+			for _, p := range list.Pods() {
+				lines = append(lines, "  evict "+p.Namespace+"/"+p.Name)
+			}
+			if w := list.Warnings(); w != "" {
+				lines = append(lines, "  "+w)
+			}
+			return lines, nil
+		}),
+	}
+}
+
+func drainHelper(ctx context.Context, d Data) *drain.Helper {
+	s := d.Settings()
+	out := s.Progress
+	if out == nil {
+		out = io.Discard
+	}
+	h := &drain.Helper{
+		Ctx:                             ctx,
+		Client:                          d.Client(),
+		Force:                           true, // bare pods are filtered below unless s.Force
+		GracePeriodSeconds:              -1,
+		IgnoreAllDaemonSets:             true,
+		DeleteEmptyDirData:              s.DeleteEmptyDirData,
+		Timeout:                         s.DrainTimeout,
+		EvictErrorRetryDelay:            5 * time.Second,
+		SkipWaitForDeleteTimeoutSeconds: 60,
+		Out:                             out,
+		ErrOut:                          out,
+		OnPodDeletionOrEvictionFinished: func(pod *corev1.Pod, usingEviction bool, err error) {
+			if err == nil {
+				fmt.Fprintf(out, "evicted %s/%s\n", pod.Namespace, pod.Name)
+			}
+		},
+	}
+	if !s.Force {
+		h.AdditionalFilters = append(h.AdditionalFilters, func(pod corev1.Pod) drain.PodDeleteStatus {
+			if metav1.GetControllerOf(&pod) == nil && pod.Annotations[corev1.MirrorPodAnnotationKey] == "" {
+				return drain.MakePodDeleteStatusWithWarning(false, "pod without a controller stays and restarts on the new runtime (--force evicts it)")
+			}
+			return drain.MakePodDeleteStatusOkay()
+		})
+	}
+	return h
+}
+
+// NewUncordonPhase makes the node schedulable again if it was before.
+func NewUncordonPhase() migrate.Phase {
+	return migrate.Phase{
+		Name:  "uncordon",
+		Short: "Uncordon the node if it was schedulable before",
+		Run: run(func(ctx context.Context, d Data) error {
+			if d.Journal().Values[keyWasSchedulable] != "true" {
+				d.Logger().V(0).Infof("[uncordon] the node was cordoned before the migration: it stays cordoned")
+				return nil
+			}
+			return setUnschedulable(ctx, d, false)
+		}),
+		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
+			node, err := d.Client().CoreV1().Nodes().Get(ctx, d.Node(), metav1.GetOptions{})
+			if err != nil {
+				return nil, err
+			}
+			if node.Spec.Unschedulable {
+				return []string{"the node is cordoned now: it stays cordoned"}, nil
+			}
+			return []string{"PATCH node " + d.Node() + " spec.unschedulable=false"}, nil
+		}),
+	}
+}
+
+// NewKubeadmRecordPhase points kubeadm's cri-socket annotation at the new
+// runtime (when the plan says kubeadm reads it); rollback puts the old value back.
+func NewKubeadmRecordPhase() migrate.Phase {
+	return migrate.Phase{
+		Name:  "kubeadm-record",
+		Short: "Update kubeadm's record of the CRI socket",
+		Run: run(func(ctx context.Context, d Data) error {
+			p := d.Plan()
+			if p.Annotation == "" {
+				return nil
+			}
+			j := d.Journal()
+			if _, ok := j.Values[keyHadAnnotation]; !ok {
+				node, err := d.Client().CoreV1().Nodes().Get(ctx, d.Node(), metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				old, had := node.Annotations[nodeplan.CRISocketAnnotation]
+				j.Values[keyOldAnnotation], j.Values[keyHadAnnotation] = old, strconv.FormatBool(had)
+				if err := d.Store().Save(ctx, j); err != nil {
+					return err
+				}
+			}
+			return annotate(ctx, d, &p.Annotation)
+		}),
+		Rollback: run(func(ctx context.Context, d Data) error {
+			j := d.Journal()
+			switch j.Values[keyHadAnnotation] {
+			case "true":
+				old := j.Values[keyOldAnnotation]
+				return annotate(ctx, d, &old)
+			case "false":
+				return annotate(ctx, d, nil)
+			}
+			return nil
+		}),
+		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
+			p := d.Plan()
+			if p.Annotation == "" {
+				return []string{"annotation " + nodeplan.CRISocketAnnotation + " left alone (kubeadm reads " + nodeplan.InstanceConfigFile + ")"}, nil
+			}
+			return []string{fmt.Sprintf("PATCH node %s annotation %s: %q -> %q", d.Node(), nodeplan.CRISocketAnnotation, p.OldAnnotation, p.Annotation)}, nil
+		}),
+	}
+}
+
+// annotate sets (or, with nil, removes) the cri-socket annotation.
+func annotate(ctx context.Context, d Data, v *string) error {
+	var val any
+	if v != nil {
+		val = *v
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{nodeplan.CRISocketAnnotation: val}}})
+	if _, err := d.Client().CoreV1().Nodes().Patch(ctx, d.Node(), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("annotate node %s: %w", d.Node(), err)
+	}
+	return nil
+}
+
+// runtimeOf returns the node's runtime name ("docker", "containerd").
+func runtimeOf(n *corev1.Node) string {
+	name, _, _ := strings.Cut(n.Status.NodeInfo.ContainerRuntimeVersion, "://")
+	return name
+}

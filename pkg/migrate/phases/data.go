@@ -1,0 +1,89 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/unshim/unshim/pkg/log"
+	"github.com/unshim/unshim/pkg/migrate"
+	"github.com/unshim/unshim/pkg/nodeconf"
+	"github.com/unshim/unshim/pkg/nodeplan"
+)
+
+// Data is what the switch's phases need beyond migrate.Data. The command
+// builds it once; phases only read it.
+type Data interface {
+	migrate.Data
+	Client() kubernetes.Interface
+	// RESTConfig reaches the same cluster, for exec.
+	RESTConfig() *rest.Config
+	// Plan is the switch worked out from the node's files before any change.
+	Plan() *nodeplan.Plan
+	Settings() *Settings
+	Logger() log.Logger
+}
+
+// Settings are the operator's choices for one switch.
+type Settings struct {
+	Target         string
+	KubeletVersion nodeconf.Version
+	// Allow lists preflight rule IDs not to treat as blockers.
+	Allow []string
+	// Force evicts pods without a controller too; by default they stay on
+	// the node and restart on the new runtime, as after a reboot.
+	Force bool
+	// DeleteEmptyDirData lets drain evict pods with emptyDir volumes.
+	DeleteEmptyDirData bool
+	DrainTimeout       time.Duration
+	VerifyTimeout      time.Duration
+	// InstallCommand installs containerd when it is missing (argv); nil
+	// picks apt-get, dnf or yum, whichever the node has.
+	InstallCommand []string
+	// Progress receives detail lines (drain evictions); may be nil.
+	Progress io.Writer
+}
+
+func data(d migrate.Data) (Data, error) {
+	pd, ok := d.(Data)
+	if !ok {
+		return nil, fmt.Errorf("phase run with %T, which is not phases.Data", d)
+	}
+	return pd, nil
+}
+
+// run wraps a phase function that needs Data.
+func run(f func(ctx context.Context, d Data) error) func(context.Context, migrate.Data) error {
+	return func(ctx context.Context, md migrate.Data) error {
+		d, err := data(md)
+		if err != nil {
+			return err
+		}
+		return f(ctx, d)
+	}
+}
+
+// plan wraps a plan function that needs Data.
+func plan(f func(ctx context.Context, d Data) ([]string, error)) func(context.Context, migrate.Data) ([]string, error) {
+	return func(ctx context.Context, md migrate.Data) ([]string, error) {
+		d, err := data(md)
+		if err != nil {
+			return nil, err
+		}
+		return f(ctx, d)
+	}
+}
+
+// Journal value keys shared by phases.
+const (
+	keyWasSchedulable = "node.schedulable"
+	keyOldAnnotation  = "node.cri-socket"
+	keyHadAnnotation  = "node.cri-socket.present"
+	keySavedImages    = "images.saved"
+	keyImageArchive   = "images.archive"
+	keyContainerd     = "containerd.installed-by-unshim"
+)

@@ -1,0 +1,487 @@
+package phases
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/unshim/unshim/pkg/journal"
+	"github.com/unshim/unshim/pkg/migrate"
+	"github.com/unshim/unshim/pkg/nodeplan"
+	"github.com/unshim/unshim/pkg/report"
+	"github.com/unshim/unshim/pkg/transport"
+)
+
+// NewPlanBackupPhase backs up every file the plan writes; rollback restores
+// them all, byte for byte, and removes the ones that did not exist.
+func NewPlanBackupPhase() migrate.Phase {
+	return migrate.Phase{
+		Name:  "backup",
+		Short: "Back up every file the switch changes",
+		Run: run(func(ctx context.Context, d Data) error {
+			for _, p := range d.Plan().Paths() {
+				if err := d.Store().BackupFile(ctx, d.Journal(), p); err != nil {
+					return err
+				}
+			}
+			return nil
+		}),
+		Rollback: func(ctx context.Context, d migrate.Data) error {
+			return d.Store().Restore(ctx, d.Journal())
+		},
+		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
+			var lines []string
+			for _, p := range d.Plan().Paths() {
+				lines = append(lines, "back up "+p+" to "+path.Join(journal.DefaultDir, "backup", d.Node(), strings.TrimPrefix(p, "/")))
+			}
+			return lines, nil
+		}),
+	}
+}
+
+// imageArchive is where saved images wait for containerd.
+func imageArchive(node string) string {
+	return path.Join(journal.DefaultDir, "images", node+".tar")
+}
+
+// neededImages lists the images of the pods still bound to the node (after
+// drain: DaemonSet, static and kept pods) and the sandbox image that Docker
+// holds without a repo digest: containerd could not pull them back.
+func neededImages(ctx context.Context, d Data) ([]string, error) {
+	pods, err := d.Client().CoreV1().Pods("").List(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("spec.nodeName", d.Node()).String()})
+	if err != nil {
+		return nil, fmt.Errorf("list pods on %s: %w", d.Node(), err)
+	}
+	seen := map[string]bool{}
+	refs := []string{d.Plan().SandboxImage}
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+			refs = append(refs, c.Image)
+		}
+	}
+	var out []string
+	for _, ref := range refs {
+		if ref == "" || seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		raw, err := d.Transport().Run(ctx, "docker", "image", "inspect", "--format", "{{json .RepoDigests}}", "--", ref)
+		if err != nil {
+			continue // not in Docker: containerd pulls it like Docker would have
+		}
+		var digests []string
+		if json.Unmarshal([]byte(strings.TrimSpace(string(raw))), &digests) == nil && len(digests) == 0 {
+			out = append(out, ref)
+		}
+	}
+	return out, nil
+}
+
+// NewSaveImagesPhase saves, while Docker still runs, the images that only
+// Docker has and that the node's remaining pods or the sandbox need.
+func NewSaveImagesPhase() migrate.Phase {
+	return migrate.Phase{
+		Name:  "save-images",
+		Short: "Save the images only Docker has (docker save)",
+		Run: run(func(ctx context.Context, d Data) error {
+			refs, err := neededImages(ctx, d)
+			if err != nil {
+				return err
+			}
+			j := d.Journal()
+			j.Values[keySavedImages] = strings.Join(refs, " ")
+			if len(refs) == 0 {
+				return d.Store().Save(ctx, j)
+			}
+			archive := imageArchive(d.Node())
+			if _, err := d.Transport().Run(ctx, "mkdir", "-p", path.Dir(archive)); err != nil {
+				return err
+			}
+			d.Logger().V(0).Infof("[save-images] docker save %s", strings.Join(refs, " "))
+			if _, err := d.Transport().Run(ctx, append([]string{"docker", "save", "-o", archive, "--"}, refs...)...); err != nil {
+				return err
+			}
+			j.Values[keyImageArchive] = archive
+			return d.Store().Save(ctx, j)
+		}),
+		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
+			refs, err := neededImages(ctx, d)
+			if err != nil {
+				return nil, err
+			}
+			if len(refs) == 0 {
+				return []string{"no image that only Docker has is needed"}, nil
+			}
+			return []string{"docker save -o " + imageArchive(d.Node()) + " " + strings.Join(refs, " ")}, nil
+		}),
+	}
+}
+
+// NewImportImagesPhase imports the saved images into containerd's k8s.io
+// namespace, where the CRI looks for them, and checks each is there.
+func NewImportImagesPhase() migrate.Phase {
+	return migrate.Phase{
+		Name:  "import-images",
+		Short: "Import the saved images into containerd (k8s.io namespace)",
+		Run: run(func(ctx context.Context, d Data) error {
+			archive := d.Journal().Values[keyImageArchive]
+			if archive == "" {
+				return nil
+			}
+			t := d.Transport()
+			if _, err := t.Run(ctx, "ctr", "-n", "k8s.io", "images", "import", archive); err != nil {
+				return err
+			}
+			out, err := t.Run(ctx, "ctr", "-n", "k8s.io", "images", "ls", "-q")
+			if err != nil {
+				return err
+			}
+			have := map[string]bool{}
+			for _, l := range strings.Fields(string(out)) {
+				have[l] = true
+			}
+			for _, ref := range strings.Fields(d.Journal().Values[keySavedImages]) {
+				if !have[normalizeRef(ref)] {
+					return fmt.Errorf("image %s (%s) not in containerd after import", ref, normalizeRef(ref))
+				}
+			}
+			return nil
+		}),
+		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
+			return []string{"ctr -n k8s.io images import " + imageArchive(d.Node())}, nil
+		}),
+	}
+}
+
+// normalizeRef spells a Docker image reference the way containerd does
+// (docker.io/library/busybox:latest).
+func normalizeRef(ref string) string {
+	name, tag := ref, ""
+	if i := strings.LastIndex(ref, "@"); i >= 0 {
+		name, tag = ref[:i], ref[i:]
+	} else if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		name, tag = ref[:i], ref[i:]
+	} else {
+		tag = ":latest"
+	}
+	first, _, hasSlash := strings.Cut(name, "/")
+	if !hasSlash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
+		if !hasSlash {
+			name = "library/" + name
+		}
+		name = "docker.io/" + name
+	}
+	return name + tag
+}
+
+// containerdBinaries are where packages put containerd.
+var containerdBinaries = []string{"/usr/bin/containerd", "/usr/local/bin/containerd"}
+
+func hasContainerd(ctx context.Context, t transport.Transport) bool {
+	for _, b := range containerdBinaries {
+		if _, err := t.Run(ctx, "test", "-x", b); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// installCommand picks the node's package manager.
+func installCommand(ctx context.Context, d Data) ([]string, error) {
+	if c := d.Settings().InstallCommand; len(c) > 0 {
+		return c, nil
+	}
+	for _, pm := range [][]string{
+		{"/usr/bin/apt-get", "apt-get", "install", "-y", "containerd"},
+		{"/usr/bin/dnf", "dnf", "install", "-y", "containerd"},
+		{"/usr/bin/yum", "yum", "install", "-y", "containerd"},
+	} {
+		if _, err := d.Transport().Run(ctx, "test", "-x", pm[0]); err == nil {
+			return pm[1:], nil
+		}
+	}
+	return nil, errors.New("containerd is missing and no apt-get, dnf or yum found: install containerd first")
+}
+
+// NewInstallContainerdPhase installs containerd when the node lacks it.
+// Docker's packages ship it, so on most Docker nodes this does nothing.
+func NewInstallContainerdPhase() migrate.Phase {
+	return migrate.Phase{
+		Name:  "install-containerd",
+		Short: "Install containerd if it is missing",
+		Run: run(func(ctx context.Context, d Data) error {
+			if hasContainerd(ctx, d.Transport()) {
+				return nil
+			}
+			argv, err := installCommand(ctx, d)
+			if err != nil {
+				return err
+			}
+			d.Journal().Values[keyContainerd] = "true"
+			if err := d.Store().Save(ctx, d.Journal()); err != nil {
+				return err
+			}
+			_, err = d.Transport().Run(ctx, argv...)
+			return err
+		}),
+		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
+			if hasContainerd(ctx, d.Transport()) {
+				return []string{"containerd is installed: nothing to do"}, nil
+			}
+			argv, err := installCommand(ctx, d)
+			if err != nil {
+				return []string{err.Error()}, nil
+			}
+			return []string{strings.Join(argv, " ")}, nil
+		}),
+	}
+}
+
+func writeFiles(ctx context.Context, d Data, files []nodeplan.FileChange) error {
+	for _, f := range files {
+		if !f.Changed() {
+			continue
+		}
+		if err := d.Transport().WriteFile(ctx, f.Path, f.New, f.Perm); err != nil {
+			return fmt.Errorf("write %s: %w", f.Path, err)
+		}
+		d.Logger().V(1).Infof("wrote %s", f.Path)
+	}
+	return nil
+}
+
+func restoreFiles(ctx context.Context, d Data, files []nodeplan.FileChange) error {
+	if len(files) == 0 {
+		return nil
+	}
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, f.Path)
+	}
+	return d.Store().RestorePaths(ctx, d.Journal(), paths...)
+}
+
+func planFiles(files []nodeplan.FileChange) ([]string, error) {
+	var lines []string
+	for _, f := range files {
+		if !f.Changed() {
+			lines = append(lines, f.Path+": unchanged")
+			continue
+		}
+		var b strings.Builder
+		a := f.Path
+		if !f.Existed {
+			a = "/dev/null"
+		}
+		if err := report.UnifiedDiff(&b, a, f.Path, f.Old, f.New); err != nil {
+			return nil, err
+		}
+		lines = append(lines, "write "+f.Path+" ("+f.Why+")")
+		lines = append(lines, strings.Split(strings.TrimRight(b.String(), "\n"), "\n")...)
+	}
+	return lines, nil
+}
+
+func hasDropIn(files []nodeplan.FileChange) bool {
+	for _, f := range files {
+		if strings.Contains(f.Path, ".service.d/") {
+			return true
+		}
+	}
+	return false
+}
+
+// NewWriteConfigPhase writes containerd's configuration from the plan.
+func NewWriteConfigPhase() migrate.Phase {
+	return migrate.Phase{
+		Name:  "write-config",
+		Short: "Write containerd's configuration (converted from Docker's)",
+		Run: run(func(ctx context.Context, d Data) error {
+			files := d.Plan().Containerd
+			if err := writeFiles(ctx, d, files); err != nil {
+				return err
+			}
+			if hasDropIn(files) {
+				_, err := d.Transport().Run(ctx, "systemctl", "daemon-reload")
+				return err
+			}
+			return nil
+		}),
+		Rollback: run(func(ctx context.Context, d Data) error {
+			if err := restoreFiles(ctx, d, d.Plan().Containerd); err != nil {
+				return err
+			}
+			if hasDropIn(d.Plan().Containerd) {
+				_, err := d.Transport().Run(ctx, "systemctl", "daemon-reload")
+				return err
+			}
+			return nil
+		}),
+		Plan: plan(func(ctx context.Context, d Data) ([]string, error) { return planFiles(d.Plan().Containerd) }),
+	}
+}
+
+// NewStartContainerdPhase enables and restarts containerd with its new
+// configuration and waits until its CRI says the runtime and the network
+// are ready. Rollback puts containerd's files back and restarts it as it
+// was (Docker needs it), or stops it if it did not run.
+func NewStartContainerdPhase() migrate.Phase {
+	return migrate.Phase{
+		Name:  "start-containerd",
+		Short: "Start containerd and check its CRI",
+		Run: run(func(ctx context.Context, d Data) error {
+			if err := recordUnits(ctx, d, "containerd.service"); err != nil {
+				return err
+			}
+			t := d.Transport()
+			if _, err := t.Run(ctx, "systemctl", "enable", "containerd.service"); err != nil {
+				return err
+			}
+			if _, err := t.Run(ctx, "systemctl", "restart", "containerd.service"); err != nil {
+				return err
+			}
+			return waitCRI(ctx, d, 2*time.Minute)
+		}),
+		Rollback: run(func(ctx context.Context, d Data) error {
+			if err := restoreFiles(ctx, d, d.Plan().Containerd); err != nil {
+				return err
+			}
+			j, t := d.Journal(), d.Transport()
+			if hasDropIn(d.Plan().Containerd) {
+				if _, err := t.Run(ctx, "systemctl", "daemon-reload"); err != nil {
+					return err
+				}
+			}
+			if j.Values["unit.containerd.service.enabled"] == "disabled" {
+				if _, err := t.Run(ctx, "systemctl", "disable", "containerd.service"); err != nil {
+					return err
+				}
+			}
+			verb := "restart"
+			if j.Values["unit.containerd.service.active"] != "active" {
+				verb = "stop"
+			}
+			_, err := t.Run(ctx, "systemctl", verb, "containerd.service")
+			return err
+		}),
+		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
+			return []string{"systemctl enable containerd.service", "systemctl restart containerd.service",
+				"wait for the CRI at " + nodeplan.ContainerdEndpoint + ": RuntimeReady and NetworkReady"}, nil
+		}),
+	}
+}
+
+// criStatus asks the node's containerd CRI for its conditions. It needs the
+// node's socket to be reachable from here (a Mounted transport); otherwise
+// it asks `ctr` whether the CRI plugin loaded.
+func criStatus(ctx context.Context, d Data) (map[string]bool, error) {
+	m, ok := d.Transport().(transport.Mounted)
+	if !ok {
+		out, err := d.Transport().Run(ctx, "ctr", "plugins", "ls")
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			f := strings.Fields(l)
+			if len(f) >= 4 && f[0] == "io.containerd.grpc.v1" && f[1] == "cri" && f[len(f)-1] == "ok" {
+				return map[string]bool{runtimeapi.RuntimeReady: true, runtimeapi.NetworkReady: true}, nil
+			}
+		}
+		return nil, errors.New("containerd's CRI plugin did not load (ctr plugins ls)")
+	}
+	sock := strings.TrimSuffix(m.LocalRoot(), "/") + strings.TrimPrefix(nodeplan.ContainerdEndpoint, "unix://")
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := runtimeapi.NewRuntimeServiceClient(conn).Status(cctx, &runtimeapi.StatusRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("CRI status at %s: %w", nodeplan.ContainerdEndpoint, err)
+	}
+	out := map[string]bool{}
+	for _, c := range st.GetStatus().GetConditions() {
+		out[c.Type] = c.Status
+	}
+	return out, nil
+}
+
+func waitCRI(ctx context.Context, d Data, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for {
+		conds, err := criStatus(ctx, d)
+		if err == nil && conds[runtimeapi.RuntimeReady] && conds[runtimeapi.NetworkReady] {
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("CRI conditions %v", conds)
+		}
+		last = err
+		if time.Now().After(deadline) {
+			return fmt.Errorf("containerd's CRI not ready after %s: %w", timeout, last)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// NewReconfigureKubeletPhase writes the kubelet's flags and configuration
+// from the plan; rollback restores them.
+func NewReconfigureKubeletPhase() migrate.Phase {
+	return migrate.Phase{
+		Name:  "reconfigure-kubelet",
+		Short: "Point the kubelet at the new runtime, in the way its version wants",
+		Run: run(func(ctx context.Context, d Data) error {
+			return writeFiles(ctx, d, d.Plan().Kubelet)
+		}),
+		Rollback: run(func(ctx context.Context, d Data) error {
+			return restoreFiles(ctx, d, d.Plan().Kubelet)
+		}),
+		Plan: plan(func(ctx context.Context, d Data) ([]string, error) { return planFiles(d.Plan().Kubelet) }),
+	}
+}
+
+// NewStartKubeletPhase starts the kubelet on the new runtime; rollback stops
+// it (stop-kubelet's rollback starts it again once the files are back).
+func NewStartKubeletPhase() migrate.Phase {
+	return migrate.Phase{
+		Name:  "start-kubelet",
+		Short: "Start the kubelet",
+		Run: run(func(ctx context.Context, d Data) error {
+			d.Journal().Values["kubelet.started"] = time.Now().UTC().Format(time.RFC3339)
+			if err := d.Store().Save(ctx, d.Journal()); err != nil {
+				return err
+			}
+			_, err := d.Transport().Run(ctx, "systemctl", "start", "kubelet.service")
+			return err
+		}),
+		Rollback: run(func(ctx context.Context, d Data) error {
+			_, err := d.Transport().Run(ctx, "systemctl", "stop", "kubelet.service")
+			return err
+		}),
+		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
+			return []string{"systemctl start kubelet.service"}, nil
+		}),
+	}
+}

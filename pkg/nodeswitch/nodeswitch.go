@@ -1,0 +1,427 @@
+// Package nodeswitch switches one node's container runtime: it takes the
+// node's lock, works out the plan, and runs the named phases of
+// pkg/migrate/phases with the journal on the node, mirroring the current
+// phase into a Node annotation. It also undoes a switch on demand. It knows
+// nothing of cobra or of how the transport was reached.
+package nodeswitch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/unshim/unshim/pkg/journal"
+	"github.com/unshim/unshim/pkg/log"
+	"github.com/unshim/unshim/pkg/migrate"
+	"github.com/unshim/unshim/pkg/migrate/phases"
+	"github.com/unshim/unshim/pkg/nodeconf"
+	"github.com/unshim/unshim/pkg/nodelock"
+	"github.com/unshim/unshim/pkg/nodeplan"
+	"github.com/unshim/unshim/pkg/transport"
+)
+
+// PhaseAnnotation mirrors the journal's current phase on the Node
+// ("PHASE/STATE", e.g. "drain/running"), for `unshim nodes` and operators.
+const PhaseAnnotation = "unshim.io/migration-phase"
+
+// Phases returns the switch's phases for target, in order.
+func Phases(target string) ([]migrate.Phase, error) {
+	switch target {
+	case nodeplan.Containerd:
+		return []migrate.Phase{
+			phases.NewPreflightPhase(),
+			phases.NewCordonPhase(),
+			phases.NewDrainPhase(),
+			phases.NewPlanBackupPhase(),
+			phases.NewSaveImagesPhase(),
+			phases.NewStopKubeletPhase(),
+			phases.NewStopDockerPhase(),
+			phases.NewInstallContainerdPhase(),
+			phases.NewWriteConfigPhase(),
+			phases.NewStartContainerdPhase(),
+			phases.NewImportImagesPhase(),
+			phases.NewReconfigureKubeletPhase(),
+			phases.NewKubeadmRecordPhase(),
+			phases.NewStartKubeletPhase(),
+			phases.NewVerifyPhase(),
+			phases.NewUncordonPhase(),
+		}, nil
+	case nodeplan.CRIDockerd:
+		return []migrate.Phase{
+			phases.NewPreflightPhase(),
+			phases.NewCordonPhase(),
+			phases.NewDrainPhase(),
+			phases.NewPlanBackupPhase(),
+			phases.NewStopKubeletPhase(),
+			phases.NewReconfigureKubeletPhase(),
+			phases.NewKubeadmRecordPhase(),
+			phases.NewStartKubeletPhase(),
+			phases.NewVerifyPhase(),
+			phases.NewUncordonPhase(),
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown target %q: want %s or %s", target, nodeplan.Containerd, nodeplan.CRIDockerd)
+}
+
+// PhaseNames lists the phases of target.
+func PhaseNames(target string) []string {
+	ps, _ := Phases(target)
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+// Options are one switch's inputs.
+type Options struct {
+	Node       string
+	Client     kubernetes.Interface
+	RESTConfig *rest.Config
+	Transport  transport.Transport
+	Settings   phases.Settings
+	Logger     log.Logger
+	// NoRollback leaves a failed run resumable instead of undoing it.
+	NoRollback bool
+	// ContainerdVersion overrides what `containerd --version` says.
+	ContainerdVersion string
+	// Holder names this run in the node's lock.
+	Holder string
+	// LockTTL is how long the lock outlives a run that died (default 2m).
+	LockTTL time.Duration
+	// AfterPhase is handed to the runner (tests kill runs with it).
+	AfterPhase func(name string)
+}
+
+// run is the phases.Data of one switch.
+type run struct {
+	o     *Options
+	j     *journal.Journal
+	st    *journal.Store
+	plan  *nodeplan.Plan
+	dry   bool
+	stngs phases.Settings
+}
+
+var _ phases.Data = (*run)(nil)
+
+func (r *run) Node() string                   { return r.o.Node }
+func (r *run) Journal() *journal.Journal      { return r.j }
+func (r *run) Store() *journal.Store          { return r.st }
+func (r *run) Transport() transport.Transport { return r.o.Transport }
+func (r *run) DryRun() bool                   { return r.dry }
+func (r *run) Client() kubernetes.Interface   { return r.o.Client }
+func (r *run) RESTConfig() *rest.Config       { return r.o.RESTConfig }
+func (r *run) Plan() *nodeplan.Plan           { return r.plan }
+func (r *run) Settings() *phases.Settings     { return &r.stngs }
+func (r *run) Logger() log.Logger             { return r.o.Logger }
+func (r *run) runner(ps []migrate.Phase) *migrate.Runner {
+	return &migrate.Runner{Phases: ps, Logger: r.o.Logger, NoRollback: r.o.NoRollback, AfterPhase: r.o.AfterPhase,
+		OnState: func(ctx context.Context, phase, state string) {
+			v := phase + "/" + state
+			if err := annotatePhase(ctx, r.o.Client, r.o.Node, &v); err != nil {
+				r.o.Logger.Warnf("record phase on node %s: %v", r.o.Node, err)
+			}
+		}}
+}
+
+// NotDockerError says the node does not run Docker and has no switch in progress.
+type NotDockerError struct{ Node, Runtime string }
+
+func (e *NotDockerError) Error() string {
+	return fmt.Sprintf("node %s runs %s, not Docker, and has no unfinished switch: nothing to do", e.Node, e.Runtime)
+}
+
+// prepare reads the node, the journal and the plan.
+func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
+	if o.Logger == nil {
+		o.Logger = log.NoopLogger()
+	}
+	node, err := o.Client.CoreV1().Nodes().Get(ctx, o.Node, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", o.Node, err)
+	}
+	if node.Status.NodeInfo.OperatingSystem == "windows" {
+		return nil, fmt.Errorf("node %s runs Windows: only --dry-run plans exist for Windows nodes", o.Node)
+	}
+	kv, err := nodeconf.ParseVersion(node.Status.NodeInfo.KubeletVersion)
+	if err != nil {
+		return nil, fmt.Errorf("node %s kubelet version: %w", o.Node, err)
+	}
+	r := &run{o: o, dry: dry, stngs: o.Settings, st: &journal.Store{T: o.Transport}}
+	r.stngs.KubeletVersion = kv
+	if r.j, err = r.st.Load(ctx, o.Node); err != nil {
+		return nil, err
+	}
+	if r.j != nil && (r.j.Finished || r.j.RolledBack) {
+		r.j = nil // a past run: start afresh
+	}
+	if r.j != nil && r.j.Target != o.Settings.Target {
+		return nil, fmt.Errorf("node %s has an unfinished switch to %s: resume it with --to %s, or undo it with `unshim node rollback %s`", o.Node, r.j.Target, r.j.Target, o.Node)
+	}
+	runtime, _, _ := strings.Cut(node.Status.NodeInfo.ContainerRuntimeVersion, "://")
+	if r.j == nil && runtime != "docker" {
+		return nil, &NotDockerError{Node: o.Node, Runtime: node.Status.NodeInfo.ContainerRuntimeVersion}
+	}
+	if r.j == nil {
+		r.j = journal.New(o.Node, o.Settings.Target)
+	} else {
+		o.Logger.V(0).Infof("resuming the switch of %s started %s", o.Node, r.j.Started.Format(time.RFC3339))
+	}
+	cv, err := containerdVersion(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := o.Transport.(transport.Mounted)
+	if !ok {
+		return nil, errors.New("this transport cannot read the node's files")
+	}
+	r.plan, err = nodeplan.Build(nodeplan.Input{Root: m.LocalRoot(), Target: o.Settings.Target, KubeletVersion: kv,
+		ContainerdVersion: cv, CRISocket: node.Annotations[nodeplan.CRISocketAnnotation]})
+	if err != nil {
+		return nil, fmt.Errorf("plan the switch of %s: %w", o.Node, err)
+	}
+	return r, nil
+}
+
+func containerdVersion(ctx context.Context, o *Options) (nodeconf.Version, error) {
+	if o.ContainerdVersion != "" {
+		return nodeconf.ParseVersion(o.ContainerdVersion)
+	}
+	out, err := o.Transport.Run(ctx, "containerd", "--version")
+	if err != nil {
+		// Not installed yet: the distribution's package is 1.x or 2.x; a
+		// version 2 config is read by both.
+		return nodeconf.Version{Major: 1, Minor: 6}, nil
+	}
+	f := strings.Fields(string(out))
+	for i, w := range f {
+		if strings.Contains(w, "containerd") && i+1 < len(f) {
+			if v, err := nodeconf.ParseVersion(strings.Join(f[i+1:], " ")); err == nil {
+				return v, nil
+			}
+		}
+	}
+	return nodeconf.ParseVersion(string(out))
+}
+
+// PlanStep is one phase of a dry run.
+type PlanStep struct {
+	Phase string   `json:"phase"`
+	Short string   `json:"short"`
+	Done  bool     `json:"done,omitempty"`
+	Lines []string `json:"lines"`
+}
+
+// DryRun returns what a switch would do, phase by phase, changing nothing.
+func DryRun(ctx context.Context, o Options) ([]PlanStep, *nodeplan.Plan, error) {
+	r, err := prepare(ctx, &o, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	ps, err := Phases(o.Settings.Target)
+	if err != nil {
+		return nil, nil, err
+	}
+	lines, err := r.runner(ps).Plan(ctx, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []PlanStep
+	for _, p := range ps {
+		out = append(out, PlanStep{Phase: p.Name, Short: p.Short, Done: r.j.State(p.Name) == journal.Done, Lines: lines[p.Name]})
+	}
+	return out, r.plan, nil
+}
+
+// Run switches the node (or resumes its unfinished switch), holding its
+// lock. only, when set, runs that one phase.
+func Run(ctx context.Context, o Options, only string) error {
+	r, err := prepare(ctx, &o, false)
+	if err != nil {
+		return err
+	}
+	ps, err := Phases(o.Settings.Target)
+	if err != nil {
+		return err
+	}
+	if only != "" {
+		var one []migrate.Phase
+		for _, p := range ps {
+			if p.Name == only {
+				one = append(one, p)
+			}
+		}
+		if len(one) == 0 {
+			return fmt.Errorf("no phase %q; phases: %s", only, strings.Join(PhaseNames(o.Settings.Target), ", "))
+		}
+		ps = one
+	}
+	unlock, err := lock(ctx, &o)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := r.st.Save(ctx, r.j); err != nil {
+		return err
+	}
+	for _, n := range r.plan.Notes {
+		o.Logger.V(0).Infof("note: %s", n)
+	}
+	runner := r.runner(ps)
+	err = runner.Run(ctx, r)
+	if err == nil && only == "" {
+		o.Logger.V(0).Infof("node %s now runs on %s", o.Node, o.Settings.Target)
+		if err := annotatePhase(ctx, o.Client, o.Node, nil); err != nil {
+			o.Logger.Warnf("clear %s: %v", PhaseAnnotation, err)
+		}
+	}
+	return err
+}
+
+// Rollback undoes the node's unfinished (or failed) switch from its journal.
+func Rollback(ctx context.Context, o Options) error {
+	if o.Logger == nil {
+		o.Logger = log.NoopLogger()
+	}
+	st := &journal.Store{T: o.Transport}
+	j, err := st.Load(ctx, o.Node)
+	if err != nil {
+		return err
+	}
+	if j == nil {
+		return fmt.Errorf("node %s has no switch journal (%s): nothing to roll back", o.Node, st.Path(o.Node))
+	}
+	if j.RolledBack {
+		o.Logger.V(0).Infof("the switch of %s was already rolled back", o.Node)
+		return nil
+	}
+	if j.Finished {
+		o.Logger.V(0).Infof("the switch of %s finished; rolling it back to Docker", o.Node)
+	}
+	o.Settings.Target = j.Target
+	ps, err := Phases(j.Target)
+	if err != nil {
+		return err
+	}
+	// The plan is only needed for the paths it writes: read it from the
+	// journal's backups rather than from files the switch changed.
+	r := &run{o: &o, j: j, st: st, stngs: o.Settings, plan: planFromJournal(j)}
+	unlock, err := lock(ctx, &o)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := r.runner(ps).Rollback(ctx, r); err != nil {
+		return err
+	}
+	if err := annotatePhase(ctx, o.Client, o.Node, nil); err != nil {
+		o.Logger.Warnf("clear %s: %v", PhaseAnnotation, err)
+	}
+	o.Logger.V(0).Infof("node %s is back on Docker", o.Node)
+	return nil
+}
+
+// planFromJournal rebuilds the file lists of a plan from the backups (a
+// rollback restores files; it needs no new content).
+func planFromJournal(j *journal.Journal) *nodeplan.Plan {
+	p := &nodeplan.Plan{Target: j.Target}
+	for _, b := range j.Backups {
+		fc := nodeplan.FileChange{Path: b.Path, Existed: !b.Absent}
+		if strings.HasPrefix(b.Path, "/etc/containerd/") || strings.Contains(b.Path, "containerd.service.d") {
+			p.Containerd = append(p.Containerd, fc)
+		} else {
+			p.Kubelet = append(p.Kubelet, fc)
+		}
+	}
+	return p
+}
+
+func lock(ctx context.Context, o *Options) (func(), error) {
+	holder := o.Holder
+	if holder == "" {
+		h, _ := os.Hostname()
+		holder = fmt.Sprintf("unshim@%s/%d", h, os.Getpid())
+	}
+	ttl := o.LockTTL
+	if ttl == 0 {
+		ttl = 2 * time.Minute
+	}
+	l, err := nodelock.Acquire(ctx, o.Client, o.Node, holder, ttl)
+	if err != nil {
+		return nil, err
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := l.Renew(ctx); err != nil {
+					o.Logger.Warnf("%v", err)
+				}
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
+			o.Logger.Warnf("%v", err)
+		}
+	}, nil
+}
+
+// annotatePhase sets (nil: removes) PhaseAnnotation on the node.
+func annotatePhase(ctx context.Context, c kubernetes.Interface, node string, v *string) error {
+	var val any
+	if v != nil {
+		val = *v
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{PhaseAnnotation: val}}})
+	_, err := c.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{})
+	return err
+}
+
+// WritePlan prints a dry run for people.
+func WritePlan(w io.Writer, node string, p *nodeplan.Plan, steps []PlanStep) {
+	fmt.Fprintf(w, "Switch of node %s to %s (endpoint %s", node, p.Target, p.Endpoint)
+	if p.SandboxImage != "" && p.Target == nodeplan.Containerd {
+		fmt.Fprintf(w, ", sandbox image %s, config.toml version %d", p.SandboxImage, p.Schema)
+	}
+	fmt.Fprintln(w, ")")
+	for i, s := range steps {
+		mark := ""
+		if s.Done {
+			mark = " (done: skipped on resume)"
+		}
+		fmt.Fprintf(w, "\n[%d/%d] %s: %s%s\n", i+1, len(steps), s.Phase, s.Short, mark)
+		for _, l := range s.Lines {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+	}
+	if len(p.Unmapped) > 0 {
+		fmt.Fprintf(w, "\nNot carried over to containerd:\n")
+		for _, u := range p.Unmapped {
+			fmt.Fprintf(w, "    %s=%s: %s\n", u.Key, u.Value, u.Reason)
+		}
+	}
+	for _, n := range p.Notes {
+		fmt.Fprintf(w, "\nNote: %s\n", n)
+	}
+}
