@@ -114,7 +114,7 @@ changes. "phase PHASE" runs one phase only.`,
 
 // NewRollbackCommand returns `unshim node rollback`.
 func NewRollbackCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd.KubeFlags) *cobra.Command {
-	o := &Options{IOStreams: streams, kube: kube, logger: logger}
+	o := &Options{IOStreams: streams, kube: kube, logger: logger, Target: nodeplan.Containerd} // the journal says the real target
 	c := &cobra.Command{
 		Use:   "rollback NAME",
 		Short: "Undo a node's switch from its journal: back to Docker",
