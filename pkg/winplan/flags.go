@@ -49,6 +49,9 @@ func runtimeFlags(kubelet nodeconf.Version) []string {
 func kubeletArgs(kubelet nodeconf.Version, sandbox string, cur []nodeconf.KubeletFlag) (args, notes []string, err error) {
 	drop := dropFlags(kubelet)
 	for _, f := range cur {
+		if f.Var != "" && f.Var != "KUBELET_KUBEADM_ARGS" {
+			return nil, nil, fmt.Errorf("kubelet flag --%s comes from %s: only KUBELET_KUBEADM_ARGS is rewritten", f.Name, f.Var)
+		}
 		if err := checkText("kubelet flag name", f.Name); err != nil {
 			return nil, nil, err
 		}

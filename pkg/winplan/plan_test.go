@@ -458,6 +458,8 @@ func TestPlanErrors(t *testing.T) {
 			KubeletFlags: []nodeconf.KubeletFlag{{Name: "node-labels", Value: `a='b'`, HasValue: true}}}, wantMsg: "kubeadm-flags.env"},
 		{name: "blank in flag value", in: Input{NodeName: "n", Kubelet: k,
 			KubeletFlags: []nodeconf.KubeletFlag{{Name: "node-labels", Value: "a b", HasValue: true}}}, wantMsg: "kubeadm-flags.env"},
+		{name: "flag from another variable", in: Input{NodeName: "n", Kubelet: k,
+			KubeletFlags: []nodeconf.KubeletFlag{{Name: "v", Value: "2", HasValue: true, Var: "KUBELET_EXTRA_ARGS"}}}, wantMsg: "only KUBELET_KUBEADM_ARGS"},
 		{name: "newline in flag value", in: Input{NodeName: "n", Kubelet: k,
 			KubeletFlags: []nodeconf.KubeletFlag{{Name: "node-labels", Value: "a\nb", HasValue: true}}}, wantMsg: "printable ASCII"},
 	}
