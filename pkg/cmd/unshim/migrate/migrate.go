@@ -4,6 +4,7 @@
 package migrate
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,15 +14,18 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/migrate/phases"
+	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodeplan"
 	"github.com/unshim/unshim/pkg/nodeswitch"
 	"github.com/unshim/unshim/pkg/transport"
+	"github.com/unshim/unshim/pkg/winplan"
 )
 
 // NewCommand returns `unshim migrate`.
@@ -209,8 +213,46 @@ func (o *Options) switchOptions() (nodeswitch.Options, error) {
 	}, nil
 }
 
+// windowsPlan prints the PowerShell plan of a Windows node; ok is false for
+// other nodes.
+func (o *Options) windowsPlan(ctx context.Context) (bool, error) {
+	client, err := cmd.Clientset(o.kube)
+	if err != nil {
+		return false, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+	}
+	node, err := client.CoreV1().Nodes().Get(ctx, o.node, metav1.GetOptions{})
+	if err != nil {
+		return false, &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("node %s: %w", o.node, err)}
+	}
+	if node.Status.NodeInfo.OperatingSystem != "windows" {
+		return false, nil
+	}
+	kv, err := nodeconf.ParseVersion(node.Status.NodeInfo.KubeletVersion)
+	if err != nil {
+		return true, &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("node %s kubelet version: %w", o.node, err)}
+	}
+	in := winplan.Input{NodeName: o.node, Kubelet: kv, Target: o.Target}
+	if o.ContainerdVersion != "" {
+		if in.Containerd, err = nodeconf.ParseVersion(o.ContainerdVersion); err != nil {
+			return true, &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("--containerd-version: %w", err)}
+		}
+	}
+	script, err := winplan.Plan(in)
+	if err != nil {
+		return true, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+	}
+	fmt.Fprintf(o.ErrOut, "node %s runs Windows: this is the PowerShell plan to run on it (unshim drains, annotates and uncordons from the API)\n", o.node)
+	_, err = o.Out.Write(script.Render())
+	return true, err
+}
+
 // Run plans or runs the switch.
 func (o *Options) Run(c *cobra.Command) error {
+	if o.DryRun {
+		if done, err := o.windowsPlan(c.Context()); done || err != nil {
+			return err
+		}
+	}
 	so, err := o.switchOptions()
 	if err != nil {
 		return err
