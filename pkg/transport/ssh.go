@@ -167,8 +167,8 @@ func DialSSH(ctx context.Context, cfg SSHConfig) (*SSH, error) {
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	c, chans, reqs, err := ssh.NewClientConn(conn, addr, config)
 	stop()
-	if err == nil {
-		err = ctx.Err()
+	if ctx.Err() != nil {
+		err = ctx.Err() // rather than the i/o timeout it caused
 	}
 	if err != nil {
 		conn.Close()

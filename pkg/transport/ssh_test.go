@@ -129,6 +129,42 @@ func TestSSHAddr(t *testing.T) {
 	}
 }
 
+func TestDialSSHContext(t *testing.T) {
+	t.Setenv("SSH_AUTH_SOCK", "")
+	dir := t.TempDir()
+	key := filepath.Join(dir, "id")
+	writeKey(t, key)
+	known := filepath.Join(dir, "known_hosts")
+	writeFile(t, known, nil, 0o644)
+
+	// A server that accepts and then never speaks.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = DialSSH(ctx, SSHConfig{Host: l.Addr().String(), User: "root", KeyFile: key, KnownHostsFile: known})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("DialSSH returned after %v", d)
+	}
+}
+
 // sshServer is a real sshd on 127.0.0.1 for one test.
 type sshServer struct {
 	Addr       string
