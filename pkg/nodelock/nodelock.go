@@ -43,6 +43,13 @@ func (e *HeldError) Error() string {
 // Acquire takes the lock on node for holder, for ttl. The same holder may
 // take it again (a resumed run); another holder only once it has expired.
 func Acquire(ctx context.Context, c kubernetes.Interface, node, holder string, ttl time.Duration) (*Lock, error) {
+	return AcquireUnlessStale(ctx, c, node, holder, ttl, nil)
+}
+
+// AcquireUnlessStale is Acquire, but also takes over a lock that has not
+// expired when stale says its holder is gone (a run on this machine whose
+// process no longer exists).
+func AcquireUnlessStale(ctx context.Context, c kubernetes.Interface, node, holder string, ttl time.Duration, stale func(holder string) bool) (*Lock, error) {
 	leases := c.CoordinationV1().Leases(Namespace)
 	now := metav1.NewMicroTime(time.Now())
 	secs := int32(ttl / time.Second)
@@ -62,7 +69,7 @@ func Acquire(ctx context.Context, c kubernetes.Interface, node, holder string, t
 		return nil, fmt.Errorf("lock node %s: %w", node, err)
 	}
 	if h := cur.Spec.HolderIdentity; h != nil && *h != "" && *h != holder {
-		if exp, ok := expiry(cur); ok && time.Now().Before(exp) {
+		if exp, ok := expiry(cur); ok && time.Now().Before(exp) && (stale == nil || !stale(*h)) {
 			return nil, &HeldError{Node: node, Holder: *h, RenewedAt: cur.Spec.RenewTime.Time, Expires: exp}
 		}
 	}

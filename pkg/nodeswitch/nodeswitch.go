@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -357,7 +359,7 @@ func lock(ctx context.Context, o *Options) (func(), error) {
 	if ttl == 0 {
 		ttl = 2 * time.Minute
 	}
-	l, err := nodelock.Acquire(ctx, o.Client, o.Node, holder, ttl)
+	l, err := nodelock.AcquireUnlessStale(ctx, o.Client, o.Node, holder, ttl, staleHere)
 	if err != nil {
 		return nil, err
 	}
@@ -385,6 +387,25 @@ func lock(ctx context.Context, o *Options) (func(), error) {
 			o.Logger.Warnf("%v", err)
 		}
 	}, nil
+}
+
+// staleHere says whether a lock holder was a run on this machine whose
+// process is gone (killed): its lock need not be waited out.
+func staleHere(holder string) bool {
+	host, _ := os.Hostname()
+	rest, ok := strings.CutPrefix(holder, "unshim@"+host+"/")
+	if !ok {
+		return false
+	}
+	pid, err := strconv.Atoi(rest)
+	if err != nil || pid <= 0 {
+		return false
+	}
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return true
+	}
+	return errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
 }
 
 // annotatePhase sets (nil: removes) PhaseAnnotation on the node.

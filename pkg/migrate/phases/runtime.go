@@ -358,6 +358,11 @@ func NewStartContainerdPhase() migrate.Phase {
 			return waitCRI(ctx, d, 2*time.Minute)
 		}),
 		Rollback: run(func(ctx context.Context, d Data) error {
+			// The kubelet is stopped: remove the pods it ran on containerd, so
+			// none keeps running (or holds its pod IP) beside Docker's.
+			if err := removeCRIPods(ctx, d); err != nil {
+				d.Logger().Warnf("[start-containerd] remove the pods the kubelet ran on containerd: %v", err)
+			}
 			if err := restoreFiles(ctx, d, d.Plan().Containerd); err != nil {
 				return err
 			}
@@ -421,6 +426,53 @@ func criStatus(ctx context.Context, d Data) (map[string]bool, error) {
 		out[c.Type] = c.Status
 	}
 	return out, nil
+}
+
+// removeCRIPods stops and removes every pod sandbox containerd's CRI knows
+// (their containers go with them, and CNI releases their addresses). Without
+// the node's socket at hand it kills the k8s.io namespace's tasks with ctr.
+func removeCRIPods(ctx context.Context, d Data) error {
+	m, ok := d.Transport().(transport.Mounted)
+	if !ok {
+		out, err := d.Transport().Run(ctx, "ctr", "-n", "k8s.io", "tasks", "ls", "-q")
+		if err != nil {
+			return err
+		}
+		var errs []error
+		for _, id := range strings.Fields(string(out)) {
+			if _, err := d.Transport().Run(ctx, "ctr", "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	sock := strings.TrimSuffix(m.LocalRoot(), "/") + strings.TrimPrefix(nodeplan.ContainerdEndpoint, "unix://")
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	list, err := rt.ListPodSandbox(cctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, sb := range list.GetItems() {
+		if _, err := rt.StopPodSandbox(cctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, err := rt.RemovePodSandbox(cctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(list.GetItems()) > 0 {
+		d.Logger().V(0).Infof("[start-containerd] removed %d pods the kubelet ran on containerd", len(list.GetItems()))
+	}
+	return errors.Join(errs...)
 }
 
 func waitCRI(ctx context.Context, d Data, timeout time.Duration) error {

@@ -111,7 +111,7 @@ changes. "phase PHASE" runs one phase only.`,
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", o.DrainTimeout, "give up draining after this long (PDB-blocked evictions are retried until then)")
 	f.DurationVar(&o.VerifyTimeout, "verify-timeout", o.VerifyTimeout, "how long the node may take to be healthy on the new runtime")
 	f.BoolVar(&o.NoRollback, "no-rollback", false, "on failure, leave the node as it is (resumable) instead of rolling back")
-	f.StringVar(&o.ContainerdVersion, "containerd-version", "", "containerd version the config is written for (default: the node's `containerd --version`)")
+	f.StringVar(&o.ContainerdVersion, "containerd-version", "", "containerd version the config is written for (default: what containerd --version says on the node)")
 	o.addTransportFlags(c)
 	return c
 }

@@ -1,0 +1,477 @@
+package nodeswitch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/remotecommand"
+
+	"github.com/unshim/unshim/pkg/journal"
+	"github.com/unshim/unshim/pkg/lab"
+	"github.com/unshim/unshim/pkg/log"
+	"github.com/unshim/unshim/pkg/migrate"
+	"github.com/unshim/unshim/pkg/migrate/phases"
+	"github.com/unshim/unshim/pkg/nodeplan"
+)
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+const (
+	ns        = "app"
+	localImg  = "unshim-lab/local-app:1" // exists only in lab-node-1's Docker
+	busybox   = "busybox:1.35"
+	switchTTL = 20 * time.Second
+)
+
+// fixture is a lab with two Docker nodes and controllers, running the
+// workloads of the end-to-end test.
+type fixture struct {
+	l      *lab.Lab
+	c      kubernetes.Interface
+	rc     *rest.Config
+	n1, n2 *lab.Node
+}
+
+func newFixture(ctx context.Context, t *testing.T) *fixture {
+	lab.RequireNodePrereqs(t)
+	dir, err := os.MkdirTemp(filepath.Dir(lab.DefaultDir()), "unshim-lab-switchtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := lab.Up(ctx, lab.Options{Dir: dir, Nodes: 2, Controllers: true, Logger: log.New(testWriter{t}, 0)})
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	f := &fixture{l: l, n1: l.Nodes[0], n2: l.Nodes[1]}
+	if f.c, err = l.Client(); err != nil {
+		t.Fatal(err)
+	}
+	if f.rc, err = l.RESTConfig(); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) options(t *testing.T, n *lab.Node) Options {
+	return Options{
+		Node: n.Name, Client: f.c, RESTConfig: f.rc, Transport: n.Transport(), Logger: log.New(testWriter{t}, 0),
+		Holder: "test", LockTTL: switchTTL,
+		Settings: phases.Settings{Target: nodeplan.Containerd, DrainTimeout: 3 * time.Minute, VerifyTimeout: 3 * time.Minute, Progress: testWriter{t}},
+	}
+}
+
+func labels(app string) map[string]string { return map[string]string{"app": app} }
+
+func podSpec(image string) corev1.PodSpec {
+	grace := int64(1)
+	return corev1.PodSpec{
+		AutomountServiceAccountToken:  new(bool),
+		TerminationGracePeriodSeconds: &grace,
+		Containers: []corev1.Container{{Name: "main", Image: image, ImagePullPolicy: corev1.PullNever,
+			Command: []string{"sh", "-c", "echo started; while true; do sleep 1; done"}}},
+	}
+}
+
+// deploy creates the workloads: a Deployment of two replicas, both on
+// lab-node-1, with a PDB of minAvailable 1 (so the second eviction must wait
+// for a replacement on lab-node-2); a DaemonSet; and a bare pod on
+// lab-node-1 whose image only that node's Docker has.
+func (f *fixture) deploy(ctx context.Context, t *testing.T) {
+	if _, err := f.n1.Run(ctx, "docker", "tag", busybox, localImg); err != nil {
+		t.Fatal(err)
+	}
+	c := f.c
+	mustCreate := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	mustCreate(err)
+	for _, name := range []string{"default"} {
+		_, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+		if err != nil && !strings.Contains(err.Error(), "already exists") {
+			t.Fatal(err)
+		}
+	}
+	// Both replicas land on lab-node-1 while lab-node-2 is cordoned.
+	setUnschedulable(ctx, t, c, f.n2.Name, true)
+	replicas := int32(2)
+	_, err = c.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels("web")},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels("web")}, Spec: podSpec(busybox)}},
+	}, metav1.CreateOptions{})
+	mustCreate(err)
+	minAvail := intstr.FromInt32(1)
+	_, err = c.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       policyv1.PodDisruptionBudgetSpec{MinAvailable: &minAvail, Selector: &metav1.LabelSelector{MatchLabels: labels("web")}},
+	}, metav1.CreateOptions{})
+	mustCreate(err)
+	_, err = c.AppsV1().DaemonSets(ns).Create(ctx, &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "agent"},
+		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels("agent")},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels("agent")}, Spec: podSpec(busybox)}},
+	}, metav1.CreateOptions{})
+	mustCreate(err)
+	solo := podSpec(localImg)
+	solo.NodeName = f.n1.Name
+	solo.Containers[0].ImagePullPolicy = corev1.PullIfNotPresent
+	_, err = c.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "solo", Labels: labels("solo")}, Spec: solo}, metav1.CreateOptions{})
+	mustCreate(err)
+	f.waitPods(ctx, t, "web on lab-node-1, agent on both, solo", func(pods []corev1.Pod) bool {
+		return count(pods, "web", f.n1.Name) == 2 && count(pods, "agent", "") == 2 && count(pods, "solo", f.n1.Name) == 1
+	})
+	setUnschedulable(ctx, t, c, f.n2.Name, false)
+}
+
+// count counts Running, ready pods of app (on node, if given).
+func count(pods []corev1.Pod, app, node string) int {
+	n := 0
+	for _, p := range pods {
+		if p.Labels["app"] != app || (node != "" && p.Spec.NodeName != node) || p.DeletionTimestamp != nil {
+			continue
+		}
+		if p.Status.Phase == corev1.PodRunning && len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].Ready {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fixture) pods(ctx context.Context, t *testing.T) []corev1.Pod {
+	list, err := f.c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+func (f *fixture) waitPods(ctx context.Context, t *testing.T, what string, ok func([]corev1.Pod) bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		pods := f.pods(ctx, t)
+		if ok(pods) {
+			return
+		}
+		if time.Now().After(deadline) {
+			var s []string
+			for _, p := range pods {
+				s = append(s, p.Name+"@"+p.Spec.NodeName+":"+string(p.Status.Phase))
+			}
+			t.Fatalf("timed out waiting for %s; pods: %v", what, s)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func setUnschedulable(ctx context.Context, t *testing.T, c kubernetes.Interface, node string, v bool) {
+	t.Helper()
+	n, err := c.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Spec.Unschedulable = v
+	if _, err := c.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nodeFiles reads the files a switch changes, for byte-for-byte comparison.
+var switchedFiles = []string{"/etc/containerd/config.toml", nodeplan.KubeadmFlagsFile, "/var/lib/kubelet/config.yaml"}
+
+func snapshot(ctx context.Context, t *testing.T, n *lab.Node) map[string]string {
+	out := map[string]string{}
+	for _, p := range switchedFiles {
+		data, err := n.Transport().ReadFile(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[p] = string(data)
+	}
+	return out
+}
+
+func runtimeOf(ctx context.Context, t *testing.T, c kubernetes.Interface, node string) (string, bool, string) {
+	n, err := c.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := false
+	for _, cond := range n.Status.Conditions {
+		if cond.Type == corev1.NodeReady {
+			ready = cond.Status == corev1.ConditionTrue
+		}
+	}
+	return n.Status.NodeInfo.ContainerRuntimeVersion, ready && !n.Spec.Unschedulable, n.Annotations[nodeplan.CRISocketAnnotation]
+}
+
+// backOnDocker waits until the node reports Docker again, Ready and schedulable,
+// with its files as they were and the annotation restored.
+func backOnDocker(ctx context.Context, t *testing.T, f *fixture, n *lab.Node, before map[string]string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		rt, ok, ann := runtimeOf(ctx, t, f.c, n.Name)
+		if strings.HasPrefix(rt, "docker://") && ok && ann == lab.DockershimSocket {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s not back on Docker: runtime %s, ready+schedulable %t, annotation %q", n.Name, rt, ok, ann)
+		}
+		time.Sleep(time.Second)
+	}
+	after := snapshot(ctx, t, n)
+	for p, want := range before {
+		if after[p] != want {
+			t.Errorf("%s not restored byte for byte:\n got  %q\n want %q", p, after[p], want)
+		}
+	}
+	f.waitPods(ctx, t, "solo and agent running again on Docker", func(pods []corev1.Pod) bool {
+		return count(pods, "solo", n.Name) == 1 && count(pods, "agent", n.Name) == 1
+	})
+}
+
+func execIn(ctx context.Context, f *fixture, pod string, cmd ...string) (string, error) {
+	req := f.c.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Container: "main", Command: cmd, Stdout: true, Stderr: true}, scheme.ParameterCodec)
+	ex, err := remotecommand.NewSPDYExecutor(f.rc, "POST", req.URL())
+	if err != nil {
+		return "", err
+	}
+	var out bytes.Buffer
+	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &out})
+	return out.String(), err
+}
+
+// TestSwitchNode is the end-to-end test of issue 5 on a real lab: a Docker
+// node with a Deployment under a PDB, a DaemonSet, a bare pod and an image
+// only Docker has is switched to containerd; then the faults: containerd
+// failing to start and a kubelet that never gets Ready roll back to Docker
+// byte for byte; a run SIGKILLed after each phase resumes and finishes.
+func TestSwitchNode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	f := newFixture(ctx, t)
+	f.deploy(ctx, t)
+	before := snapshot(ctx, t, f.n1)
+
+	t.Run("dry run changes nothing", func(t *testing.T) {
+		steps, p, err := DryRun(ctx, f.options(t, f.n1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(steps) != len(PhaseNames(nodeplan.Containerd)) || p.Annotation != nodeplan.ContainerdEndpoint {
+			t.Errorf("plan: %d steps, annotation %q", len(steps), p.Annotation)
+		}
+		var saved string
+		for _, s := range steps {
+			if s.Phase == "save-images" {
+				saved = strings.Join(s.Lines, " ")
+			}
+		}
+		if !strings.Contains(saved, localImg) {
+			t.Errorf("save-images plan %q does not save %s", saved, localImg)
+		}
+		if rt, _, _ := runtimeOf(ctx, t, f.c, f.n1.Name); !strings.HasPrefix(rt, "docker://") {
+			t.Errorf("dry run switched the node: %s", rt)
+		}
+	})
+
+	t.Run("switch to containerd", func(t *testing.T) {
+		// Watch the Deployment's ready pods throughout: the PDB says at least 1.
+		var mu sync.Mutex
+		minReady, samples := 99, 0
+		wctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for wctx.Err() == nil {
+				list, err := f.c.CoreV1().Pods(ns).List(wctx, metav1.ListOptions{LabelSelector: "app=web"})
+				if err == nil {
+					n := count(list.Items, "web", "")
+					mu.Lock()
+					minReady, samples = min(minReady, n), samples+1
+					mu.Unlock()
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+		start := time.Now()
+		err := Run(ctx, f.options(t, f.n1), "")
+		stop()
+		<-done
+		if err != nil {
+			t.Fatalf("switch: %v", err)
+		}
+		t.Logf("switched in %s", time.Since(start).Round(time.Second))
+		mu.Lock()
+		if minReady < 1 {
+			t.Errorf("the PDB (minAvailable 1) was violated: %d ready web pods seen (%d samples)", minReady, samples)
+		}
+		mu.Unlock()
+		rt, ok, ann := runtimeOf(ctx, t, f.c, f.n1.Name)
+		if !strings.HasPrefix(rt, "containerd://") || !ok || ann != nodeplan.ContainerdEndpoint {
+			t.Fatalf("node after switch: runtime %s, ready+schedulable %t, annotation %q", rt, ok, ann)
+		}
+		f.waitPods(ctx, t, "everything running again", func(pods []corev1.Pod) bool {
+			return count(pods, "web", "") == 2 && count(pods, "agent", "") == 2 && count(pods, "solo", f.n1.Name) == 1
+		})
+		for _, p := range f.pods(ctx, t) {
+			if p.Spec.NodeName == f.n1.Name && p.DeletionTimestamp == nil && !strings.HasPrefix(p.Status.ContainerStatuses[0].ContainerID, "containerd://") {
+				t.Errorf("pod %s on %s runs %s", p.Name, f.n1.Name, p.Status.ContainerStatuses[0].ContainerID)
+			}
+		}
+		logs, err := f.c.CoreV1().Pods(ns).GetLogs("solo", &corev1.PodLogOptions{}).DoRaw(ctx)
+		if err != nil || !strings.Contains(string(logs), "started") {
+			t.Errorf("logs of solo: %q, %v", logs, err)
+		}
+		out, err := execIn(ctx, f, "solo", "echo", "exec-through-containerd")
+		if err != nil || strings.TrimSpace(out) != "exec-through-containerd" {
+			t.Errorf("exec in solo: %q, %v", out, err)
+		}
+		j, err := (&journal.Store{T: f.n1.Transport()}).Load(ctx, f.n1.Name)
+		if err != nil || j == nil || !j.Finished {
+			t.Errorf("journal: %+v, %v", j, err)
+		}
+	})
+
+	t.Run("rollback on demand", func(t *testing.T) {
+		if err := Rollback(ctx, f.options(t, f.n1)); err != nil {
+			t.Fatal(err)
+		}
+		backOnDocker(ctx, t, f, f.n1, before)
+	})
+
+	t.Run("containerd fails to start: rolled back", func(t *testing.T) {
+		o := f.options(t, f.n1)
+		o.AfterPhase = func(name string) {
+			if name == "write-config" { // a config containerd cannot read
+				if err := f.n1.Transport().WriteFile(ctx, "/etc/containerd/config.toml", []byte("version = 2\n[plugins\n"), 0o644); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		err := Run(ctx, o, "")
+		var pe *migrate.PhaseError
+		if !errors.As(err, &pe) || pe.Phase != "start-containerd" || !pe.RolledBack {
+			t.Fatalf("run: %v; want start-containerd failed and rolled back", err)
+		}
+		backOnDocker(ctx, t, f, f.n1, before)
+	})
+
+	t.Run("kubelet never gets Ready: rolled back", func(t *testing.T) {
+		o := f.options(t, f.n1)
+		o.Settings.VerifyTimeout = 30 * time.Second
+		o.AfterPhase = func(name string) {
+			if name == "start-kubelet" { // the kubelet dies at once and stays dead
+				if _, err := f.n1.Run(ctx, "systemctl", "kill", "--signal=SIGSTOP", "kubelet.service"); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		err := Run(ctx, o, "")
+		var pe *migrate.PhaseError
+		if !errors.As(err, &pe) || pe.Phase != "verify" || !pe.RolledBack {
+			t.Fatalf("run: %v; want verify failed and rolled back", err)
+		}
+		backOnDocker(ctx, t, f, f.n1, before)
+	})
+
+	t.Run("killed after each phase, resumed", func(t *testing.T) {
+		bin := filepath.Join(t.TempDir(), "unshim")
+		if out, err := exec.Command("go", "build", "-o", bin, "github.com/unshim/unshim/cmd/unshim").CombinedOutput(); err != nil {
+			t.Fatalf("build unshim: %v\n%s", err, out)
+		}
+		names := PhaseNames(nodeplan.Containerd)
+		for i, phase := range names {
+			if i == len(names)-1 {
+				break
+			}
+			killedAt := f.runKilledAfter(ctx, t, bin, phase)
+			t.Logf("killed after %s (annotation %s)", phase, killedAt)
+		}
+		cmd := exec.CommandContext(ctx, bin, f.args()...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("last resume: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "resuming") {
+			t.Errorf("the last run did not resume:\n%s", out)
+		}
+		rt, ok, ann := runtimeOf(ctx, t, f.c, f.n1.Name)
+		if !strings.HasPrefix(rt, "containerd://") || !ok || ann != nodeplan.ContainerdEndpoint {
+			t.Fatalf("node after resumed switch: runtime %s, ready+schedulable %t, annotation %q", rt, ok, ann)
+		}
+		f.waitPods(ctx, t, "everything running again", func(pods []corev1.Pod) bool {
+			return count(pods, "web", "") == 2 && count(pods, "agent", "") == 2 && count(pods, "solo", f.n1.Name) == 1
+		})
+	})
+}
+
+func (f *fixture) args() []string {
+	return []string{"--kubeconfig", f.l.Kubeconfig, "migrate", "node", f.n1.Name, "--via", "nsenter",
+		"--target-pid", strconv.Itoa(f.n1.LeaderPID), "--drain-timeout", "3m", "--verify-timeout", "3m"}
+}
+
+// runKilledAfter runs the CLI and SIGKILLs it as soon as the node's phase
+// annotation says phase is done; it returns the annotation seen.
+func (f *fixture) runKilledAfter(ctx context.Context, t *testing.T, bin, phase string) string {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, bin, f.args()...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("run exited before phase %s was done (%v):\n%s", phase, err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		n, err := f.c.CoreV1().Nodes().Get(ctx, f.n1.Name, metav1.GetOptions{})
+		if err != nil {
+			continue
+		}
+		j, _ := (&journal.Store{T: f.n1.Transport()}).Load(ctx, f.n1.Name)
+		if j != nil && j.State(phase) == journal.Done {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-exited
+			return n.Annotations[PhaseAnnotation]
+		}
+	}
+}
