@@ -105,6 +105,9 @@ func Decode(data []byte, name string) (*Journal, error) {
 	if j.Version != 1 || j.Node == "" {
 		return nil, fmt.Errorf("journal %s: unsupported version %d or no node", name, j.Version)
 	}
+	if j.Values == nil {
+		j.Values = map[string]string{}
+	}
 	for _, p := range j.Phases {
 		switch p.State {
 		case Running, Done, Failed, RolledBack:

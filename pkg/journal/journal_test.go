@@ -27,3 +27,14 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// A journal saved before any phase stored a value decodes with a usable
+// Values map (phases write into it on resume).
+func TestDecodedJournalTakesValues(t *testing.T) {
+	data, _ := json.Marshal(New("node-1", "containerd"))
+	j, err := Decode(data, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Values["x"] = "y" // panics on a nil map
+}

@@ -54,7 +54,16 @@ type Node struct {
 	PodCIDR string `json:"podCIDR"`
 	// RuntimeWrapper is true when Docker runs containers through RuntimeWrapperPath.
 	RuntimeWrapper bool `json:"runtimeWrapper"`
+	// SSHPort is where the node's sshd listens, on 127.0.0.1 (nodes share
+	// the host's network, so each has its own port).
+	SSHPort int `json:"sshPort,omitempty"`
 }
+
+// SSHAddr is the node's sshd address.
+func (n *Node) SSHAddr() string { return "127.0.0.1:" + strconv.Itoa(n.SSHPort) }
+
+// SSHHostKey is the node's ed25519 host public key file, a node path.
+const SSHHostKey = "/etc/ssh/ssh_host_ed25519_key.pub"
 
 // nodePrereqs are the host commands a lab node needs.
 var nodePrereqs = []struct{ cmd, pkg string }{
@@ -237,11 +246,11 @@ func (l *Lab) startNode(ctx context.Context, logger log.Logger, p *pki, name str
 		Log:            l.logPath("node-" + name),
 		RuntimeWrapper: art.wrapper != "",
 	}
-	ports, err := freePorts(2)
+	ports, err := freePorts(3)
 	if err != nil {
 		return err
 	}
-	n.KubeletPort = ports[0]
+	n.KubeletPort, n.SSHPort = ports[0], ports[2]
 	n.PodCIDR, err = freePodCIDR()
 	if err != nil {
 		return err
@@ -331,6 +340,8 @@ func (l *Lab) writeNodeFiles(ctx context.Context, p *pki, n *Node, cfg nodeConfi
 		{DockerDaemonJSONPath, append(daemon, '\n'), 0o644},
 		{CNIConfigPath, append(cni, '\n'), 0o644},
 		{"/etc/hostname", []byte(n.Name + "\n"), 0o644},
+		// sshd on its own loopback port: the nodes share the host's network.
+		{"/etc/ssh/sshd_config.d/unshim-lab.conf", []byte("Port " + strconv.Itoa(n.SSHPort) + "\nListenAddress 127.0.0.1\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"), 0o644},
 	}
 	for _, f := range files {
 		if err := writeRootFile(n.Root, f.path, f.data, f.perm); err != nil {

@@ -25,7 +25,8 @@ type RootfsSpec struct {
 
 // DefaultRootfs is the lab node's root: Debian bookworm with systemd, Debian's
 // docker.io (20.10), containerd (1.6) and runc, CNI plugins and busybox-static
-// (the busybox image is made from it).
+// (the busybox image is made from it), and openssh-server and sudo for the
+// SSH transport.
 func DefaultRootfs() RootfsSpec {
 	mirror := os.Getenv("UNSHIM_DEBIAN_MIRROR")
 	if mirror == "" {
@@ -38,7 +39,7 @@ func DefaultRootfs() RootfsSpec {
 		Packages: []string{
 			"systemd", "systemd-sysv", "dbus", "iproute2", "iptables", "ca-certificates",
 			"docker.io", "containerd", "runc", "containernetworking-plugins",
-			"busybox-static", "procps", "kmod",
+			"busybox-static", "procps", "kmod", "openssh-server", "sudo",
 		},
 	}
 }

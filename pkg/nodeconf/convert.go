@@ -487,6 +487,15 @@ func (c *converter) kubelet() error {
 			Reason: fmt.Sprintf("Docker's cgroup driver differs from the kubelet's (%s, %s); containerd follows the kubelet", driver, from), Source: c.in.Daemon.Get("exec-opts").Source})
 	}
 	c.systemd = driver == "systemd"
+	if kc := in.KubeletConfig; c.systemd && kc != nil && kc.CgroupsPerQOS != nil && !*kc.CgroupsPerQOS {
+		// Without QoS cgroups the kubelet gives sandboxes no cgroup parent;
+		// containerd then names their cgroups in cgroupfs form, which runc
+		// refuses under SystemdCgroup ("expected cgroupsPath to be of format
+		// slice:prefix:name").
+		c.systemd = false
+		c.out.Unmapped = append(c.out.Unmapped, Unmapped{Key: "cgroupDriver", Value: driver, Source: kc.File,
+			Reason: "cgroupsPerQOS is false: pods get no systemd slice, so containerd's runc uses SystemdCgroup = false"})
+	}
 	c.out.Kubelet["cgroupDriver"] = driver
 	c.out.Kubelet["containerRuntimeEndpoint"] = DefaultEndpoint
 

@@ -78,6 +78,9 @@ type KubeletConfig struct {
 	ContainerLogMaxSize      string
 	ContainerLogMaxFiles     int64
 	ContainerRuntimeEndpoint string
+	// CgroupsPerQOS is false when the kubelet runs pods without QoS cgroups
+	// (nil: the default, true).
+	CgroupsPerQOS *bool
 }
 
 // ParseKubeletConfig reads the fields unshim needs from a
@@ -120,6 +123,13 @@ func ParseKubeletConfig(file string, data []byte) (*KubeletConfig, error) {
 		if err := json.Unmarshal(raw, &kc.ContainerLogMaxFiles); err != nil {
 			return nil, &InputError{File: file, Key: "containerLogMaxFiles", Err: fmt.Errorf("want an integer, got %s", jsonKind(raw))}
 		}
+	}
+	if raw, ok := m["cgroupsPerQOS"]; ok && string(raw) != "null" {
+		var b bool
+		if err := json.Unmarshal(raw, &b); err != nil {
+			return nil, &InputError{File: file, Key: "cgroupsPerQOS", Err: fmt.Errorf("want true or false, got %s", jsonKind(raw))}
+		}
+		kc.CgroupsPerQOS = &b
 	}
 	if kc.CgroupDriver != "" && kc.CgroupDriver != "systemd" && kc.CgroupDriver != "cgroupfs" {
 		return nil, &InputError{File: file, Key: "cgroupDriver", Err: fmt.Errorf("want systemd or cgroupfs, got %q", kc.CgroupDriver)}

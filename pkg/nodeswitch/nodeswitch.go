@@ -27,6 +27,7 @@ import (
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/migrate/phases"
 	"github.com/unshim/unshim/pkg/nodeconf"
+	"github.com/unshim/unshim/pkg/nodefiles"
 	"github.com/unshim/unshim/pkg/nodelock"
 	"github.com/unshim/unshim/pkg/nodeplan"
 	"github.com/unshim/unshim/pkg/transport"
@@ -107,12 +108,15 @@ type Options struct {
 
 // run is the phases.Data of one switch.
 type run struct {
-	o     *Options
-	j     *journal.Journal
-	st    *journal.Store
-	plan  *nodeplan.Plan
-	dry   bool
-	stngs phases.Settings
+	o    *Options
+	j    *journal.Journal
+	st   *journal.Store
+	plan *nodeplan.Plan
+	root string
+	// cleanup removes a copy of the node's files, if one was made.
+	cleanup func()
+	dry     bool
+	stngs   phases.Settings
 }
 
 var _ phases.Data = (*run)(nil)
@@ -125,6 +129,7 @@ func (r *run) DryRun() bool                   { return r.dry }
 func (r *run) Client() kubernetes.Interface   { return r.o.Client }
 func (r *run) RESTConfig() *rest.Config       { return r.o.RESTConfig }
 func (r *run) Plan() *nodeplan.Plan           { return r.plan }
+func (r *run) FilesRoot() string              { return r.root }
 func (r *run) Settings() *phases.Settings     { return &r.stngs }
 func (r *run) Logger() log.Logger             { return r.o.Logger }
 func (r *run) runner(ps []migrate.Phase) *migrate.Runner {
@@ -135,6 +140,12 @@ func (r *run) runner(ps []migrate.Phase) *migrate.Runner {
 				r.o.Logger.Warnf("record phase on node %s: %v", r.o.Node, err)
 			}
 		}}
+}
+
+func (r *run) close() {
+	if r.cleanup != nil {
+		r.cleanup()
+	}
 }
 
 // NotDockerError says the node does not run Docker and has no switch in progress.
@@ -184,13 +195,23 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, ok := o.Transport.(transport.Mounted)
-	if !ok {
-		return nil, errors.New("this transport cannot read the node's files")
+	if m, ok := o.Transport.(transport.Mounted); ok {
+		r.root = m.LocalRoot()
+	} else {
+		// The node's files are not visible here (SSH): plan from a copy.
+		if r.root, err = os.MkdirTemp("", "unshim-node-"+o.Node+"-"); err != nil {
+			return nil, err
+		}
+		r.cleanup = func() { os.RemoveAll(r.root) }
+		if err := nodefiles.Mirror(ctx, o.Transport, r.root); err != nil {
+			r.cleanup()
+			return nil, err
+		}
 	}
-	r.plan, err = nodeplan.Build(nodeplan.Input{Root: m.LocalRoot(), Target: o.Settings.Target, KubeletVersion: kv,
+	r.plan, err = nodeplan.Build(nodeplan.Input{Root: r.root, Target: o.Settings.Target, KubeletVersion: kv,
 		ContainerdVersion: cv, CRISocket: node.Annotations[nodeplan.CRISocketAnnotation]})
 	if err != nil {
+		r.close()
 		return nil, fmt.Errorf("plan the switch of %s: %w", o.Node, err)
 	}
 	return r, nil
@@ -231,6 +252,7 @@ func DryRun(ctx context.Context, o Options) ([]PlanStep, *nodeplan.Plan, error) 
 	if err != nil {
 		return nil, nil, err
 	}
+	defer r.close()
 	ps, err := Phases(o.Settings.Target)
 	if err != nil {
 		return nil, nil, err
@@ -253,6 +275,7 @@ func Run(ctx context.Context, o Options, only string) error {
 	if err != nil {
 		return err
 	}
+	defer r.close()
 	ps, err := Phases(o.Settings.Target)
 	if err != nil {
 		return err

@@ -3,6 +3,9 @@ package nodeswitch
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"os"
 	"os/exec"
@@ -24,12 +27,15 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/lab"
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/migrate/phases"
 	"github.com/unshim/unshim/pkg/nodeplan"
+	"github.com/unshim/unshim/pkg/transport"
 )
 
 type testWriter struct{ t testing.TB }
@@ -396,7 +402,7 @@ func TestSwitchNode(t *testing.T) {
 		o.Settings.VerifyTimeout = 30 * time.Second
 		o.AfterPhase = func(name string) {
 			if name == "start-kubelet" { // the kubelet dies at once and stays dead
-				if _, err := f.n1.Run(ctx, "systemctl", "kill", "--signal=SIGSTOP", "kubelet.service"); err != nil {
+				if _, err := f.n1.Run(ctx, "systemctl", "kill", "--kill-who=main", "--signal=SIGSTOP", "kubelet.service"); err != nil {
 					t.Error(err)
 				}
 			}
@@ -438,6 +444,24 @@ func TestSwitchNode(t *testing.T) {
 			return count(pods, "web", "") == 2 && count(pods, "agent", "") == 2 && count(pods, "solo", f.n1.Name) == 1
 		})
 	})
+
+	t.Run("switch over SSH", func(t *testing.T) {
+		// lab-node-2, still on Docker, reached through its own sshd as root.
+		tr := f.sshTo(ctx, t, f.n2)
+		o := f.options(t, f.n2)
+		o.Transport = tr
+		if err := Run(ctx, o, ""); err != nil {
+			t.Fatalf("switch over SSH: %v", err)
+		}
+		rt, ok, ann := runtimeOf(ctx, t, f.c, f.n2.Name)
+		if !strings.HasPrefix(rt, "containerd://") || !ok || ann != nodeplan.ContainerdEndpoint {
+			t.Fatalf("node after switch over SSH: runtime %s, ready+schedulable %t, annotation %q", rt, ok, ann)
+		}
+		f.waitPods(ctx, t, "everything running again", func(pods []corev1.Pod) bool {
+			return count(pods, "agent", f.n2.Name) == 1 && count(pods, "web", "") == 2
+		})
+	})
+
 }
 
 func (f *fixture) args() []string {
@@ -474,4 +498,44 @@ func (f *fixture) runKilledAfter(ctx context.Context, t *testing.T, bin, phase s
 			return n.Annotations[PhaseAnnotation]
 		}
 	}
+}
+
+// sshTo gives root on node an authorized key and dials its sshd, checking
+// the node's host key against a known_hosts file made from it.
+func (f *fixture) sshTo(ctx context.Context, t *testing.T, n *lab.Node) *transport.SSH {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "unshim test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "id_ed25519")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Transport().WriteFile(ctx, "/root/.ssh/authorized_keys", ssh.MarshalAuthorizedKey(sshPub), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hostKey, err := n.Transport().ReadFile(ctx, lab.SSHHostKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(known, []byte("[127.0.0.1]:"+strconv.Itoa(n.SSHPort)+" "+string(hostKey)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := transport.DialSSH(ctx, transport.SSHConfig{Host: n.SSHAddr(), User: "root", KeyFile: keyFile, KnownHostsFile: known})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
 }

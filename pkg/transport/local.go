@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,4 +100,9 @@ func (l *Local) LocalRoot() string {
 		return "/"
 	}
 	return l.Root
+}
+
+// DialUnix dials a unix socket under Root.
+func (l *Local) DialUnix(ctx context.Context, path string) (net.Conn, error) {
+	return dialUnder(ctx, l.LocalRoot(), path)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -62,3 +63,8 @@ func (n *Nsenter) Mode(ctx context.Context, path string) (os.FileMode, error) {
 
 // LocalRoot is the target's root file system as the host sees it.
 func (n *Nsenter) LocalRoot() string { return n.root() }
+
+// DialUnix dials a unix socket of the target through its root.
+func (n *Nsenter) DialUnix(ctx context.Context, path string) (net.Conn, error) {
+	return dialUnder(ctx, n.root(), path)
+}

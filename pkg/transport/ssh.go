@@ -563,3 +563,10 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 func (t *tailBuffer) Bytes() []byte { return t.buf }
+
+// DialUnix reaches a unix socket of the node through the SSH connection
+// (direct-streamlocal; sshd's AllowStreamLocalForwarding, on by default).
+// The socket's permissions apply to the login user, not to sudo.
+func (s *SSH) DialUnix(ctx context.Context, path string) (net.Conn, error) {
+	return s.client.DialContext(ctx, "unix", path)
+}

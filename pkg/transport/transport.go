@@ -7,6 +7,7 @@ package transport
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 )
@@ -51,4 +52,15 @@ func (e *ExecError) Unwrap() error { return e.Err }
 // sockets dialed at LocalRoot()+path.
 type Mounted interface {
 	LocalRoot() string
+}
+
+// Dialer reaches a unix socket of the node (containerd's CRI, Docker's API).
+type Dialer interface {
+	DialUnix(ctx context.Context, path string) (net.Conn, error)
+}
+
+// dialUnder dials the unix socket path of a node whose root is visible at root.
+func dialUnder(ctx context.Context, root, path string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "unix", strings.TrimSuffix(root, "/")+path)
 }

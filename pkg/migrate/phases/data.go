@@ -24,6 +24,9 @@ type Data interface {
 	RESTConfig() *rest.Config
 	// Plan is the switch worked out from the node's files before any change.
 	Plan() *nodeplan.Plan
+	// FilesRoot is a local directory where the node's configuration files
+	// can be read: its root through the transport, or a copy of them.
+	FilesRoot() string
 	Settings() *Settings
 	Logger() log.Logger
 }

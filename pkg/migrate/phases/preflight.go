@@ -118,12 +118,14 @@ func preflight(ctx context.Context, d Data) ([]check.Finding, error) {
 		}
 	}
 	var findings []check.Finding
-	if m, ok := t.(transport.Mounted); ok {
-		root := m.LocalRoot()
-		o := nodecheck.Options{Root: root, NodeName: d.Node(), KubeletVersion: &d.Settings().KubeletVersion,
-			DockerHost: "unix://" + strings.TrimSuffix(root, "/") + "/run/docker.sock"}
-		if root == "/" {
-			o.Proc = "/proc"
+	if root := d.FilesRoot(); root != "" {
+		o := nodecheck.Options{Root: root, NodeName: d.Node(), KubeletVersion: &d.Settings().KubeletVersion}
+		if m, ok := t.(transport.Mounted); ok {
+			// The node's sockets and processes are visible from here too.
+			o.DockerHost = "unix://" + strings.TrimSuffix(m.LocalRoot(), "/") + "/run/docker.sock"
+			if m.LocalRoot() == "/" {
+				o.Proc = "/proc"
+			}
 		}
 		res, err := nodecheck.Run(ctx, log.NoopLogger(), o)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"path"
 	"strings"
 	"time"
@@ -391,12 +392,30 @@ func NewStartContainerdPhase() migrate.Phase {
 	}
 }
 
-// criStatus asks the node's containerd CRI for its conditions. It needs the
-// node's socket to be reachable from here (a Mounted transport); otherwise
-// it asks `ctr` whether the CRI plugin loaded.
-func criStatus(ctx context.Context, d Data) (map[string]bool, error) {
-	m, ok := d.Transport().(transport.Mounted)
+// criConn connects to the node's containerd CRI through the transport, or
+// returns nil when the transport cannot reach the node's sockets.
+func criConn(d Data) (*grpc.ClientConn, error) {
+	dialer, ok := d.Transport().(transport.Dialer)
 	if !ok {
+		return nil, nil
+	}
+	if s, ok := dialer.(*transport.SSH); ok && s.Sudo() {
+		return nil, nil // the socket is root's; the login user cannot open it
+	}
+	sock := strings.TrimPrefix(nodeplan.ContainerdEndpoint, "unix://")
+	return grpc.NewClient("passthrough:///containerd",
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return dialer.DialUnix(ctx, sock) }))
+}
+
+// criStatus asks the node's containerd CRI for its conditions; without a
+// way to the node's socket it asks `ctr` whether the CRI plugin loaded.
+func criStatus(ctx context.Context, d Data) (map[string]bool, error) {
+	conn, err := criConn(d)
+	if err != nil {
+		return nil, err
+	}
+	if conn == nil {
 		out, err := d.Transport().Run(ctx, "ctr", "plugins", "ls")
 		if err != nil {
 			return nil, err
@@ -408,11 +427,6 @@ func criStatus(ctx context.Context, d Data) (map[string]bool, error) {
 			}
 		}
 		return nil, errors.New("containerd's CRI plugin did not load (ctr plugins ls)")
-	}
-	sock := strings.TrimSuffix(m.LocalRoot(), "/") + strings.TrimPrefix(nodeplan.ContainerdEndpoint, "unix://")
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, err
 	}
 	defer conn.Close()
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -432,8 +446,11 @@ func criStatus(ctx context.Context, d Data) (map[string]bool, error) {
 // (their containers go with them, and CNI releases their addresses). Without
 // the node's socket at hand it kills the k8s.io namespace's tasks with ctr.
 func removeCRIPods(ctx context.Context, d Data) error {
-	m, ok := d.Transport().(transport.Mounted)
-	if !ok {
+	conn, err := criConn(d)
+	if err != nil {
+		return err
+	}
+	if conn == nil {
 		out, err := d.Transport().Run(ctx, "ctr", "-n", "k8s.io", "tasks", "ls", "-q")
 		if err != nil {
 			return err
@@ -445,11 +462,6 @@ func removeCRIPods(ctx context.Context, d Data) error {
 			}
 		}
 		return errors.Join(errs...)
-	}
-	sock := strings.TrimSuffix(m.LocalRoot(), "/") + strings.TrimPrefix(nodeplan.ContainerdEndpoint, "unix://")
-	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return err
 	}
 	defer conn.Close()
 	rt := runtimeapi.NewRuntimeServiceClient(conn)

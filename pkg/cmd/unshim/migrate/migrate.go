@@ -8,14 +8,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/log"
@@ -54,7 +57,7 @@ type Options struct {
 	ContainerdVersion  string
 	Via                string
 	TargetPID          int
-	Root               string
+	SSH                transport.SSHConfig
 
 	kube   *cmd.KubeFlags
 	logger log.Logger
@@ -63,8 +66,12 @@ type Options struct {
 }
 
 func (o *Options) addTransportFlags(c *cobra.Command) {
-	c.Flags().StringVar(&o.Via, "via", "local", "where the node steps run: local (this machine is the node; run as root) or nsenter (a node whose init process this machine sees, with --target-pid)")
+	c.Flags().StringVar(&o.Via, "via", "local", "where the node steps run: local (this machine is the node; run as root), ssh, or nsenter (a node whose init process this machine sees, with --target-pid)")
 	c.Flags().IntVar(&o.TargetPID, "target-pid", 0, "with --via nsenter: the node's init process (e.g. a lab node's systemd)")
+	c.Flags().StringVar(&o.SSH.Host, "ssh-host", "", "with --via ssh: HOST[:PORT] of the node (default: its InternalIP)")
+	c.Flags().StringVar(&o.SSH.User, "ssh-user", "root", "with --via ssh: login user; other than root, commands run through sudo -n")
+	c.Flags().StringVar(&o.SSH.KeyFile, "ssh-key", "", "with --via ssh: private key file (default: the agent at SSH_AUTH_SOCK)")
+	c.Flags().StringVar(&o.SSH.KnownHostsFile, "ssh-known-hosts", "", "with --via ssh: known_hosts file the node's host key is checked against (default ~/.ssh/known_hosts)")
 }
 
 // NewNodeCommand returns the switch command, named use (`node` under
@@ -131,10 +138,11 @@ only if it was schedulable before).`,
 			if err := o.Complete(args); err != nil {
 				return err
 			}
-			so, err := o.switchOptions()
+			so, err := o.switchOptions(c.Context())
 			if err != nil {
 				return err
 			}
+			defer closeTransport(so.Transport)
 			if err := nodeswitch.Rollback(c.Context(), so); err != nil {
 				return &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
 			}
@@ -173,7 +181,7 @@ func (o *Options) Complete(args []string) error {
 	return nil
 }
 
-func (o *Options) transport() (transport.Transport, error) {
+func (o *Options) transport(ctx context.Context, client kubernetes.Interface) (transport.Transport, error) {
 	switch o.Via {
 	case "local", "":
 		if os.Geteuid() != 0 {
@@ -188,16 +196,36 @@ func (o *Options) transport() (transport.Transport, error) {
 			return nil, fmt.Errorf("--target-pid %d: %w", o.TargetPID, err)
 		}
 		return &transport.Nsenter{PID: o.TargetPID}, nil
+	case "ssh":
+		cfg := o.SSH
+		if cfg.Host == "" {
+			node, err := client.CoreV1().Nodes().Get(ctx, o.node, metav1.GetOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("node %s: %w", o.node, err)
+			}
+			for _, a := range node.Status.Addresses {
+				if a.Type == corev1.NodeInternalIP && cfg.Host == "" {
+					cfg.Host = a.Address
+				}
+			}
+			if cfg.Host == "" {
+				return nil, fmt.Errorf("node %s has no InternalIP: give --ssh-host", o.node)
+			}
+		}
+		if cfg.KeyFile == "" {
+			cfg.AgentSocket = os.Getenv("SSH_AUTH_SOCK")
+		}
+		return transport.DialSSH(ctx, cfg)
 	}
-	return nil, fmt.Errorf("--via %q: want local or nsenter", o.Via)
+	return nil, fmt.Errorf("--via %q: want local, ssh or nsenter", o.Via)
 }
 
-func (o *Options) switchOptions() (nodeswitch.Options, error) {
-	t, err := o.transport()
+func (o *Options) switchOptions(ctx context.Context) (nodeswitch.Options, error) {
+	client, err := cmd.Clientset(o.kube)
 	if err != nil {
 		return nodeswitch.Options{}, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
 	}
-	client, err := cmd.Clientset(o.kube)
+	t, err := o.transport(ctx, client)
 	if err != nil {
 		return nodeswitch.Options{}, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
 	}
@@ -211,6 +239,12 @@ func (o *Options) switchOptions() (nodeswitch.Options, error) {
 		Settings: phases.Settings{Target: o.Target, Allow: o.Allow, Force: o.Force, DeleteEmptyDirData: o.DeleteEmptyDirData,
 			DrainTimeout: o.DrainTimeout, VerifyTimeout: o.VerifyTimeout, Progress: o.ErrOut},
 	}, nil
+}
+
+func closeTransport(t transport.Transport) {
+	if c, ok := t.(io.Closer); ok {
+		c.Close()
+	}
 }
 
 // windowsPlan prints the PowerShell plan of a Windows node; ok is false for
@@ -253,11 +287,12 @@ func (o *Options) Run(c *cobra.Command) error {
 			return err
 		}
 	}
-	so, err := o.switchOptions()
+	ctx := c.Context()
+	so, err := o.switchOptions(ctx)
 	if err != nil {
 		return err
 	}
-	ctx := c.Context()
+	defer closeTransport(so.Transport)
 	if o.DryRun {
 		steps, p, err := nodeswitch.DryRun(ctx, so)
 		if err != nil {

@@ -1,0 +1,204 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/unshim/unshim/pkg/journal"
+	"github.com/unshim/unshim/pkg/lab"
+	"github.com/unshim/unshim/pkg/log"
+	"github.com/unshim/unshim/pkg/migrate/phases"
+	"github.com/unshim/unshim/pkg/nodeplan"
+	"github.com/unshim/unshim/pkg/nodeswitch"
+)
+
+// Which phases are waiting on something else, and on what.
+var (
+	drainPhases   = []string{"drain"}
+	switchPhases  = []string{"save-images", "stop-kubelet", "stop-docker", "install-containerd", "start-containerd", "import-images"}
+	readyPhases   = []string{"start-kubelet", "verify"}
+	waitingPhases = append(append(append([]string{}, drainPhases...), switchPhases...), readyPhases...)
+)
+
+// BenchmarkSwitchNode measures how long a lab node is unavailable (cordon to
+// uncordon) when unshim switches it from Docker to containerd, split into
+// drain, the runtime switch and the wait for the kubelet to be Ready; the
+// rest (preflight, backups, writing files, annotations, the journal) is the
+// tool's own overhead. The node runs two replicas of a Deployment under a
+// PDB (minAvailable 1), a DaemonSet pod and a bare pod. Median of 3 switches,
+// each undone by a rollback that is not measured.
+func BenchmarkSwitchNode(b *testing.B) {
+	lab.RequireNodePrereqs(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp(filepath.Dir(lab.DefaultDir()), "unshim-lab-switchbench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := lab.Up(ctx, lab.Options{Dir: dir, Nodes: 2, Controllers: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Down()
+	c, err := l.Client()
+	if err != nil {
+		b.Fatal(err)
+	}
+	rc, err := l.RESTConfig()
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := l.Nodes[0]
+	workloads(ctx, b, l)
+	var totals, drains, switches, readies, overheads []float64
+	for i := 0; i < b.N; i++ {
+		for r := 0; r < 3; r++ {
+			o := nodeswitch.Options{Node: n.Name, Client: c, RESTConfig: rc, Transport: n.Transport(), Logger: log.NoopLogger(),
+				Settings: phases.Settings{Target: nodeplan.Containerd, DrainTimeout: 5 * time.Minute, VerifyTimeout: 5 * time.Minute}}
+			if err := nodeswitch.Run(ctx, o, ""); err != nil {
+				b.Fatal(err)
+			}
+			j, err := (&journal.Store{T: n.Transport()}).Load(ctx, n.Name)
+			if err != nil || j == nil {
+				b.Fatalf("journal: %v", err)
+			}
+			span := func(names []string) float64 {
+				var s time.Duration
+				for _, p := range j.Phases {
+					for _, name := range names {
+						if p.Name == name {
+							s += p.Ended.Sub(p.Started)
+						}
+					}
+				}
+				return s.Seconds()
+			}
+			var cordon, uncordon journal.PhaseRecord
+			for _, p := range j.Phases {
+				switch p.Name {
+				case "cordon":
+					cordon = p
+				case "uncordon":
+					uncordon = p
+				}
+			}
+			total := uncordon.Ended.Sub(cordon.Started).Seconds()
+			totals, drains, switches, readies = append(totals, total), append(drains, span(drainPhases)), append(switches, span(switchPhases)), append(readies, span(readyPhases))
+			overheads = append(overheads, total-span(waitingPhases))
+			fmt.Printf("switch %d: unavailable %.1fs: drain %.1fs, runtime switch %.1fs, kubelet Ready %.1fs, unshim's own work %.1fs\n",
+				r+1, total, span(drainPhases), span(switchPhases), span(readyPhases), total-span(waitingPhases))
+			if err := nodeswitch.Rollback(ctx, o); err != nil {
+				b.Fatal(err)
+			}
+			waitDocker(ctx, b, l, n.Name)
+		}
+	}
+	b.ReportMetric(med(totals), "unavailable-s")
+	b.ReportMetric(med(drains), "drain-s")
+	b.ReportMetric(med(switches), "runtime-switch-s")
+	b.ReportMetric(med(readies), "kubelet-ready-s")
+	b.ReportMetric(med(overheads), "unshim-overhead-s")
+}
+
+func med(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// workloads puts two replicas under a PDB on the first node, a DaemonSet and a bare pod.
+func workloads(ctx context.Context, b *testing.B, l *lab.Lab) {
+	c, _ := l.Client()
+	n1, n2 := l.Nodes[0].Name, l.Nodes[1].Name
+	cordon := func(node string, v bool) {
+		nd, err := c.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		nd.Spec.Unschedulable = v
+		if _, err := c.CoreV1().Nodes().Update(ctx, nd, metav1.UpdateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ns := "default"
+	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		b.Fatal(err)
+	}
+	grace := int64(1)
+	spec := corev1.PodSpec{AutomountServiceAccountToken: new(bool), TerminationGracePeriodSeconds: &grace,
+		Containers: []corev1.Container{{Name: "main", Image: lab.BusyboxImage, ImagePullPolicy: corev1.PullNever, Command: []string{"sh", "-c", "while true; do sleep 1; done"}}}}
+	lbl := func(v string) map[string]string { return map[string]string{"app": v} }
+	cordon(n2, true)
+	two := int32(2)
+	must := func(err error) {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	_, err := c.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: appsv1.DeploymentSpec{Replicas: &two,
+		Selector: &metav1.LabelSelector{MatchLabels: lbl("web")}, Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl("web")}, Spec: spec}}}, metav1.CreateOptions{})
+	must(err)
+	one := intstr.FromInt32(1)
+	_, err = c.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &one, Selector: &metav1.LabelSelector{MatchLabels: lbl("web")}}}, metav1.CreateOptions{})
+	must(err)
+	_, err = c.AppsV1().DaemonSets(ns).Create(ctx, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent"}, Spec: appsv1.DaemonSetSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: lbl("agent")}, Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: lbl("agent")}, Spec: spec}}}, metav1.CreateOptions{})
+	must(err)
+	solo := spec
+	solo.NodeName = n1
+	_, err = c.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "solo"}, Spec: solo}, metav1.CreateOptions{})
+	must(err)
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		must(err)
+		running := 0
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		if running == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("workloads not running: %d of 5", running)
+		}
+		time.Sleep(time.Second)
+	}
+	cordon(n2, false)
+}
+
+// waitDocker waits until the node is back on Docker, Ready and schedulable.
+func waitDocker(ctx context.Context, b *testing.B, l *lab.Lab, node string) {
+	c, _ := l.Client()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		n, err := c.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err == nil && !n.Spec.Unschedulable && strings.HasPrefix(n.Status.NodeInfo.ContainerRuntimeVersion, "docker://") {
+			for _, cond := range n.Status.Conditions {
+				if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("node %s not back on Docker", node)
+		}
+		time.Sleep(time.Second)
+	}
+}

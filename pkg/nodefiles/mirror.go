@@ -1,0 +1,136 @@
+package nodefiles
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/unshim/unshim/pkg/transport"
+)
+
+// MirrorTrees are the node paths Load and the node check read, copied whole.
+var MirrorTrees = []string{
+	"/etc/docker", "/etc/containerd", "/etc/cni/net.d", "/etc/systemd/system", "/run/systemd/system",
+	"/etc/default", "/etc/sysconfig", "/etc/hostname",
+	"/var/lib/kubelet/kubeadm-flags.env", "/var/lib/kubelet/config.yaml", "/var/lib/kubelet/instance-config.yaml",
+	"/etc/crontab", "/etc/cron.d", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly",
+	"/var/spool/cron", "/usr/local/lib/systemd/system", "/etc/rc.local", "/etc/rc.d/rc.local",
+	"/etc/cloud/cloud.cfg", "/etc/cloud/cloud.cfg.d", "/var/lib/cloud/instance/scripts", "/var/lib/cloud/scripts",
+}
+
+// MirrorUnits are the vendor unit files (and drop-in directories) copied.
+var MirrorUnits = []string{"docker.service", "docker.socket", "containerd.service", "kubelet.service"}
+
+// MirrorDirsOnly are directories whose existence matters, not their content
+// (CNI plugin binaries).
+var MirrorDirsOnly = []string{"/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni"}
+
+// mirrorLimit bounds what a mirror may copy.
+const mirrorLimit = 64 << 20
+
+// Mirror copies the node files Load reads into dir, through t (for nodes
+// reached over SSH, whose files are not visible here), with one `tar` run on
+// the node. It returns dir, to be used as Load's root. Symbolic links are
+// kept as links; anything but files, directories and links is skipped.
+func Mirror(ctx context.Context, t transport.Transport, dir string) error {
+	var trees, dirsOnly []string
+	candidates := append([]string{}, MirrorTrees...)
+	for _, ud := range []string{"/lib/systemd/system", "/usr/lib/systemd/system"} {
+		for _, u := range MirrorUnits {
+			candidates = append(candidates, ud+"/"+u, ud+"/"+u+".d")
+		}
+	}
+	exists := func(p string) bool {
+		_, err := t.Run(ctx, "test", "-e", p)
+		return err == nil
+	}
+	for _, p := range candidates {
+		if exists(p) {
+			trees = append(trees, strings.TrimPrefix(p, "/"))
+		}
+	}
+	for _, p := range MirrorDirsOnly {
+		if exists(p) {
+			dirsOnly = append(dirsOnly, strings.TrimPrefix(p, "/"))
+		}
+	}
+	if len(trees)+len(dirsOnly) == 0 {
+		return nil
+	}
+	out, err := t.Run(ctx, mirrorArgv(trees, dirsOnly)...)
+	if err != nil {
+		return fmt.Errorf("copy the node's configuration: %w", err)
+	}
+	if len(out) > mirrorLimit {
+		return fmt.Errorf("copy the node's configuration: %d bytes, more than %d", len(out), mirrorLimit)
+	}
+	return extract(bytes.NewReader(out), dir)
+}
+
+// mirrorArgv builds tar's arguments: trees recursively, then dirsOnly
+// without their content.
+func mirrorArgv(trees, dirsOnly []string) []string {
+	argv := []string{"tar", "--create", "--file=-", "--directory=/", "--ignore-failed-read", "--warning=none"}
+	argv = append(argv, trees...)
+	if len(dirsOnly) > 0 {
+		argv = append(argv, "--no-recursion")
+		argv = append(argv, dirsOnly...)
+	}
+	return argv
+}
+
+// extract unpacks a tar stream under dir, refusing names that leave it.
+func extract(r io.Reader, dir string) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read the node's configuration: %w", err)
+		}
+		name := path.Clean("/" + h.Name)
+		if name == "/" {
+			continue
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(name))
+		if !strings.HasPrefix(dst, filepath.Clean(dir)+string(filepath.Separator)) {
+			return fmt.Errorf("read the node's configuration: entry %q leaves the mirror", h.Name)
+		}
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(dst, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			f, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, os.FileMode(h.Mode).Perm()|0o600)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(f, tr)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
+		case tar.TypeSymlink:
+			_ = os.Remove(dst)
+			// Links are resolved inside the mirror by Resolve, as on the node.
+			if err := os.Symlink(h.Linkname, dst); err != nil {
+				return err
+			}
+		}
+	}
+}
