@@ -29,6 +29,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/unshim/unshim/pkg/dockerpurge"
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/lab"
 	"github.com/unshim/unshim/pkg/log"
@@ -363,7 +364,15 @@ func TestSwitchNode(t *testing.T) {
 		if err != nil || !strings.Contains(string(logs), "started") {
 			t.Errorf("logs of solo: %q, %v", logs, err)
 		}
-		out, err := execIn(ctx, f, "solo", "echo", "exec-through-containerd")
+		// Right after the restart the kubelet may still be setting up the
+		// pod's streams: try a few times.
+		var out string
+		for i := 0; i < 10; i++ {
+			if out, err = execIn(ctx, f, "solo", "echo", "exec-through-containerd"); err == nil && strings.TrimSpace(out) == "exec-through-containerd" {
+				break
+			}
+			time.Sleep(time.Second)
+		}
 		if err != nil || strings.TrimSpace(out) != "exec-through-containerd" {
 			t.Errorf("exec in solo: %q, %v", out, err)
 		}
@@ -445,9 +454,13 @@ func TestSwitchNode(t *testing.T) {
 		})
 	})
 
-	t.Run("switch over SSH", func(t *testing.T) {
+	t.Run("switch over SSH, then purge Docker", func(t *testing.T) {
 		// lab-node-2, still on Docker, reached through its own sshd as root.
 		tr := f.sshTo(ctx, t, f.n2)
+		po := dockerpurge.Options{Node: f.n2.Name, Client: f.c, Transport: tr}
+		if err := dockerpurge.Run(ctx, po); err == nil || !strings.Contains(err.Error(), "Docker is purged only from a node that runs on containerd") {
+			t.Fatalf("purge of a Docker node: %v; want a refusal", err)
+		}
 		o := f.options(t, f.n2)
 		o.Transport = tr
 		if err := Run(ctx, o, ""); err != nil {
@@ -460,6 +473,27 @@ func TestSwitchNode(t *testing.T) {
 		f.waitPods(ctx, t, "everything running again", func(pods []corev1.Pod) bool {
 			return count(pods, "agent", f.n2.Name) == 1 && count(pods, "web", "") == 2
 		})
+		po.RemoveData = true
+		if err := dockerpurge.Run(ctx, po); err != nil {
+			t.Fatalf("purge Docker: %v", err)
+		}
+		out, _ := tr.Run(ctx, "dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\n", "docker.io", "containerd", "runc")
+		if !strings.Contains(string(out), "containerd ii") || !strings.Contains(string(out), "runc ii") || strings.Contains(string(out), "docker.io ii") {
+			t.Errorf("packages after the purge:\n%s", out)
+		}
+		if auto, _ := tr.Run(ctx, "apt-mark", "showauto", "containerd"); strings.TrimSpace(string(auto)) != "" {
+			t.Errorf("containerd still marked automatically installed: autoremove would take it")
+		}
+		if _, err := tr.Run(ctx, "test", "-e", "/var/lib/docker"); err == nil {
+			t.Error("/var/lib/docker left with --remove-data")
+		}
+		if _, err := tr.ReadFile(ctx, "/var/lib/unshim/backup/"+f.n2.Name+"/purge-docker/docker/daemon.json"); err != nil {
+			t.Errorf("/etc/docker not backed up: %v", err)
+		}
+		time.Sleep(5 * time.Second)
+		if rt, ok, _ := runtimeOf(ctx, t, f.c, f.n2.Name); !strings.HasPrefix(rt, "containerd://") || !ok {
+			t.Errorf("node after the purge: %s, ready+schedulable %t", rt, ok)
+		}
 	})
 
 }

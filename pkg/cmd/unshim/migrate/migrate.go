@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/unshim/unshim/pkg/cmd"
+	"github.com/unshim/unshim/pkg/dockerpurge"
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/migrate/phases"
@@ -321,4 +322,51 @@ func (o *Options) Run(c *cobra.Command) error {
 		return &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
 	}
 	return nil
+}
+
+// NewPurgeDockerCommand returns `unshim node purge-docker`.
+func NewPurgeDockerCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd.KubeFlags) *cobra.Command {
+	o := &Options{IOStreams: streams, kube: kube, logger: logger, Target: nodeplan.Containerd}
+	var removeData bool
+	c := &cobra.Command{
+		Use:   "purge-docker NAME",
+		Short: "Remove Docker Engine from a node that runs on containerd (never containerd itself)",
+		Long: `Removes Docker's packages from a node whose switch to containerd finished and
+which is Ready on containerd: containerd, containerd.io and runc are kept (and
+marked manually installed, so apt-get autoremove does not take them). With
+--remove-data, /var/lib/docker and /etc/docker go too (/etc/docker is backed up
+under /var/lib/unshim/backup/NAME/purge-docker first). After the purge there is
+no rollback to Docker: purge once the node has proven itself.`,
+		Example: `  unshim node purge-docker worker-1 --dry-run
+  unshim node purge-docker worker-1 --remove-data`,
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := o.Complete(args); err != nil {
+				return err
+			}
+			so, err := o.switchOptions(c.Context())
+			if err != nil {
+				return err
+			}
+			defer closeTransport(so.Transport)
+			po := dockerpurge.Options{Node: o.node, Client: so.Client, Transport: so.Transport, Logger: logger, RemoveData: removeData}
+			if o.DryRun {
+				steps, err := dockerpurge.Plan(c.Context(), po)
+				if err != nil {
+					return &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+				}
+				for _, s := range steps {
+					fmt.Fprintf(o.Out, "%s: %s\n", s.What, strings.Join(s.Argv, " "))
+				}
+				return nil
+			}
+			if err := dockerpurge.Run(c.Context(), po); err != nil {
+				return &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&o.DryRun, "dry-run", false, "print what would be removed, change nothing")
+	c.Flags().BoolVar(&removeData, "remove-data", false, "also delete /var/lib/docker and /etc/docker (backed up first)")
+	o.addTransportFlags(c)
+	return c
 }

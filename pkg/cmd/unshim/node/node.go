@@ -22,6 +22,7 @@ func NewCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd
 		check.NewCommand(logger, streams),
 		migrate.NewNodeCommand(logger, streams, kube, "migrate"),
 		migrate.NewRollbackCommand(logger, streams, kube),
+		migrate.NewPurgeDockerCommand(logger, streams, kube),
 	)
 	return c
 }
