@@ -71,7 +71,26 @@ func Mirror(ctx context.Context, t transport.Transport, dir string) error {
 	if len(out) > mirrorLimit {
 		return fmt.Errorf("copy the node's configuration: %d bytes, more than %d", len(out), mirrorLimit)
 	}
-	return extract(bytes.NewReader(out), dir)
+	if err := extract(bytes.NewReader(out), dir); err != nil {
+		return err
+	}
+	// Plugin directories: the names tell which CNI plugins exist; their
+	// content (tens of megabytes of binaries) is not needed.
+	for _, d := range dirsOnly {
+		ls, err := t.Run(ctx, "ls", "-1", "--", "/"+d)
+		if err != nil {
+			return fmt.Errorf("list /%s: %w", d, err)
+		}
+		for _, name := range strings.Split(strings.TrimSpace(string(ls)), "\n") {
+			if name == "" || strings.Contains(name, "/") || name == "." || name == ".." {
+				continue
+			}
+			if err := os.WriteFile(filepath.Join(dir, d, name), nil, 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // mirrorArgv builds tar's arguments: trees recursively, then dirsOnly

@@ -30,9 +30,15 @@ func TestMirrorCopiesTheNodeConfiguration(t *testing.T) {
 		}
 	}
 	if _, err := os.Stat("/opt/cni/bin"); err == nil {
+		want, _ := os.ReadDir("/opt/cni/bin")
 		entries, err := os.ReadDir(filepath.Join(dir, "opt/cni/bin"))
-		if err != nil || len(entries) != 0 {
-			t.Errorf("/opt/cni/bin mirrored with %d entries (%v); want the directory only", len(entries), err)
+		if err != nil || len(entries) != len(want) {
+			t.Fatalf("/opt/cni/bin mirrored with %d entries (%v); want the %d names", len(entries), err, len(want))
+		}
+		for _, e := range entries {
+			if st, _ := e.Info(); st.Size() != 0 {
+				t.Errorf("plugin %s copied with its content (%d bytes); want the name only", e.Name(), st.Size())
+			}
 		}
 	}
 }

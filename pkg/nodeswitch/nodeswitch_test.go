@@ -20,6 +20,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
@@ -28,6 +29,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 
 	"golang.org/x/crypto/ssh"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/unshim/unshim/pkg/dockerpurge"
 	"github.com/unshim/unshim/pkg/journal"
@@ -60,6 +62,9 @@ type fixture struct {
 	c      kubernetes.Interface
 	rc     *rest.Config
 	n1, n2 *lab.Node
+	// mc and mrc act as a user holding only the shipped roles.
+	mc  kubernetes.Interface
+	mrc *rest.Config
 }
 
 func newFixture(ctx context.Context, t *testing.T) *fixture {
@@ -84,12 +89,48 @@ func newFixture(ctx context.Context, t *testing.T) *fixture {
 	if f.rc, err = l.RESTConfig(); err != nil {
 		t.Fatal(err)
 	}
+	f.asMigrator(ctx, t)
 	return f
+}
+
+// asMigrator binds the shipped roles (deploy/rbac: unshim-migrate and
+// unshim-readonly) to a user and makes every switch of the test run as that
+// user, so the test fails if the roles lack a permission the switch needs.
+func (f *fixture) asMigrator(ctx context.Context, t *testing.T) {
+	const user = "unshim-migrator"
+	for _, file := range []string{"unshim-migrate.yaml", "unshim-readonly.yaml"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "rbac", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var role rbacv1.ClusterRole
+		if err := sigsyaml.UnmarshalStrict(data, &role); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if _, err := f.c.RbacV1().ClusterRoles().Create(ctx, &role, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.c.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: role.Name + "-test"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+			Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: user}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rc := rest.CopyConfig(f.rc)
+	rc.Impersonate = rest.ImpersonationConfig{UserName: user}
+	c, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mc, f.mrc = c, rc
 }
 
 func (f *fixture) options(t *testing.T, n *lab.Node) Options {
 	return Options{
-		Node: n.Name, Client: f.c, RESTConfig: f.rc, Transport: n.Transport(), Logger: log.New(testWriter{t}, 0),
+		Node: n.Name, Client: f.mc, RESTConfig: f.mrc, Transport: n.Transport(), Logger: log.New(testWriter{t}, 0),
 		Holder: "test", LockTTL: switchTTL,
 		Settings: phases.Settings{Target: nodeplan.Containerd, DrainTimeout: 3 * time.Minute, VerifyTimeout: 3 * time.Minute, Progress: testWriter{t}},
 	}
@@ -457,7 +498,7 @@ func TestSwitchNode(t *testing.T) {
 	t.Run("switch over SSH, then purge Docker", func(t *testing.T) {
 		// lab-node-2, still on Docker, reached through its own sshd as root.
 		tr := f.sshTo(ctx, t, f.n2)
-		po := dockerpurge.Options{Node: f.n2.Name, Client: f.c, Transport: tr}
+		po := dockerpurge.Options{Node: f.n2.Name, Client: f.mc, Transport: tr}
 		if err := dockerpurge.Run(ctx, po); err == nil || !strings.Contains(err.Error(), "Docker is purged only from a node that runs on containerd") {
 			t.Fatalf("purge of a Docker node: %v; want a refusal", err)
 		}
@@ -499,7 +540,7 @@ func TestSwitchNode(t *testing.T) {
 }
 
 func (f *fixture) args() []string {
-	return []string{"--kubeconfig", f.l.Kubeconfig, "migrate", "node", f.n1.Name, "--via", "nsenter",
+	return []string{"--kubeconfig", f.l.Kubeconfig, "--as", "unshim-migrator", "migrate", "node", f.n1.Name, "--via", "nsenter",
 		"--target-pid", strconv.Itoa(f.n1.LeaderPID), "--drain-timeout", "3m", "--verify-timeout", "3m"}
 }
 
