@@ -8,6 +8,7 @@ import (
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/cmd/unshim/migrate"
 	"github.com/unshim/unshim/pkg/cmd/unshim/node/check"
+	"github.com/unshim/unshim/pkg/cmd/unshim/node/handoff"
 	"github.com/unshim/unshim/pkg/log"
 )
 
@@ -22,6 +23,7 @@ func NewCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd
 		check.NewCommand(logger, streams),
 		migrate.NewNodeCommand(logger, streams, kube, "migrate"),
 		migrate.NewRollbackCommand(logger, streams, kube),
+		handoff.NewCommand(logger, streams),
 	)
 	return c
 }
