@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
@@ -38,15 +39,23 @@ type Options struct {
 	CopyTo string
 	// Self is the binary to copy; SelfExe when empty.
 	Self string
+	// Delay, when positive, starts the unit that long after Run returns,
+	// through a transient timer NAME.timer: time for the pod that runs Run
+	// to end and be reported before the unit disturbs its container runtime.
+	Delay time.Duration
 }
 
 // Result is what Run did.
 type Result struct {
 	// Unit is the unit's full name (NAME.service).
 	Unit string
-	// Started is false when the unit was already active and Run left it alone.
+	// Started is false when the unit (or its timer) was already active and Run left it alone.
 	Started bool
-	// State is the unit's active state Run found when it did not start it.
+	// Timer is the timer that starts Unit after Options.Delay, when there is one.
+	Timer string
+	// Active is the unit or timer already under way when Run started nothing.
+	Active string
+	// State is Active's active state.
 	State string
 	// ExecStart is the command the unit runs (when Started).
 	ExecStart []string
@@ -94,13 +103,29 @@ func Properties(unit string, execStart []string) []sddbus.Property {
 	}
 }
 
+// timerProperties returns the properties of a transient timer that starts
+// its service once, delay after it starts, and is unloaded after that.
+func timerProperties(unit string, delay time.Duration) []sddbus.Property {
+	type timer struct {
+		Base string
+		USec uint64
+	}
+	return []sddbus.Property{
+		sddbus.PropDescription("unshim hand-off " + strings.TrimSuffix(unit, ".service") + ", in " + delay.String()),
+		{Name: "TimersMonotonic", Value: dbus.MakeVariant([]timer{{"OnActiveSec", uint64(delay / time.Microsecond)}})},
+		{Name: "RemainAfterElapse", Value: dbus.MakeVariant(false)},
+		{Name: "CollectMode", Value: dbus.MakeVariant("inactive-or-failed")},
+	}
+}
+
 // running are the active states of a unit whose work is under way.
 var running = map[string]bool{"active": true, "activating": true, "reloading": true, "deactivating": true}
 
 // Run copies the binary when o.CopyTo is set, then starts o.Argv in the
 // transient unit o.Unit of the systemd listening on /run/systemd/private,
-// and waits for the start job. A unit of that name already under way is left
-// alone (Result.Started false): running Run again is safe.
+// and waits for the start job (with o.Delay, the timer's). A unit or timer
+// of that name already under way is left alone (Result.Started false):
+// running Run again is safe.
 func Run(ctx context.Context, o Options) (Result, error) {
 	res := Result{Unit: UnitName(o.Unit)}
 	if o.Unit == "" {
@@ -125,41 +150,71 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	defer conn.Close()
 
-	state, err := activeState(ctx, conn, res.Unit)
-	if err != nil {
+	timer := strings.TrimSuffix(res.Unit, ".service") + ".timer"
+	units := []string{res.Unit, timer}
+	if res.Active, res.State, err = anyRunning(ctx, conn, units); err != nil || res.Active != "" {
 		return res, err
 	}
-	if running[state] {
-		res.State = state
-		return res, nil
-	}
-	if state == "failed" {
-		// A failed unit kept (not collected) blocks a new one of its name.
-		if err := conn.ResetFailedUnitContext(ctx, res.Unit); err != nil {
-			return res, fmt.Errorf("reset failed unit %s: %w", res.Unit, err)
+	for _, u := range units {
+		if err := resetFailed(ctx, conn, u); err != nil {
+			return res, err
 		}
 	}
+	start, props, aux := res.Unit, Properties(res.Unit, execStart), []sddbus.PropertyCollection{}
+	if o.Delay > 0 {
+		res.Timer = timer
+		start, props = timer, timerProperties(res.Unit, o.Delay)
+		aux = append(aux, sddbus.PropertyCollection{Name: res.Unit, Properties: Properties(res.Unit, execStart)})
+	}
 	done := make(chan string, 1)
-	if _, err := conn.StartTransientUnitContext(ctx, res.Unit, "replace", Properties(res.Unit, execStart), done); err != nil {
+	if _, err := conn.StartTransientUnitAux(ctx, start, "replace", props, aux, done); err != nil {
 		if dbusErrorName(err) == "org.freedesktop.systemd1.UnitExists" {
 			// Another hand-off started it in the meantime.
-			if state, serr := activeState(ctx, conn, res.Unit); serr == nil && running[state] {
-				res.State = state
+			if active, state, serr := anyRunning(ctx, conn, units); serr == nil && active != "" {
+				res.Active, res.State = active, state
 				return res, nil
 			}
 		}
-		return res, fmt.Errorf("start transient unit %s: %w", res.Unit, err)
+		return res, fmt.Errorf("start transient unit %s: %w", start, err)
 	}
 	select {
 	case r := <-done:
 		if r != "done" {
-			return res, fmt.Errorf("start transient unit %s: job %s (see journalctl -u %s on the host)", res.Unit, r, res.Unit)
+			return res, fmt.Errorf("start transient unit %s: job %s (see journalctl -u %s on the host)", start, r, start)
 		}
 	case <-ctx.Done():
-		return res, fmt.Errorf("start transient unit %s: %w", res.Unit, ctx.Err())
+		return res, fmt.Errorf("start transient unit %s: %w", start, ctx.Err())
 	}
 	res.Started, res.ExecStart = true, execStart
 	return res, nil
+}
+
+// anyRunning returns the first of units that is under way, and its state;
+// "" when none is.
+func anyRunning(ctx context.Context, conn *sddbus.Conn, units []string) (string, string, error) {
+	for _, u := range units {
+		state, err := activeState(ctx, conn, u)
+		if err != nil {
+			return "", "", err
+		}
+		if running[state] {
+			return u, state, nil
+		}
+	}
+	return "", "", nil
+}
+
+// resetFailed forgets a failed unit that was kept (not collected): it would
+// block a new unit of its name.
+func resetFailed(ctx context.Context, conn *sddbus.Conn, unit string) error {
+	state, err := activeState(ctx, conn, unit)
+	if err != nil || state != "failed" {
+		return err
+	}
+	if err := conn.ResetFailedUnitContext(ctx, unit); err != nil {
+		return fmt.Errorf("reset failed unit %s: %w", unit, err)
+	}
+	return nil
 }
 
 // dbusErrorName is the D-Bus name of err, or "".

@@ -25,6 +25,10 @@ const (
 	DefaultCopyTo = "/var/lib/unshim/bin/unshim"
 	// DefaultTimeout bounds Run: from creating the pod to its end.
 	DefaultTimeout = 5 * time.Minute
+	// DefaultDelay is how long after the hand-off the unit starts: time for
+	// the pod to end and for the kubelet to report it, before the unit may
+	// stop the container runtime (after which nothing reports the pod).
+	DefaultDelay = 10 * time.Second
 
 	// NameLabel is the app.kubernetes.io/name label of every agent pod.
 	NameLabel = "app.kubernetes.io/name"
@@ -61,6 +65,10 @@ type Options struct {
 	CopyTo string
 	// Timeout bounds Run; DefaultTimeout when zero.
 	Timeout time.Duration
+	// Delay is how long after the hand-off the unit starts; DefaultDelay when
+	// zero, at once when negative (for commands that leave the container
+	// runtime and the kubelet alone).
+	Delay time.Duration
 }
 
 func (o *Options) complete() {
@@ -72,6 +80,9 @@ func (o *Options) complete() {
 	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.Delay == 0 {
+		o.Delay = DefaultDelay
 	}
 }
 
@@ -136,11 +147,15 @@ func shorten(s, key string) string {
 	return out + suffix
 }
 
-// Command is the agent container's command: the hand-off of argv to unit.
-func Command(unit, copyTo string, argv []string) []string {
+// Command is the agent container's command: the hand-off of argv to unit,
+// started delay later when delay is positive.
+func Command(unit, copyTo string, delay time.Duration, argv []string) []string {
 	cmd := []string{BinaryPath, "node", "handoff", "--unit", unit}
 	if copyTo != "" {
 		cmd = append(cmd, "--copy-to", copyTo)
+	}
+	if delay > 0 {
+		cmd = append(cmd, "--delay", delay.String())
 	}
 	return append(append(cmd, "--"), argv...)
 }
@@ -180,7 +195,7 @@ func PodSpec(o Options) *corev1.Pod {
 				Name:            "handoff",
 				Image:           o.Image,
 				ImagePullPolicy: corev1.PullIfNotPresent,
-				Command:         Command(o.Unit, o.CopyTo, o.Argv),
+				Command:         Command(o.Unit, o.CopyTo, o.Delay, o.Argv),
 				SecurityContext: &corev1.SecurityContext{Privileged: &yes},
 				VolumeMounts: []corev1.VolumeMount{
 					{Name: "host-systemd", MountPath: systemdRunDir},

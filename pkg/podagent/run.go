@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -58,7 +59,14 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, out io.Wri
 	}
 	pod, err := waitFinished(ctx, client, o.Namespace, name)
 	if err != nil {
-		return fmt.Errorf("agent pod %s/%s on node %s: %w", o.Namespace, name, o.Node, err)
+		// A pod that did not finish must not start later (when its node's
+		// kubelet comes back, say): remove it, then tell why it hung.
+		bg := context.WithoutCancel(ctx)
+		events := podEvents(bg, client, o.Namespace, name)
+		if derr := forceDelete(bg, client, o.Namespace, name); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		return fmt.Errorf("agent pod %s/%s on node %s (timeout %s): %w%s", o.Namespace, name, o.Node, o.Timeout, err, events)
 	}
 	if pod.Status.Phase == corev1.PodFailed {
 		tail, _ := podLog(context.WithoutCancel(ctx), client, o.Namespace, name, logTailLines)
@@ -93,7 +101,7 @@ func deleteFinished(ctx context.Context, client kubernetes.Interface, namespace,
 	// kubelet that may be stopped or migrating.
 	var zero int64
 	err = pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &old.UID}})
-	if err != nil && !apierrors.IsNotFound(err) {
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("delete finished agent pod %s/%s: %w", namespace, name, err)
 	}
 	_, err = watchPod(ctx, client, namespace, name, func(ev watch.Event, pod *corev1.Pod) (bool, error) {
@@ -180,6 +188,51 @@ func podLog(ctx context.Context, client kubernetes.Interface, namespace, name st
 		return buf.Bytes(), err
 	}
 	return buf.Bytes(), nil
+}
+
+// forceDelete removes the pod name from the API at once (grace period 0).
+func forceDelete(ctx context.Context, client kubernetes.Interface, namespace, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var zero int64
+	err := client.CoreV1().Pods(namespace).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete unfinished agent pod %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
+
+// maxEvents is how many of a hung pod's events an error quotes.
+const maxEvents = 5
+
+// podEvents returns the pod's latest events as lines to append to an error,
+// or "" when there are none or they cannot be read.
+func podEvents(ctx context.Context, client kubernetes.Interface, namespace, name string) string {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	sel := fields.Set{"involvedObject.kind": "Pod", "involvedObject.name": name}.AsSelector().String()
+	list, err := client.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: sel})
+	if err != nil || len(list.Items) == 0 {
+		return ""
+	}
+	items := list.Items
+	sort.SliceStable(items, func(i, j int) bool { return eventTime(items[i]).Before(eventTime(items[j])) })
+	if len(items) > maxEvents {
+		items = items[len(items)-maxEvents:]
+	}
+	var b strings.Builder
+	b.WriteString("\nlatest events:")
+	for _, e := range items {
+		fmt.Fprintf(&b, "\n  %s %s (x%d): %s", e.Type, e.Reason, max(e.Count, 1), strings.TrimSpace(e.Message))
+	}
+	return b.String()
+}
+
+func eventTime(e corev1.Event) time.Time {
+	if !e.LastTimestamp.IsZero() {
+		return e.LastTimestamp.Time
+	}
+	return e.EventTime.Time
 }
 
 // terminatedReason says how the agent's container ended.
