@@ -85,6 +85,20 @@ func TestHandoffSurvivesDocker(t *testing.T) {
 		}
 	})
 
+	t.Run("rerun leaves a pending timer alone", func(t *testing.T) {
+		const unit = "unshim-handoff-later"
+		defer n.Run(context.Background(), "systemctl", "stop", unit+".timer", unit+".service")
+		for i, want := range []string{"started " + unit + ".timer on the host", unit + ".timer is already active"} {
+			var out bytes.Buffer
+			if err := podagent.Run(ctx, c, opts(unit, 10*time.Minute, "/bin/true"), &out); err != nil {
+				t.Fatalf("run %d: %v", i+1, err)
+			}
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("run %d printed %q; want %q", i+1, out.String(), want)
+			}
+		}
+	})
+
 	t.Run("the unit outlives Docker and the pod", func(t *testing.T) {
 		const unit = "unshim-handoff-test"
 		defer func() {
@@ -99,6 +113,9 @@ func TestHandoffSurvivesDocker(t *testing.T) {
 		t.Logf("agent finished in %s: %s", time.Since(t0).Round(100*time.Millisecond), strings.TrimSpace(out.String()))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if want := "started " + unit + ".timer on the host"; !strings.Contains(out.String(), want) {
+			t.Errorf("agent printed %q; want %q", out.String(), want)
 		}
 		pod, err := c.CoreV1().Pods(podagent.DefaultNamespace).Get(ctx, podagent.PodName(n.Name), metav1.GetOptions{})
 		if err != nil || pod.Status.Phase != corev1.PodSucceeded {
