@@ -95,7 +95,9 @@ func Properties(unit string, execStart []string) []sddbus.Property {
 		sddbus.PropDescription("unshim hand-off " + strings.TrimSuffix(unit, ".service") + ": " + strings.Join(execStart, " ")),
 		// exec: the start job ends once the program runs, so a missing program fails it.
 		sddbus.PropType("exec"),
-		sddbus.PropExecStart(execStart, true),
+		// The flag is systemd's ignore-failure ("-" prefix), whatever go-systemd
+		// calls it: false, so a missing program or a non-zero exit fails the unit.
+		sddbus.PropExecStart(execStart, false),
 		// Unload the unit when it ends, failed or not: a later hand-off may reuse the name.
 		{Name: "CollectMode", Value: dbus.MakeVariant("inactive-or-failed")},
 		{Name: "StandardOutput", Value: dbus.MakeVariant("journal")},

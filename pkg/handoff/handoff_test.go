@@ -50,8 +50,10 @@ func TestProperties(t *testing.T) {
 			t.Errorf("%s = %v; want %v", name, got[name], want)
 		}
 	}
-	if _, ok := got["ExecStart"]; !ok {
-		t.Error("no ExecStart")
+	// ExecStart is a(sasb): path, argv, ignore-failure. Failures must count.
+	v := reflect.ValueOf(got["ExecStart"])
+	if v.Kind() != reflect.Slice || v.Len() != 1 || v.Index(0).Field(0).String() != "/bin/true" || v.Index(0).Field(2).Bool() {
+		t.Errorf("ExecStart = %#v; want one command /bin/true whose failure counts", got["ExecStart"])
 	}
 }
 

@@ -99,6 +99,18 @@ func TestHandoffSurvivesDocker(t *testing.T) {
 		}
 	})
 
+	t.Run("a failed hand-off fails the run with the agent's log", func(t *testing.T) {
+		err := podagent.Run(ctx, c, opts("unshim-handoff-fail", -1, "/nonexistent/program"), &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), "failed") || !strings.Contains(err.Error(), "job failed") {
+			t.Fatalf("run: %v; want the pod's failure with the hand-off's log (job failed)", err)
+		}
+		t.Logf("run: %v", err)
+		pod, gerr := c.CoreV1().Pods(podagent.DefaultNamespace).Get(ctx, podagent.PodName(n.Name), metav1.GetOptions{})
+		if gerr != nil || pod.Status.Phase != corev1.PodFailed {
+			t.Errorf("agent pod: %v, %v; want Failed", phase(pod), gerr)
+		}
+	})
+
 	t.Run("the unit outlives Docker and the pod", func(t *testing.T) {
 		const unit = "unshim-handoff-test"
 		defer func() {
@@ -122,7 +134,7 @@ func TestHandoffSurvivesDocker(t *testing.T) {
 			t.Fatalf("agent pod: %v, %v; want Succeeded", phase(pod), err)
 		}
 		var marker []byte
-		deadline := time.Now().Add(90 * time.Second)
+		deadline := time.Now().Add(3 * time.Minute) // stopping Docker took up to 40s here
 		for {
 			if marker, err = n.Transport().ReadFile(ctx, markerFile); err == nil {
 				break
