@@ -69,8 +69,13 @@ func Run(ctx context.Context, client kubernetes.Interface, o Options, out io.Wri
 		return fmt.Errorf("agent pod %s/%s on node %s (timeout %s): %w%s", o.Namespace, name, o.Node, o.Timeout, err, events)
 	}
 	if pod.Status.Phase == corev1.PodFailed {
+		reason := terminatedReason(pod)
 		tail, _ := podLog(context.WithoutCancel(ctx), client, o.Namespace, name, logTailLines)
-		return fmt.Errorf("agent pod %s/%s on node %s failed: %s\n%s", o.Namespace, name, o.Node, terminatedReason(pod), strings.TrimSpace(string(tail)))
+		// The termination message is the log's end when the container wrote none of its own.
+		if t := strings.TrimSpace(string(tail)); t != "" && !strings.Contains(reason, t) {
+			reason += "\n" + t
+		}
+		return fmt.Errorf("agent pod %s/%s on node %s failed: %s", o.Namespace, name, o.Node, reason)
 	}
 	log, err := podLog(ctx, client, o.Namespace, name, 0)
 	if err != nil {
