@@ -8,6 +8,7 @@ import (
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/cmd/unshim/migrate"
 	"github.com/unshim/unshim/pkg/cmd/unshim/node/check"
+	"github.com/unshim/unshim/pkg/cmd/unshim/node/handoff"
 	"github.com/unshim/unshim/pkg/log"
 )
 
@@ -23,6 +24,7 @@ func NewCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd
 		migrate.NewNodeCommand(logger, streams, kube, "migrate"),
 		migrate.NewRollbackCommand(logger, streams, kube),
 		migrate.NewPurgeDockerCommand(logger, streams, kube),
+		handoff.NewCommand(logger, streams),
 	)
 	return c
 }

@@ -3,7 +3,10 @@
 // and linux.resources (all but devices) from the bundle's config.json, and
 // before `exec` it removes oomScoreAdj from the process file, then it
 // executes runc with the same arguments. Nothing may lower oom_score_adj or
-// use cgroup controllers there, so runc would fail on both.
+// use cgroup controllers there, so runc would fail on both. It also drops
+// from process.capabilities every capability outside its own bounding set
+// (CAP_SYS_RESOURCE there): a privileged container asks for all of them, and
+// runc would fail with "unable to apply caps".
 package main
 
 import (
@@ -11,6 +14,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -75,6 +80,7 @@ func rewrite(args []string) error {
 		return edit(filepath.Join(bundle, "config.json"), func(spec map[string]any) {
 			if p, ok := spec["process"].(map[string]any); ok {
 				delete(p, "oomScoreAdj")
+				dropCaps(p)
 			}
 			if l, ok := spec["linux"].(map[string]any); ok {
 				if r, ok := l["resources"].(map[string]any); ok {
@@ -90,7 +96,10 @@ func rewrite(args []string) error {
 		if process == "" {
 			return nil
 		}
-		return edit(process, func(p map[string]any) { delete(p, "oomScoreAdj") })
+		return edit(process, func(p map[string]any) {
+			delete(p, "oomScoreAdj")
+			dropCaps(p)
+		})
 	}
 	return nil
 }
@@ -110,4 +119,59 @@ func edit(path string, change func(map[string]any)) error {
 		return err
 	}
 	return os.WriteFile(path, out, 0o600)
+}
+
+// capNames are the capabilities by number (linux/capability.h).
+var capNames = []string{
+	"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+	"SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+	"IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+	"SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+	"LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+	"WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+}
+
+// dropCaps removes from the process's capability sets those outside this
+// process's bounding set; it leaves them alone when that set is unreadable.
+func dropCaps(p map[string]any) {
+	caps, ok := p["capabilities"].(map[string]any)
+	if !ok {
+		return
+	}
+	missing := map[string]bool{}
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		hex, ok := strings.CutPrefix(line, "CapBnd:")
+		if !ok {
+			continue
+		}
+		bnd, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+		if err != nil {
+			return
+		}
+		for i, name := range capNames {
+			if bnd&(1<<uint(i)) == 0 {
+				missing["CAP_"+name] = true
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	for set, v := range caps {
+		list, ok := v.([]any)
+		if !ok {
+			continue
+		}
+		kept := []any{}
+		for _, c := range list {
+			if name, ok := c.(string); !ok || !missing[name] {
+				kept = append(kept, c)
+			}
+		}
+		caps[set] = kept
+	}
 }
