@@ -39,6 +39,10 @@ type Options struct {
 	CopyTo string
 	// Self is the binary to copy; SelfExe when empty.
 	Self string
+	// Files are further files copied to the host before the unit starts
+	// (source in the pod, destination on the host), with mode 0600: the
+	// agent's kubeconfig.
+	Files [][2]string
 	// Delay, when positive, starts the unit that long after Run returns,
 	// through a transient timer NAME.timer: time for the pod that runs Run
 	// to end and be reported before the unit disturbs its container runtime.
@@ -146,6 +150,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			return res, err
 		}
 	}
+	for _, f := range o.Files {
+		if err := copyFileMode(f[0], f[1], 0o600); err != nil {
+			return res, err
+		}
+	}
 	conn, err := sddbus.NewSystemdConnectionContext(ctx)
 	if err != nil {
 		return res, fmt.Errorf("connect to systemd's private bus (is the host's /run/systemd mounted?): %w", err)
@@ -248,7 +257,9 @@ func activeState(ctx context.Context, conn *sddbus.Conn, unit string) (string, e
 // CopyFile copies src to dst with mode 0755, atomically: into a temporary
 // file beside dst, synced, then renamed over dst (which a running copy of
 // the old binary does not hinder).
-func CopyFile(src, dst string) error {
+func CopyFile(src, dst string) error { return copyFileMode(src, dst, 0o755) }
+
+func copyFileMode(src, dst string, mode os.FileMode) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return fmt.Errorf("copy binary: %w", err)
@@ -271,7 +282,7 @@ func CopyFile(src, dst string) error {
 	if _, err := io.Copy(tmp, in); err != nil {
 		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
 	}
-	if err := tmp.Chmod(0o755); err != nil {
+	if err := tmp.Chmod(mode); err != nil {
 		return fmt.Errorf("copy binary to %s: %w", dst, err)
 	}
 	if err := tmp.Sync(); err != nil {

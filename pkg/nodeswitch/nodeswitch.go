@@ -33,6 +33,11 @@ import (
 	"github.com/unshim/unshim/pkg/transport"
 )
 
+// ResultAnnotation records how the last run on the node ended: "succeeded",
+// "rolled-back: ERROR" or "failed: ERROR" (for a caller that cannot see the
+// run, as when it runs in a systemd unit handed off from a pod).
+const ResultAnnotation = "unshim.io/migration-result"
+
 // PhaseAnnotation mirrors the journal's current phase on the Node
 // ("PHASE/STATE", e.g. "drain/running"), for `unshim nodes` and operators.
 const PhaseAnnotation = "unshim.io/migration-phase"
@@ -297,6 +302,11 @@ func Run(ctx context.Context, o Options, only string) error {
 		return err
 	}
 	defer unlock()
+	if only == "" {
+		if err := annotate(ctx, o.Client, o.Node, ResultAnnotation, nil); err != nil {
+			o.Logger.Warnf("clear %s: %v", ResultAnnotation, err)
+		}
+	}
 	if err := r.st.Save(ctx, r.j); err != nil {
 		return err
 	}
@@ -305,13 +315,34 @@ func Run(ctx context.Context, o Options, only string) error {
 	}
 	runner := r.runner(ps)
 	err = runner.Run(ctx, r)
-	if err == nil && only == "" {
+	if only != "" {
+		return err
+	}
+	result := "succeeded"
+	var pe *migrate.PhaseError
+	switch {
+	case err == nil:
 		o.Logger.V(0).Infof("node %s now runs on %s", o.Node, o.Settings.Target)
 		if err := annotatePhase(ctx, o.Client, o.Node, nil); err != nil {
 			o.Logger.Warnf("clear %s: %v", PhaseAnnotation, err)
 		}
+	case errors.As(err, &pe) && pe.RolledBack:
+		result = "rolled-back: " + firstLine(err.Error())
+	default:
+		result = "failed: " + firstLine(err.Error())
+	}
+	if aerr := annotate(ctx, o.Client, o.Node, ResultAnnotation, &result); aerr != nil {
+		o.Logger.Warnf("record the result on node %s: %v", o.Node, aerr)
 	}
 	return err
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 500 {
+		s = s[:500] + "..."
+	}
+	return s
 }
 
 // Rollback undoes the node's unfinished (or failed) switch from its journal.
@@ -433,11 +464,16 @@ func staleHere(holder string) bool {
 
 // annotatePhase sets (nil: removes) PhaseAnnotation on the node.
 func annotatePhase(ctx context.Context, c kubernetes.Interface, node string, v *string) error {
+	return annotate(ctx, c, node, PhaseAnnotation, v)
+}
+
+// annotate sets (nil: removes) annotation key on the node.
+func annotate(ctx context.Context, c kubernetes.Interface, node, key string, v *string) error {
 	var val any
 	if v != nil {
 		val = *v
 	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{PhaseAnnotation: val}}})
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: val}}})
 	_, err := c.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{})
 	return err
 }

@@ -495,24 +495,72 @@ func TestSwitchNode(t *testing.T) {
 		})
 	})
 
+	t.Run("cri-dockerd missing: refused, nothing changed", func(t *testing.T) {
+		o := f.options(t, f.n2)
+		o.Settings.Target = nodeplan.CRIDockerd
+		err := Run(ctx, o, "")
+		if err == nil || !strings.Contains(err.Error(), "cri-dockerd is not installed") {
+			t.Fatalf("switch to cri-dockerd without it: %v", err)
+		}
+		if rt, ok, ann := runtimeOf(ctx, t, f.c, f.n2.Name); !strings.HasPrefix(rt, "docker://") || !ok || ann != lab.DockershimSocket {
+			t.Errorf("node after the refusal: %s, ready+schedulable %t, annotation %q", rt, ok, ann)
+		}
+	})
+
+	t.Run("switch through an agent pod", func(t *testing.T) {
+		bin := filepath.Join(t.TempDir(), "unshim")
+		build := exec.Command("go", "build", "-o", bin, "github.com/unshim/unshim/cmd/unshim")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("build unshim: %v\n%s", err, out)
+		}
+		const image = "unshim-agent:test"
+		if err := f.n2.LoadImage(ctx, image, []string{"/unshim"}, map[string]string{"/unshim": bin}); err != nil {
+			t.Fatal(err)
+		}
+		f.applyAgentRBAC(ctx, t)
+		var out bytes.Buffer
+		err := RunViaPod(ctx, PodOptions{Options: f.options(t, f.n2), Image: image, Out: &out, Timeout: 10 * time.Minute})
+		t.Logf("agent run:\n%s", out.String())
+		if err != nil {
+			t.Fatalf("switch through an agent pod: %v", err)
+		}
+		if !strings.Contains(out.String(), "verify/done") {
+			t.Errorf("no live progress from the node in the output")
+		}
+		rt, ok, ann := runtimeOf(ctx, t, f.c, f.n2.Name)
+		if !strings.HasPrefix(rt, "containerd://") || !ok || ann != nodeplan.ContainerdEndpoint {
+			t.Fatalf("node after the agent's switch: runtime %s, ready+schedulable %t, annotation %q", rt, ok, ann)
+		}
+		if _, err := f.c.CoreV1().Secrets("kube-system").Get(ctx, "unshim-agent-"+f.n2.Name, metav1.GetOptions{}); err == nil {
+			t.Error("the agent's kubeconfig Secret is left in the cluster")
+		}
+		f.waitPods(ctx, t, "the DaemonSet pod back on lab-node-2", func(pods []corev1.Pod) bool { return count(pods, "agent", f.n2.Name) == 1 })
+	})
+
 	t.Run("switch over SSH, then purge Docker", func(t *testing.T) {
-		// lab-node-2, still on Docker, reached through its own sshd as root.
-		tr := f.sshTo(ctx, t, f.n2)
-		po := dockerpurge.Options{Node: f.n2.Name, Client: f.mc, Transport: tr}
+		// lab-node-1 back on Docker first (undo the resumed switch), then
+		// switched again through its own sshd as root.
+		if err := Rollback(ctx, f.options(t, f.n1)); err != nil {
+			t.Fatal(err)
+		}
+		backOnDocker(ctx, t, f, f.n1, before)
+		tr := f.sshTo(ctx, t, f.n1)
+		po := dockerpurge.Options{Node: f.n1.Name, Client: f.mc, Transport: tr}
 		if err := dockerpurge.Run(ctx, po); err == nil || !strings.Contains(err.Error(), "Docker is purged only from a node that runs on containerd") {
 			t.Fatalf("purge of a Docker node: %v; want a refusal", err)
 		}
-		o := f.options(t, f.n2)
+		o := f.options(t, f.n1)
 		o.Transport = tr
 		if err := Run(ctx, o, ""); err != nil {
 			t.Fatalf("switch over SSH: %v", err)
 		}
-		rt, ok, ann := runtimeOf(ctx, t, f.c, f.n2.Name)
+		rt, ok, ann := runtimeOf(ctx, t, f.c, f.n1.Name)
 		if !strings.HasPrefix(rt, "containerd://") || !ok || ann != nodeplan.ContainerdEndpoint {
 			t.Fatalf("node after switch over SSH: runtime %s, ready+schedulable %t, annotation %q", rt, ok, ann)
 		}
 		f.waitPods(ctx, t, "everything running again", func(pods []corev1.Pod) bool {
-			return count(pods, "agent", f.n2.Name) == 1 && count(pods, "web", "") == 2
+			return count(pods, "agent", f.n1.Name) == 1 && count(pods, "solo", f.n1.Name) == 1
 		})
 		po.RemoveData = true
 		if err := dockerpurge.Run(ctx, po); err != nil {
@@ -528,11 +576,11 @@ func TestSwitchNode(t *testing.T) {
 		if _, err := tr.Run(ctx, "test", "-e", "/var/lib/docker"); err == nil {
 			t.Error("/var/lib/docker left with --remove-data")
 		}
-		if _, err := tr.ReadFile(ctx, "/var/lib/unshim/backup/"+f.n2.Name+"/purge-docker/docker/daemon.json"); err != nil {
+		if _, err := tr.ReadFile(ctx, "/var/lib/unshim/backup/"+f.n1.Name+"/purge-docker/docker/daemon.json"); err != nil {
 			t.Errorf("/etc/docker not backed up: %v", err)
 		}
 		time.Sleep(5 * time.Second)
-		if rt, ok, _ := runtimeOf(ctx, t, f.c, f.n2.Name); !strings.HasPrefix(rt, "containerd://") || !ok {
+		if rt, ok, _ := runtimeOf(ctx, t, f.c, f.n1.Name); !strings.HasPrefix(rt, "containerd://") || !ok {
 			t.Errorf("node after the purge: %s, ready+schedulable %t", rt, ok)
 		}
 	})
@@ -613,4 +661,50 @@ func (f *fixture) sshTo(ctx context.Context, t *testing.T, n *lab.Node) *transpo
 	}
 	t.Cleanup(func() { tr.Close() })
 	return tr
+}
+
+// applyAgentRBAC applies deploy/rbac/unshim-agent.yaml and gives the test's
+// migrator user the launcher Role it defines.
+func (f *fixture) applyAgentRBAC(ctx context.Context, t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "rbac", "unshim-agent.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		var meta metav1.TypeMeta
+		if err := sigsyaml.Unmarshal([]byte(doc), &meta); err != nil {
+			t.Fatal(err)
+		}
+		switch meta.Kind {
+		case "ServiceAccount":
+			var sa corev1.ServiceAccount
+			if err := sigsyaml.UnmarshalStrict([]byte(doc), &sa); err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.c.CoreV1().ServiceAccounts(sa.Namespace).Create(ctx, &sa, metav1.CreateOptions{})
+		case "ClusterRoleBinding":
+			var b rbacv1.ClusterRoleBinding
+			if err := sigsyaml.UnmarshalStrict([]byte(doc), &b); err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.c.RbacV1().ClusterRoleBindings().Create(ctx, &b, metav1.CreateOptions{})
+		case "Role":
+			var r rbacv1.Role
+			if err := sigsyaml.UnmarshalStrict([]byte(doc), &r); err != nil {
+				t.Fatal(err)
+			}
+			if _, err = f.c.RbacV1().Roles(r.Namespace).Create(ctx, &r, metav1.CreateOptions{}); err == nil {
+				_, err = f.c.RbacV1().RoleBindings(r.Namespace).Create(ctx, &rbacv1.RoleBinding{
+					ObjectMeta: metav1.ObjectMeta{Name: r.Name + "-test", Namespace: r.Namespace},
+					RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: r.Name},
+					Subjects:   []rbacv1.Subject{{APIGroup: "rbac.authorization.k8s.io", Kind: "User", Name: "unshim-migrator"}},
+				}, metav1.CreateOptions{})
+			}
+		default:
+			t.Fatalf("unexpected kind %q in unshim-agent.yaml", meta.Kind)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -65,6 +65,10 @@ type Options struct {
 	CopyTo string
 	// Timeout bounds Run; DefaultTimeout when zero.
 	Timeout time.Duration
+	// Secret, when set, is a Secret in Namespace mounted read-only at
+	// SecretDir; Copies name its keys to copy to the host (key → host path).
+	Secret string
+	Copies [][2]string
 	// Delay is how long after the hand-off the unit starts; DefaultDelay when
 	// zero, at once when negative (for commands that leave the container
 	// runtime and the kubelet alone).
@@ -166,8 +170,35 @@ func Command(unit, copyTo string, delay time.Duration, argv []string) []string {
 // restarted, without a ServiceAccount token, with the host's /run/systemd
 // (the systemd's private D-Bus socket) and /var/lib/unshim mounted at the
 // same paths.
+// SecretDir is where the agent pod mounts Options.Secret.
+const SecretDir = "/var/run/unshim-agent"
+
 func PodSpec(o Options) *corev1.Pod {
 	o.complete()
+	pod := podSpec(o)
+	if o.Secret == "" {
+		return pod
+	}
+	ctr := &pod.Spec.Containers[0]
+	ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: "agent-secret", MountPath: SecretDir, ReadOnly: true})
+	mode := int32(0o400)
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "agent-secret",
+		VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: o.Secret, DefaultMode: &mode}}})
+	// --copy flags go before the "--" that starts ARGV.
+	var copies []string
+	for _, c := range o.Copies {
+		copies = append(copies, "--copy", SecretDir+"/"+c[0]+"="+c[1])
+	}
+	for i, a := range ctr.Command {
+		if a == "--" {
+			ctr.Command = append(append(append([]string{}, ctr.Command[:i]...), copies...), ctr.Command[i:]...)
+			break
+		}
+	}
+	return pod
+}
+
+func podSpec(o Options) *corev1.Pod {
 	yes, no := true, false
 	var grace int64 = 10
 	dirOrCreate, dir := corev1.HostPathDirectoryOrCreate, corev1.HostPathDirectory

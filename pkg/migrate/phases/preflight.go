@@ -46,8 +46,13 @@ func Blockers(fs []check.Finding, target string, allow []string) []check.Finding
 		if f.Severity < check.SeverityHigh || allowed[f.Rule] || handledBySwitch[f.Rule] {
 			continue
 		}
+		// The kubelet (dockershim) and cri-dockerd talk to Docker because they
+		// are the runtime path the switch replaces.
+		if f.Rule == nodecheck.RuleSocketClient && (strings.HasPrefix(f.Object.Name, "kubelet[") || strings.HasPrefix(f.Object.Name, "cri-dockerd[")) {
+			continue
+		}
 		// Keeping Docker through cri-dockerd keeps what uses Docker working.
-		if target == nodeplan.CRIDockerd && f.Object.Kind != "Node" {
+		if target == nodeplan.CRIDockerd {
 			continue
 		}
 		out = append(out, f)

@@ -59,6 +59,8 @@ type Options struct {
 	Via                string
 	TargetPID          int
 	SSH                transport.SSHConfig
+	AgentImage         string
+	AgentNamespace     string
 
 	kube   *cmd.KubeFlags
 	logger log.Logger
@@ -67,7 +69,7 @@ type Options struct {
 }
 
 func (o *Options) addTransportFlags(c *cobra.Command) {
-	c.Flags().StringVar(&o.Via, "via", "local", "where the node steps run: local (this machine is the node; run as root), ssh, or nsenter (a node whose init process this machine sees, with --target-pid)")
+	c.Flags().StringVar(&o.Via, "via", "local", "where the node steps run: local (this machine is the node; run as root), ssh, pod (migrate node only: an agent pod hands the run to a systemd unit on the node) or nsenter (a node whose init process this machine sees, with --target-pid)")
 	c.Flags().IntVar(&o.TargetPID, "target-pid", 0, "with --via nsenter: the node's init process (e.g. a lab node's systemd)")
 	c.Flags().StringVar(&o.SSH.Host, "ssh-host", "", "with --via ssh: HOST[:PORT] of the node (default: its InternalIP)")
 	c.Flags().StringVar(&o.SSH.User, "ssh-user", "root", "with --via ssh: login user; other than root, commands run through sudo -n")
@@ -119,6 +121,8 @@ changes. "phase PHASE" runs one phase only.`,
 	f.DurationVar(&o.DrainTimeout, "drain-timeout", o.DrainTimeout, "give up draining after this long (PDB-blocked evictions are retried until then)")
 	f.DurationVar(&o.VerifyTimeout, "verify-timeout", o.VerifyTimeout, "how long the node may take to be healthy on the new runtime")
 	f.BoolVar(&o.NoRollback, "no-rollback", false, "on failure, leave the node as it is (resumable) instead of rolling back")
+	f.StringVar(&o.AgentImage, "agent-image", "", "with --via pod: image holding the unshim binary at /unshim, present on the node or pullable")
+	f.StringVar(&o.AgentNamespace, "agent-namespace", "kube-system", "with --via pod: namespace of the agent pod and of ServiceAccount unshim-agent (deploy/rbac/unshim-agent.yaml)")
 	f.StringVar(&o.ContainerdVersion, "containerd-version", "", "containerd version the config is written for (default: what containerd --version says on the node)")
 	o.addTransportFlags(c)
 	return c
@@ -218,7 +222,7 @@ func (o *Options) transport(ctx context.Context, client kubernetes.Interface) (t
 		}
 		return transport.DialSSH(ctx, cfg)
 	}
-	return nil, fmt.Errorf("--via %q: want local, ssh or nsenter", o.Via)
+	return nil, fmt.Errorf("--via %q: want local, ssh or nsenter (pod: migrate node only)", o.Via)
 }
 
 func (o *Options) switchOptions(ctx context.Context) (nodeswitch.Options, error) {
@@ -240,6 +244,37 @@ func (o *Options) switchOptions(ctx context.Context) (nodeswitch.Options, error)
 		Settings: phases.Settings{Target: o.Target, Allow: o.Allow, Force: o.Force, DeleteEmptyDirData: o.DeleteEmptyDirData,
 			DrainTimeout: o.DrainTimeout, VerifyTimeout: o.VerifyTimeout, Progress: o.ErrOut},
 	}, nil
+}
+
+// runViaPod runs the switch from an agent pod on the node.
+func (o *Options) runViaPod(ctx context.Context) error {
+	fail := func(err error) error { return &cmd.ExitError{Code: cmd.ExitFailure, Err: err} }
+	if o.DryRun {
+		return fail(errors.New("--dry-run reads the node's files: use --via ssh or run `unshim node migrate --dry-run` on the node"))
+	}
+	if o.phase != "" {
+		return fail(errors.New("--via pod runs the whole switch; run single phases on the node"))
+	}
+	if o.AgentImage == "" {
+		return fail(errors.New("--via pod needs --agent-image"))
+	}
+	client, err := cmd.Clientset(o.kube)
+	if err != nil {
+		return fail(err)
+	}
+	rc, err := o.kube.ToRESTConfig()
+	if err != nil {
+		return fail(err)
+	}
+	err = nodeswitch.RunViaPod(ctx, nodeswitch.PodOptions{
+		Options: nodeswitch.Options{Node: o.node, Client: client, RESTConfig: rc, Logger: o.logger, NoRollback: o.NoRollback, ContainerdVersion: o.ContainerdVersion,
+			Settings: phases.Settings{Target: o.Target, Allow: o.Allow, Force: o.Force, DeleteEmptyDirData: o.DeleteEmptyDirData, DrainTimeout: o.DrainTimeout, VerifyTimeout: o.VerifyTimeout}},
+		Image: o.AgentImage, Namespace: o.AgentNamespace, Out: o.ErrOut,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return nil
 }
 
 func closeTransport(t transport.Transport) {
@@ -289,6 +324,9 @@ func (o *Options) Run(c *cobra.Command) error {
 		}
 	}
 	ctx := c.Context()
+	if o.Via == "pod" {
+		return o.runViaPod(ctx)
+	}
 	so, err := o.switchOptions(ctx)
 	if err != nil {
 		return err

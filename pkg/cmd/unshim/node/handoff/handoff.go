@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,6 +24,8 @@ type Options struct {
 	Timeout time.Duration
 	Delay   time.Duration
 	Argv    []string
+	// Copy are SRC=DST files copied to the host (mode 0600) before the unit starts.
+	Copy []string
 
 	logger log.Logger
 }
@@ -55,6 +58,7 @@ started.`,
 	f.StringVar(&o.Unit, "unit", "", "name of the transient systemd unit (NAME or NAME.service)")
 	f.StringVar(&o.CopyTo, "copy-to", o.CopyTo, "where to copy this binary on the host; empty: no copy")
 	f.DurationVar(&o.Timeout, "timeout", o.Timeout, "how long to wait for systemd to start the unit")
+	f.StringArrayVar(&o.Copy, "copy", nil, "SRC=DST: also copy file SRC to DST on the host (mode 0600), e.g. the agent's kubeconfig")
 	f.DurationVar(&o.Delay, "delay", 0, "start the unit this long later, through a transient timer NAME.timer (time for the pod to be reported finished)")
 	return c
 }
@@ -78,7 +82,15 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	res, err := handoff.Run(ctx, handoff.Options{Unit: o.Unit, Argv: o.Argv, CopyTo: o.CopyTo, Delay: o.Delay})
+	var files [][2]string
+	for _, c := range o.Copy {
+		src, dst, ok := strings.Cut(c, "=")
+		if !ok || src == "" || dst == "" {
+			return fmt.Errorf("--copy %q: want SRC=DST", c)
+		}
+		files = append(files, [2]string{src, dst})
+	}
+	res, err := handoff.Run(ctx, handoff.Options{Unit: o.Unit, Argv: o.Argv, CopyTo: o.CopyTo, Delay: o.Delay, Files: files})
 	if err != nil {
 		return fmt.Errorf("hand off to unit %s: %w", handoff.UnitName(o.Unit), err)
 	}
