@@ -67,8 +67,11 @@ func RunViaPod(ctx context.Context, o PodOptions) error {
 	if err != nil {
 		return fmt.Errorf("node %s: %w", o.Node, err)
 	}
-	if err := annotate(ctx, c, o.Node, ResultAnnotation, nil); err != nil {
-		return err
+	// The last run's result and phase are not this one's.
+	for _, key := range []string{ResultAnnotation, PhaseAnnotation} {
+		if err := annotate(ctx, c, o.Node, key, nil); err != nil {
+			return err
+		}
 	}
 	kubeconfig, err := agentKubeconfigFor(ctx, o)
 	if err != nil {
