@@ -66,6 +66,9 @@ func BenchmarkSwitchNode(b *testing.B) {
 	var totals, drains, switches, readies, overheads []float64
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < 3; r++ {
+			if r > 0 {
+				webOnFirst(ctx, b, l)
+			}
 			o := nodeswitch.Options{Node: n.Name, Client: c, RESTConfig: rc, Transport: n.Transport(), Logger: log.NoopLogger(),
 				Settings: phases.Settings{Target: nodeplan.Containerd, DrainTimeout: 5 * time.Minute, VerifyTimeout: 5 * time.Minute}}
 			if err := nodeswitch.Run(ctx, o, ""); err != nil {
@@ -100,6 +103,11 @@ func BenchmarkSwitchNode(b *testing.B) {
 			overheads = append(overheads, total-span(waitingPhases))
 			fmt.Printf("switch %d: unavailable %.1fs: drain %.1fs, runtime switch %.1fs, kubelet Ready %.1fs, unshim's own work %.1fs\n",
 				r+1, total, span(drainPhases), span(switchPhases), span(readyPhases), total-span(waitingPhases))
+			var per []string
+			for _, p := range j.Phases {
+				per = append(per, fmt.Sprintf("%s %.1fs", p.Name, p.Ended.Sub(p.Started).Seconds()))
+			}
+			fmt.Printf("  phases: %s\n", strings.Join(per, ", "))
 			if err := nodeswitch.Rollback(ctx, o); err != nil {
 				b.Fatal(err)
 			}
@@ -122,17 +130,7 @@ func med(xs []float64) float64 {
 // workloads puts two replicas under a PDB on the first node, a DaemonSet and a bare pod.
 func workloads(ctx context.Context, b *testing.B, l *lab.Lab) {
 	c, _ := l.Client()
-	n1, n2 := l.Nodes[0].Name, l.Nodes[1].Name
-	cordon := func(node string, v bool) {
-		nd, err := c.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		nd.Spec.Unschedulable = v
-		if _, err := c.CoreV1().Nodes().Update(ctx, nd, metav1.UpdateOptions{}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	n1 := l.Nodes[0].Name
 	ns := "default"
 	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		b.Fatal(err)
@@ -141,7 +139,6 @@ func workloads(ctx context.Context, b *testing.B, l *lab.Lab) {
 	spec := corev1.PodSpec{AutomountServiceAccountToken: new(bool), TerminationGracePeriodSeconds: &grace,
 		Containers: []corev1.Container{{Name: "main", Image: lab.BusyboxImage, ImagePullPolicy: corev1.PullNever, Command: []string{"sh", "-c", "while true; do sleep 1; done"}}}}
 	lbl := func(v string) map[string]string { return map[string]string{"app": v} }
-	cordon(n2, true)
 	two := int32(2)
 	must := func(err error) {
 		if err != nil {
@@ -162,25 +159,62 @@ func workloads(ctx context.Context, b *testing.B, l *lab.Lab) {
 	solo.NodeName = n1
 	_, err = c.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "solo"}, Spec: solo}, metav1.CreateOptions{})
 	must(err)
+	webOnFirst(ctx, b, l)
+}
+
+// webOnFirst puts both web replicas on the first node (so that every switch
+// drains them, the second eviction waiting on the PDB), and waits until all
+// five pods run.
+func webOnFirst(ctx context.Context, b *testing.B, l *lab.Lab) {
+	c, _ := l.Client()
+	n1, n2 := l.Nodes[0].Name, l.Nodes[1].Name
+	ns := "default"
+	cordon := func(node string, v bool) {
+		nd, err := c.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		nd.Spec.Unschedulable = v
+		if _, err := c.CoreV1().Nodes().Update(ctx, nd, metav1.UpdateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cordon(n2, true)
+	defer cordon(n2, false)
+	pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if p.Spec.NodeName != n1 {
+			if err := c.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		pods, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-		must(err)
-		running := 0
+		if err != nil {
+			b.Fatal(err)
+		}
+		running, webOn1 := 0, 0
 		for _, p := range pods.Items {
-			if p.Status.Phase == corev1.PodRunning {
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
 				running++
+				if p.Labels["app"] == "web" && p.Spec.NodeName == n1 {
+					webOn1++
+				}
 			}
 		}
-		if running == 5 {
-			break
+		if running == 5 && webOn1 == 2 {
+			return
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("workloads not running: %d of 5", running)
+			b.Fatalf("workloads not in place: %d of 5 running, %d of 2 web pods on %s", running, webOn1, n1)
 		}
 		time.Sleep(time.Second)
 	}
-	cordon(n2, false)
 }
 
 // waitDocker waits until the node is back on Docker, Ready and schedulable.

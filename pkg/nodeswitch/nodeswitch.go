@@ -7,7 +7,6 @@ package nodeswitch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -469,13 +467,7 @@ func annotatePhase(ctx context.Context, c kubernetes.Interface, node string, v *
 
 // annotate sets (nil: removes) annotation key on the node.
 func annotate(ctx context.Context, c kubernetes.Interface, node, key string, v *string) error {
-	var val any
-	if v != nil {
-		val = *v
-	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: val}}})
-	_, err := c.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{})
-	return err
+	return phases.Annotate(ctx, c, node, key, v)
 }
 
 // WritePlan prints a dry run for people.

@@ -208,18 +208,14 @@ func caData(rc *rest.Config) ([]byte, error) {
 		return rc.TLSClientConfig.CAData, nil
 	}
 	if rc.TLSClientConfig.CAFile != "" {
-		return readFile(rc.TLSClientConfig.CAFile)
+		data, err := os.ReadFile(rc.TLSClientConfig.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("CA file: %w", err)
+		}
+		return data, nil
 	}
 	if rc.TLSClientConfig.Insecure {
 		return nil, fmt.Errorf("the connection skips TLS verification: the agent will not")
 	}
 	return nil, nil // the system's roots
-}
-
-func readFile(p string) ([]byte, error) {
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return nil, fmt.Errorf("CA file: %w", err)
-	}
-	return data, nil
 }

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubectl/pkg/drain"
 
 	"github.com/unshim/unshim/pkg/migrate"
@@ -209,13 +210,18 @@ func NewKubeadmRecordPhase() migrate.Phase {
 
 // annotate sets (or, with nil, removes) the cri-socket annotation.
 func annotate(ctx context.Context, d Data, v *string) error {
+	return Annotate(ctx, d.Client(), d.Node(), nodeplan.CRISocketAnnotation, v)
+}
+
+// Annotate sets (or, with nil, removes) annotation key on node.
+func Annotate(ctx context.Context, c kubernetes.Interface, node, key string, v *string) error {
 	var val any
 	if v != nil {
 		val = *v
 	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{nodeplan.CRISocketAnnotation: val}}})
-	if _, err := d.Client().CoreV1().Nodes().Patch(ctx, d.Node(), types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("annotate node %s: %w", d.Node(), err)
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: val}}})
+	if _, err := c.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("annotate node %s: %w", node, err)
 	}
 	return nil
 }
