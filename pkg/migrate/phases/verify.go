@@ -112,7 +112,7 @@ func verifyOnce(ctx context.Context, d Data) error {
 		if ctl != nil && ctl.Kind == "DaemonSet" && !running {
 			return fmt.Errorf("DaemonSet pod %s/%s is %s", p.Namespace, p.Name, p.Status.Phase)
 		}
-		if running && probe == nil && p.Spec.HostNetwork == false {
+		if running && probe == nil && !p.Spec.HostNetwork {
 			probe = p
 		}
 	}

@@ -66,7 +66,7 @@ started.`,
 // Complete takes ARGV from after "--" and checks the flags.
 func (o *Options) Complete(c *cobra.Command, args []string) error {
 	if c.ArgsLenAtDash() != 0 || len(args) == 0 {
-		return errors.New("want the command to hand off after --: unshim node handoff --unit NAME -- ARGV...")
+		return errors.New("want the command to hand off after --: unshim node handoff --unit NAME -- ARGV")
 	}
 	if o.Unit == "" {
 		return errors.New("--unit is required")
