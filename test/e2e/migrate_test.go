@@ -1,0 +1,70 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/unshim/unshim/pkg/nodeswitch"
+)
+
+// TestMigrateBadInput: bad arguments, an unknown node and an unreachable
+// node get a clear message, exit 2, and change nothing. (The switch itself
+// is tested on real nodes in pkg/nodeswitch.)
+func TestMigrateBadInput(t *testing.T) {
+	e := requireLab(t)
+	ctx := context.Background()
+	// A process whose root is this machine's: nothing of a node is there.
+	self := strconv.Itoa(os.Getpid())
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"unknown target", []string{"migrate", "node", "n1", "--to", "crio", "--via", "nsenter", "--target-pid", self}, []string{"--to", "containerd or cri-dockerd"}},
+		{"unknown phase", []string{"migrate", "node", "n1", "phase", "nosuch", "--via", "nsenter", "--target-pid", self}, []string{"no phase \"nosuch\"", "preflight"}},
+		{"stray arguments", []string{"migrate", "node", "n1", "n2"}, []string{"NAME phase PHASE"}},
+		{"unknown node", []string{"migrate", "node", "no-such-node", "--dry-run", "--via", "nsenter", "--target-pid", self}, []string{"no-such-node", "not found"}},
+		{"unknown via", []string{"migrate", "node", "n1", "--via", "carrier-pigeon"}, []string{"--via", "carrier-pigeon"}},
+		{"nsenter without pid", []string{"migrate", "node", "n1", "--via", "nsenter"}, []string{"--target-pid"}},
+		{"pod without image", []string{"migrate", "node", "n1", "--via", "pod"}, []string{"--agent-image"}},
+		{"rollback without journal", []string{"node", "rollback", "no-such-node", "--via", "nsenter", "--target-pid", self}, []string{"no switch journal"}},
+		{"purge from an unknown node", []string{"node", "purge-docker", "no-such-node", "--dry-run", "--via", "nsenter", "--target-pid", self}, []string{"no-such-node", "not found"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run(t, "", e.kube(tt.args...)...)
+			if r.code != 2 {
+				t.Errorf("exit %d, want 2; stderr %q", r.code, r.errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(r.errOut, w) {
+					t.Errorf("stderr %q lacks %q", r.errOut, w)
+				}
+			}
+		})
+	}
+	// Nothing was written to the cluster: no lock, no annotation.
+	leases, err := e.client.CoordinationV1().Leases("kube-system").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range leases.Items {
+		if strings.HasPrefix(l.Name, "unshim-node-") {
+			t.Errorf("lock %s left by a refused run", l.Name)
+		}
+	}
+	nodes, err := e.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if _, ok := n.Annotations[nodeswitch.PhaseAnnotation]; ok {
+			t.Errorf("node %s has %s after refused runs", n.Name, nodeswitch.PhaseAnnotation)
+		}
+	}
+}
