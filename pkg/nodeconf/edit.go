@@ -97,8 +97,72 @@ func EditFlagsVar(file string, data []byte, name string, edits []FlagEdit) ([]by
 
 // SetYAMLFields sets top-level fields of a YAML mapping document (a
 // KubeletConfiguration, kubeadm's instance-config.yaml), keeping every other
-// field, its order and its comments. An empty document becomes a mapping.
+// field, its order and its comments. Where it can, it edits lines: a field
+// whose value is a one-line scalar gets its line replaced, a new field is
+// appended, and the rest of the file stays byte for byte (so the diff an
+// operator reviews is the change and nothing else). Otherwise the document
+// is re-encoded. An empty document becomes a mapping.
 func SetYAMLFields(file string, data []byte, fields [][2]any) ([]byte, error) {
+	if out, ok := setYAMLLines(data, fields); ok {
+		return out, nil
+	}
+	return encodeYAMLFields(file, data, fields)
+}
+
+// setYAMLLines is SetYAMLFields by line edits; ok is false when the
+// document is not a plain block mapping of one-line scalars where it matters.
+func setYAMLLines(data []byte, fields [][2]any) ([]byte, bool) {
+	var doc yamlv3.Node
+	if err := yamlv3.Unmarshal(data, &doc); err != nil || doc.Kind != yamlv3.DocumentNode || len(doc.Content) != 1 {
+		return nil, false
+	}
+	m := doc.Content[0]
+	if m.Kind != yamlv3.MappingNode || m.Style&yamlv3.FlowStyle != 0 {
+		return nil, false
+	}
+	lines := strings.Split(string(data), "\n")
+	var appended []string
+	for _, kv := range fields {
+		key, ok := kv[0].(string)
+		if !ok {
+			return nil, false
+		}
+		out, err := yamlv3.Marshal(map[string]any{key: kv[1]})
+		if err != nil || strings.Count(strings.TrimRight(string(out), "\n"), "\n") > 0 {
+			return nil, false
+		}
+		line := strings.TrimRight(string(out), "\n")
+		found := false
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			k, v := m.Content[i], m.Content[i+1]
+			if k.Value != key {
+				continue
+			}
+			if v.Kind != yamlv3.ScalarNode || v.Line != k.Line || v.Style&(yamlv3.LiteralStyle|yamlv3.FoldedStyle) != 0 || k.Column != 1 {
+				return nil, false
+			}
+			n := k.Line - 1
+			if n >= len(lines) || !strings.HasPrefix(lines[n], key) {
+				return nil, false
+			}
+			lines[n] = line
+			found = true
+		}
+		if !found {
+			appended = append(appended, line)
+		}
+	}
+	text := strings.Join(lines, "\n")
+	if len(appended) > 0 {
+		if text != "" && !strings.HasSuffix(text, "\n") {
+			text += "\n"
+		}
+		text += strings.Join(appended, "\n") + "\n"
+	}
+	return []byte(text), true
+}
+
+func encodeYAMLFields(file string, data []byte, fields [][2]any) ([]byte, error) {
 	var doc yamlv3.Node
 	if err := yamlv3.Unmarshal(data, &doc); err != nil {
 		return nil, &InputError{File: file, Err: fmt.Errorf("invalid YAML: %v", err)}

@@ -186,3 +186,29 @@ func TestUnknownTargetAndBadInputFail(t *testing.T) {
 		t.Errorf("malformed daemon.json: %v", err)
 	}
 }
+
+// The kubelet's config keeps its bytes: only the changed fields' lines move.
+func TestSetYAMLFieldsEditsLines(t *testing.T) {
+	in := "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n# kept\ncgroupDriver: cgroupfs # old\nclusterDNS:\n- 10.96.0.10\n"
+	out, err := nodeconf.SetYAMLFields("c", []byte(in), [][2]any{{"cgroupDriver", "systemd"}, {"containerLogMaxSize", "10M"}, {"containerLogMaxFiles", 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n# kept\ncgroupDriver: systemd\nclusterDNS:\n- 10.96.0.10\ncontainerLogMaxSize: 10M\ncontainerLogMaxFiles: 3\n"
+	if string(out) != want {
+		t.Errorf("got\n%s\nwant\n%s", out, want)
+	}
+	// A field whose value is a block is re-encoded, keeping the others.
+	in2 := "kind: KubeletConfiguration\ncgroupDriver:\n  systemd\nclusterDNS:\n- 10.96.0.10\n"
+	out, err = nodeconf.SetYAMLFields("c", []byte(in2), [][2]any{{"cgroupDriver", "cgroupfs"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := nodeconf.ParseKubeletConfig("c", out)
+	if err != nil || kc.CgroupDriver != "cgroupfs" || !strings.Contains(string(out), "10.96.0.10") {
+		t.Errorf("re-encoded: %q, %v", out, err)
+	}
+	if _, err := nodeconf.SetYAMLFields("c", []byte("a: [\n"), [][2]any{{"x", 1}}); err == nil {
+		t.Error("malformed YAML accepted")
+	}
+}
