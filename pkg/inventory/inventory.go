@@ -51,9 +51,20 @@ type NodeRuntime struct {
 	// Via is how the kubelet reaches Docker: dockershim or cri-dockerd ("" for other runtimes).
 	Via            string `json:"via,omitempty"`
 	NeedsMigration bool   `json:"needsMigration"`
+	// Switch is the phase of an unshim switch under way on the node
+	// ("drain/running"), or how the last one ended when it did not succeed.
+	Switch string `json:"switch,omitempty"`
 	// Notes explain NeedsMigration and anything else to fix, such as a stale cri-socket annotation.
 	Notes []string `json:"notes,omitempty"`
 }
+
+// The annotations unshim's switch (pkg/nodeswitch) keeps on a node: the
+// phase under way ("drain/running") and how the last run ended
+// ("succeeded", "rolled-back: ...", "failed: ...").
+const (
+	SwitchPhaseAnnotation  = "unshim.io/migration-phase"
+	SwitchResultAnnotation = "unshim.io/migration-result"
+)
 
 // Summary counts nodes by runtime.
 type Summary struct {
@@ -177,6 +188,13 @@ func Describe(n *corev1.Node) NodeRuntime {
 		}
 	}
 	r.Runtime, r.RuntimeVersion = splitRuntime(info.ContainerRuntimeVersion)
+	if p := n.Annotations[SwitchPhaseAnnotation]; p != "" && n.Annotations[SwitchResultAnnotation] == "" {
+		r.Switch = p
+		r.Notes = append(r.Notes, "an unshim switch is under way (phase "+p+"): re-run it to resume, or `unshim node rollback`")
+	} else if res := n.Annotations[SwitchResultAnnotation]; res != "" && res != "succeeded" {
+		r.Switch = res
+		r.Notes = append(r.Notes, "the last unshim switch did not succeed: "+res)
+	}
 	kubelet, _ := version.ParseGeneric(info.KubeletVersion)
 	switch r.Runtime {
 	case RuntimeDocker:

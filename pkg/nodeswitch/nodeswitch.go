@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/unshim/unshim/pkg/inventory"
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/migrate"
@@ -34,11 +35,11 @@ import (
 // ResultAnnotation records how the last run on the node ended: "succeeded",
 // "rolled-back: ERROR" or "failed: ERROR" (for a caller that cannot see the
 // run, as when it runs in a systemd unit handed off from a pod).
-const ResultAnnotation = "unshim.io/migration-result"
+const ResultAnnotation = inventory.SwitchResultAnnotation
 
 // PhaseAnnotation mirrors the journal's current phase on the Node
 // ("PHASE/STATE", e.g. "drain/running"), for `unshim nodes` and operators.
-const PhaseAnnotation = "unshim.io/migration-phase"
+const PhaseAnnotation = inventory.SwitchPhaseAnnotation
 
 // Phases returns the switch's phases for target, in order.
 func Phases(target string) ([]migrate.Phase, error) {

@@ -32,6 +32,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/unshim/unshim/pkg/dockerpurge"
+	"github.com/unshim/unshim/pkg/inventory"
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/lab"
 	"github.com/unshim/unshim/pkg/log"
@@ -477,6 +478,10 @@ func TestSwitchNode(t *testing.T) {
 			}
 			killedAt := f.runKilledAfter(ctx, t, bin, phase)
 			t.Logf("killed after %s (annotation %s)", phase, killedAt)
+			// The inventory shows the switch under way, for operators.
+			if n, err := f.c.CoreV1().Nodes().Get(ctx, f.n1.Name, metav1.GetOptions{}); err != nil || inventory.Describe(n).Switch == "" {
+				t.Errorf("after a kill at %s, unshim nodes shows no switch under way (%v)", phase, err)
+			}
 		}
 		cmd := exec.CommandContext(ctx, bin, f.args()...)
 		out, err := cmd.CombinedOutput()
