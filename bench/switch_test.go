@@ -3,8 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -41,18 +39,9 @@ var (
 // PDB (minAvailable 1), a DaemonSet pod and a bare pod. Median of 3 switches,
 // each undone by a rollback that is not measured.
 func BenchmarkSwitchNode(b *testing.B) {
-	lab.RequireNodePrereqs(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp(filepath.Dir(lab.DefaultDir()), "unshim-lab-switchbench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	l, err := lab.Up(ctx, lab.Options{Dir: dir, Nodes: 2, Controllers: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Down()
+	l := lab.UpForTest(ctx, b, "switchbench", lab.Options{Nodes: 2, Controllers: true})
 	c, err := l.Client()
 	if err != nil {
 		b.Fatal(err)

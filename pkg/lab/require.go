@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -61,4 +62,27 @@ func RequireNodePrereqs(t testing.TB) {
 		t.Fatalf("lab nodes required in CI: %v", err)
 	}
 	t.Skipf("no lab nodes here: %v", err)
+}
+
+// UpForTest checks the node prerequisites (RequireNodePrereqs), brings up a
+// lab of the test's own in a fresh directory beside the default one (name
+// says whose it is), and takes it down when the test ends.
+func UpForTest(ctx context.Context, t testing.TB, name string, o Options) *Lab {
+	t.Helper()
+	RequireNodePrereqs(t)
+	dir, err := os.MkdirTemp(filepath.Dir(DefaultDir()), "unshim-lab-"+name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Dir = dir
+	l, err := Up(ctx, o)
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+	return l
 }

@@ -69,21 +69,9 @@ type fixture struct {
 }
 
 func newFixture(ctx context.Context, t *testing.T) *fixture {
-	lab.RequireNodePrereqs(t)
-	dir, err := os.MkdirTemp(filepath.Dir(lab.DefaultDir()), "unshim-lab-switchtest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := lab.Up(ctx, lab.Options{Dir: dir, Nodes: 2, Controllers: true, Logger: log.New(testWriter{t}, 0)})
-	if err != nil {
-		t.Fatalf("lab up: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := l.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
+	l := lab.UpForTest(ctx, t, "switchtest", lab.Options{Nodes: 2, Controllers: true, Logger: log.New(testWriter{t}, 0)})
 	f := &fixture{l: l, n1: l.Nodes[0], n2: l.Nodes[1]}
+	var err error
 	if f.c, err = l.Client(); err != nil {
 		t.Fatal(err)
 	}

@@ -36,19 +36,7 @@ func TestHandoffSurvivesDocker(t *testing.T) {
 	bin := buildUnshim(ctx, t)
 
 	start := time.Now()
-	dir, err := os.MkdirTemp(filepath.Dir(lab.DefaultDir()), "unshim-lab-podagenttest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := lab.Up(ctx, lab.Options{Dir: dir, Nodes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
+	l := lab.UpForTest(ctx, t, "podagenttest", lab.Options{Nodes: 1})
 	t.Logf("lab with one node up in %s", time.Since(start).Round(time.Second))
 	n := l.Nodes[0]
 	if err := n.LoadImage(ctx, agentImage, nil, map[string]string{"unshim": bin}); err != nil {

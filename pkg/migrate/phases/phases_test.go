@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -47,19 +45,7 @@ func TestFailedSwitchRollsBackToDocker(t *testing.T) {
 	lab.RequireNodePrereqs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	dir, err := os.MkdirTemp(filepath.Dir(lab.DefaultDir()), "unshim-lab-phasetest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := lab.Up(ctx, lab.Options{Dir: dir, Nodes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Down(); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
+	l := lab.UpForTest(ctx, t, "phasetest", lab.Options{Nodes: 1})
 	n := l.Nodes[0]
 	tr := n.Transport()
 	st := &journal.Store{T: tr}
