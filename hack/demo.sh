@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The main job on the built-in lab: start it with a real Docker node and
-# controllers, seed it with workloads, take the inventory, run the impact
+# The main job on the built-in lab: start it with a real Docker node,
+# seed it with workloads, take the inventory, run the impact
 # check, then switch the real node to containerd and show the inventory again.
 # The lab stays up afterwards. Needs root (the node is a systemd-nspawn machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin/unshim lab up --nodes 1 --controllers
+bin/unshim lab up --nodes 1
 export KUBECONFIG="$(bin/unshim lab status -o kubeconfig)"
 bin/unshim lab seed --pods 300 --docker-percent 8
 echo; echo "\$ unshim nodes -o wide"

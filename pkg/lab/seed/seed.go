@@ -7,6 +7,7 @@ package seed
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand"
 	"sync"
@@ -144,14 +145,20 @@ func seedNodes(ctx context.Context, c kubernetes.Interface, o Options) ([]string
 		if err != nil {
 			return nil, fmt.Errorf("create node %s: %w", name, err)
 		}
-		created.Status = corev1.NodeStatus{
+		status := corev1.NodeStatus{
 			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
 				LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now()}},
 			Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("10.0.%d.%d", i/250, i%250+1)}},
 			NodeInfo: corev1.NodeSystemInfo{KubeletVersion: kubelet, ContainerRuntimeVersion: rt,
 				OperatingSystem: "linux", Architecture: "amd64", OSImage: "Debian GNU/Linux 12 (bookworm)", KernelVersion: "6.1.0-28-amd64"},
 		}
-		if _, err := c.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		// A patch, not an update: with --controllers the node lifecycle
+		// controller writes the new node too, and an update would conflict.
+		patch, err := json.Marshal(map[string]any{"status": status})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.CoreV1().Nodes().Patch(ctx, created.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
 			return nil, fmt.Errorf("set status of node %s: %w", name, err)
 		}
 		names = append(names, name)
