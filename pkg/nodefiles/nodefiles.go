@@ -334,19 +334,24 @@ func BinaryVersion(ctx context.Context, root, nodePath string) (nodeconf.Version
 		return nodeconf.Version{}, "", fmt.Errorf("%s --version: %w: %s", nodePath, err, strings.TrimSpace(string(out)))
 	}
 	line := strings.TrimSpace(string(out))
-	// `containerd github.com/containerd/containerd v1.7.0 SHA`: skip the module path.
-	fields := strings.Fields(line)
-	var rest []string
-	for _, f := range fields {
-		if !strings.Contains(f, "/") {
-			rest = append(rest, f)
-		}
-	}
-	v, err := nodeconf.ParseVersion(strings.Join(rest, " "))
+	v, err := ParseVersionOutput(line)
 	if err != nil {
 		return nodeconf.Version{}, line, fmt.Errorf("%s --version: %w", nodePath, err)
 	}
 	return v, line, nil
+}
+
+// ParseVersionOutput reads the version from what `BINARY --version` printed
+// (`containerd github.com/containerd/containerd v1.7.0 SHA`, `Kubernetes
+// v1.23.17`), skipping module paths.
+func ParseVersionOutput(out string) (nodeconf.Version, error) {
+	var rest []string
+	for _, f := range strings.Fields(out) {
+		if !strings.Contains(f, "/") {
+			rest = append(rest, f)
+		}
+	}
+	return nodeconf.ParseVersion(strings.Join(rest, " "))
 }
 
 // ContainerdVersion runs the node's containerd --version.

@@ -147,3 +147,19 @@ func TestResolveStaysInRoot(t *testing.T) {
 		t.Errorf("Resolve on / = %s", got)
 	}
 }
+
+func TestParseVersionOutput(t *testing.T) {
+	for out, want := range map[string]string{
+		"containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3": "1.6.20",
+		"containerd github.com/containerd/containerd/v2 v2.2.0 abcdef":                "2.2.0",
+		"Kubernetes v1.23.17": "1.23.17",
+	} {
+		v, err := ParseVersionOutput(out)
+		if err != nil || v.String() != want {
+			t.Errorf("ParseVersionOutput(%q) = %s, %v; want %s", out, v, err, want)
+		}
+	}
+	if _, err := ParseVersionOutput("containerd github.com/containerd/containerd"); err == nil {
+		t.Error("no version accepted")
+	}
+}

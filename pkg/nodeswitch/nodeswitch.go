@@ -231,15 +231,7 @@ func containerdVersion(ctx context.Context, o *Options) (nodeconf.Version, error
 		// version 2 config is read by both.
 		return nodeconf.Version{Major: 1, Minor: 6}, nil
 	}
-	f := strings.Fields(string(out))
-	for i, w := range f {
-		if strings.Contains(w, "containerd") && i+1 < len(f) {
-			if v, err := nodeconf.ParseVersion(strings.Join(f[i+1:], " ")); err == nil {
-				return v, nil
-			}
-		}
-	}
-	return nodeconf.ParseVersion(string(out))
+	return nodefiles.ParseVersionOutput(string(out))
 }
 
 // PlanStep is one phase of a dry run.
