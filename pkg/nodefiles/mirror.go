@@ -40,29 +40,19 @@ const mirrorLimit = 64 << 20
 // the node. It returns dir, to be used as Load's root. Symbolic links are
 // kept as links; anything but files, directories and links is skipped.
 func Mirror(ctx context.Context, t transport.Transport, dir string) error {
+	// tar skips the names the node lacks (--ignore-failed-read and
+	// --warning=none): no round trip per name to ask first.
 	var trees, dirsOnly []string
-	candidates := append([]string{}, MirrorTrees...)
-	for _, ud := range []string{"/lib/systemd/system", "/usr/lib/systemd/system"} {
+	for _, p := range MirrorTrees {
+		trees = append(trees, strings.TrimPrefix(p, "/"))
+	}
+	for _, ud := range []string{"lib/systemd/system", "usr/lib/systemd/system"} {
 		for _, u := range MirrorUnits {
-			candidates = append(candidates, ud+"/"+u, ud+"/"+u+".d")
-		}
-	}
-	exists := func(p string) bool {
-		_, err := t.Run(ctx, "test", "-e", p)
-		return err == nil
-	}
-	for _, p := range candidates {
-		if exists(p) {
-			trees = append(trees, strings.TrimPrefix(p, "/"))
+			trees = append(trees, ud+"/"+u, ud+"/"+u+".d")
 		}
 	}
 	for _, p := range MirrorDirsOnly {
-		if exists(p) {
-			dirsOnly = append(dirsOnly, strings.TrimPrefix(p, "/"))
-		}
-	}
-	if len(trees)+len(dirsOnly) == 0 {
-		return nil
+		dirsOnly = append(dirsOnly, strings.TrimPrefix(p, "/"))
 	}
 	out, err := t.Run(ctx, mirrorArgv(trees, dirsOnly)...)
 	if err != nil {
@@ -77,6 +67,9 @@ func Mirror(ctx context.Context, t transport.Transport, dir string) error {
 	// Plugin directories: the names tell which CNI plugins exist; their
 	// content (tens of megabytes of binaries) is not needed.
 	for _, d := range dirsOnly {
+		if _, err := os.Stat(filepath.Join(dir, d)); err != nil {
+			continue // not on the node
+		}
 		ls, err := t.Run(ctx, "ls", "-1", "--", "/"+d)
 		if err != nil {
 			return fmt.Errorf("list /%s: %w", d, err)
@@ -94,7 +87,7 @@ func Mirror(ctx context.Context, t transport.Transport, dir string) error {
 }
 
 // mirrorArgv builds tar's arguments: trees recursively, then dirsOnly
-// without their content.
+// without their content; names missing on the node are skipped silently.
 func mirrorArgv(trees, dirsOnly []string) []string {
 	argv := []string{"tar", "--create", "--file=-", "--directory=/", "--ignore-failed-read", "--warning=none"}
 	argv = append(argv, trees...)
