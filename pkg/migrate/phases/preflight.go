@@ -154,16 +154,22 @@ func preflight(ctx context.Context, d Data) ([]check.Finding, error) {
 type nodePods struct{ d Data }
 
 func (s *nodePods) Visit(ctx context.Context, fn func(*check.Target) error) error {
-	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", s.d.Node()).String()}
-	pods := s.d.Client().CoreV1().Pods("")
-	return kubelist.Each(ctx, "pods", 0, opts, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-		return pods.List(ctx, o)
-	}, func(obj runtime.Object) error {
-		t, ok := check.NewTarget(obj.(*corev1.Pod))
+	return eachPodOnNode(ctx, s.d, func(p *corev1.Pod) error {
+		t, ok := check.NewTarget(p)
 		if !ok {
 			return nil
 		}
 		t.LivePod = true
 		return fn(t)
 	})
+}
+
+// eachPodOnNode calls fn for every pod bound to the node, read with paged
+// LISTs and a field selector.
+func eachPodOnNode(ctx context.Context, d Data, fn func(*corev1.Pod) error) error {
+	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", d.Node()).String()}
+	pods := d.Client().CoreV1().Pods("")
+	return kubelist.Each(ctx, "pods on "+d.Node(), 0, opts, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return pods.List(ctx, o)
+	}, func(obj runtime.Object) error { return fn(obj.(*corev1.Pod)) })
 }

@@ -13,8 +13,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/unshim/unshim/pkg/journal"
@@ -60,20 +58,19 @@ func imageArchive(node string) string {
 // drain: DaemonSet, static and kept pods) and the sandbox image that Docker
 // holds without a repo digest: containerd could not pull them back.
 func neededImages(ctx context.Context, d Data) ([]string, error) {
-	pods, err := d.Client().CoreV1().Pods("").List(ctx, metav1.ListOptions{
-		FieldSelector: fields.OneTermEqualSelector("spec.nodeName", d.Node()).String()})
-	if err != nil {
-		return nil, fmt.Errorf("list pods on %s: %w", d.Node(), err)
-	}
 	seen := map[string]bool{}
 	refs := []string{d.Plan().SandboxImage}
-	for _, p := range pods.Items {
+	err := eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			continue
+			return nil
 		}
 		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
 			refs = append(refs, c.Image)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	var out []string
 	for _, ref := range refs {

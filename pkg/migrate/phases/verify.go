@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -100,13 +99,8 @@ func verifyOnce(ctx context.Context, d Data) error {
 			return fmt.Errorf("CRI conditions %v", conds)
 		}
 	}
-	pods, err := c.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", d.Node()).String()})
-	if err != nil {
-		return err
-	}
 	var probe *corev1.Pod
-	for i := range pods.Items {
-		p := &pods.Items[i]
+	err = eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
 		ctl := metav1.GetControllerOf(p)
 		running := p.Status.Phase == corev1.PodRunning && allReady(p)
 		if ctl != nil && ctl.Kind == "DaemonSet" && !running {
@@ -115,6 +109,10 @@ func verifyOnce(ctx context.Context, d Data) error {
 		if running && probe == nil && !p.Spec.HostNetwork {
 			probe = p
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if probe == nil {
 		d.Logger().V(0).Infof("[verify] no running pod on the node to check logs and exec with")
