@@ -13,10 +13,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/unshim/unshim/pkg/podagent"
 )
@@ -124,42 +128,40 @@ func RunViaPod(ctx context.Context, o PodOptions) error {
 }
 
 // follow prints the node's phase annotation as it changes, until the agent
-// records a result.
+// records a result (list, then watch, re-listing when the watch ends).
 func follow(ctx context.Context, o PodOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	nodes := o.Client.CoreV1().Nodes()
 	sel := fields.OneTermEqualSelector("metadata.name", o.Node).String()
-	last := ""
-	for {
-		list, err := nodes.List(ctx, metav1.ListOptions{FieldSelector: sel})
-		if err != nil {
-			return fmt.Errorf("follow node %s: %w", o.Node, err)
-		}
-		if len(list.Items) == 1 {
-			if done, err := report(o, &list.Items[0], &last); done {
-				return err
-			}
-		}
-		w, err := nodes.Watch(ctx, metav1.ListOptions{FieldSelector: sel, ResourceVersion: list.ResourceVersion})
-		if err != nil {
-			return fmt.Errorf("follow node %s: %w", o.Node, err)
-		}
-		for ev := range w.ResultChan() {
-			n, ok := ev.Object.(*corev1.Node)
-			if !ok || ev.Type == watch.Error {
-				break
-			}
-			if done, err := report(o, n, &last); done {
-				w.Stop()
-				return err
-			}
-		}
-		w.Stop()
-		if ctx.Err() != nil {
-			return fmt.Errorf("node %s: no result from the agent after %s (last phase %q); see journalctl -u unshim-migrate on the node", o.Node, o.Timeout, last)
-		}
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			opts.FieldSelector = sel
+			return nodes.List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			opts.FieldSelector = sel
+			return nodes.Watch(ctx, opts)
+		},
 	}
+	last := ""
+	var result error
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, nil, func(ev watch.Event) (bool, error) {
+		n, ok := ev.Object.(*corev1.Node)
+		if !ok {
+			return false, nil
+		}
+		done, err := report(o, n, &last)
+		result = err
+		return done, nil
+	})
+	if wait.Interrupted(err) {
+		return fmt.Errorf("node %s: no result from the agent after %s (last phase %q); see journalctl -u unshim-migrate on the node", o.Node, o.Timeout, last)
+	}
+	if err != nil {
+		return fmt.Errorf("follow node %s: %w", o.Node, err)
+	}
+	return result
 }
 
 func report(o PodOptions, n *corev1.Node, last *string) (bool, error) {
