@@ -225,12 +225,10 @@ func (o *Options) transport(ctx context.Context, client kubernetes.Interface) (t
 	return nil, fmt.Errorf("--via %q: want local, ssh or nsenter (pod: migrate node only)", o.Via)
 }
 
-func (o *Options) switchOptions(ctx context.Context) (nodeswitch.Options, error) {
+// clusterOptions are the switch's options without a transport: the
+// cluster's clients and the operator's settings.
+func (o *Options) clusterOptions() (nodeswitch.Options, error) {
 	client, err := cmd.Clientset(o.kube)
-	if err != nil {
-		return nodeswitch.Options{}, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
-	}
-	t, err := o.transport(ctx, client)
 	if err != nil {
 		return nodeswitch.Options{}, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
 	}
@@ -239,11 +237,23 @@ func (o *Options) switchOptions(ctx context.Context) (nodeswitch.Options, error)
 		return nodeswitch.Options{}, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
 	}
 	return nodeswitch.Options{
-		Node: o.node, Client: client, RESTConfig: rc, Transport: t, Logger: o.logger,
+		Node: o.node, Client: client, RESTConfig: rc, Logger: o.logger,
 		NoRollback: o.NoRollback, ContainerdVersion: o.ContainerdVersion,
 		Settings: phases.Settings{Target: o.Target, Allow: o.Allow, Force: o.Force, DeleteEmptyDirData: o.DeleteEmptyDirData,
 			DrainTimeout: o.DrainTimeout, VerifyTimeout: o.VerifyTimeout, Progress: o.ErrOut},
 	}, nil
+}
+
+// switchOptions are clusterOptions with the transport --via names.
+func (o *Options) switchOptions(ctx context.Context) (nodeswitch.Options, error) {
+	so, err := o.clusterOptions()
+	if err != nil {
+		return so, err
+	}
+	if so.Transport, err = o.transport(ctx, so.Client); err != nil {
+		return nodeswitch.Options{}, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+	}
+	return so, nil
 }
 
 // runViaPod runs the switch from an agent pod on the node.
@@ -258,20 +268,11 @@ func (o *Options) runViaPod(ctx context.Context) error {
 	if o.AgentImage == "" {
 		return fail(errors.New("--via pod needs --agent-image"))
 	}
-	client, err := cmd.Clientset(o.kube)
+	so, err := o.clusterOptions()
 	if err != nil {
-		return fail(err)
+		return err
 	}
-	rc, err := o.kube.ToRESTConfig()
-	if err != nil {
-		return fail(err)
-	}
-	err = nodeswitch.RunViaPod(ctx, nodeswitch.PodOptions{
-		Options: nodeswitch.Options{Node: o.node, Client: client, RESTConfig: rc, Logger: o.logger, NoRollback: o.NoRollback, ContainerdVersion: o.ContainerdVersion,
-			Settings: phases.Settings{Target: o.Target, Allow: o.Allow, Force: o.Force, DeleteEmptyDirData: o.DeleteEmptyDirData, DrainTimeout: o.DrainTimeout, VerifyTimeout: o.VerifyTimeout}},
-		Image: o.AgentImage, Namespace: o.AgentNamespace, Out: o.ErrOut,
-	})
-	if err != nil {
+	if err := nodeswitch.RunViaPod(ctx, nodeswitch.PodOptions{Options: so, Image: o.AgentImage, Namespace: o.AgentNamespace, Out: o.ErrOut}); err != nil {
 		return fail(err)
 	}
 	return nil
