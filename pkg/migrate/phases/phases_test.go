@@ -61,12 +61,12 @@ func TestFailedSwitchRollsBackToDocker(t *testing.T) {
 	rewrite := migrate.Phase{
 		Name: "write-config", Short: "point the kubelet at containerd",
 		Run: func(ctx context.Context, d migrate.Data) error {
-			if err := d.Transport().WriteFile(ctx, flagsFile, []byte("KUBELET_KUBEADM_ARGS=\"--container-runtime=remote --container-runtime-endpoint=unix:///run/containerd/containerd.sock\"\n"), 0o600); err != nil {
+			if err := migrate.WriteFile(ctx, d, flagsFile, []byte("KUBELET_KUBEADM_ARGS=\"--container-runtime=remote --container-runtime-endpoint=unix:///run/containerd/containerd.sock\"\n"), 0o600); err != nil {
 				return err
 			}
-			return d.Transport().WriteFile(ctx, containerdConf, []byte("version = 2\n"), 0o600)
+			return migrate.WriteFile(ctx, d, containerdConf, []byte("version = 2\n"), 0o600)
 		},
-		Rollback: func(ctx context.Context, d migrate.Data) error { return d.Store().Restore(ctx, d.Journal()) },
+		// No Rollback: the runner undoes the recorded writes.
 	}
 	var stoppedBeforeFailure bool
 	fail := migrate.Phase{

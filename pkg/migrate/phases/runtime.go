@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,13 @@ func NewPlanBackupPhase() migrate.Phase {
 		Name:  "backup",
 		Short: "Back up every file the switch changes",
 		Run: run(func(ctx context.Context, d Data) error {
+			var need int64
+			for _, f := range d.Plan().Files() {
+				need += int64(len(f.Old))
+			}
+			if err := journal.EnsureFree(ctx, d.Transport(), path.Join(journal.DefaultDir, "backup"), need); err != nil {
+				return fmt.Errorf("back up the node's files: %w", err)
+			}
 			for _, p := range d.Plan().Paths() {
 				if err := d.Store().BackupFile(ctx, d.Journal(), p); err != nil {
 					return err
@@ -36,9 +44,8 @@ func NewPlanBackupPhase() migrate.Phase {
 			}
 			return nil
 		}),
-		Rollback: func(ctx context.Context, d migrate.Data) error {
-			return d.Store().Restore(ctx, d.Journal())
-		},
+		// Nothing to undo: the backups are kept, and each file written later
+		// is restored by the phase that wrote it.
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
 			var lines []string
 			for _, p := range d.Plan().Paths() {
@@ -90,6 +97,24 @@ func neededImages(ctx context.Context, d Data) ([]string, error) {
 	return out, nil
 }
 
+// imagesSize is what Docker says the images take, an upper bound of the
+// archive `docker save` writes of them.
+func imagesSize(ctx context.Context, d Data, refs []string) (int64, error) {
+	var total int64
+	for _, ref := range refs {
+		out, err := d.Transport().Run(ctx, "docker", "image", "inspect", "--format", "{{.Size}}", "--", ref)
+		if err != nil {
+			return 0, fmt.Errorf("size of image %s: %w", ref, err)
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("size of image %s: docker said %q", ref, out)
+		}
+		total += n
+	}
+	return total, nil
+}
+
 // NewSaveImagesPhase saves, while Docker still runs, the images that only
 // Docker has and that the node's remaining pods or the sandbox need.
 func NewSaveImagesPhase() migrate.Phase {
@@ -107,11 +132,15 @@ func NewSaveImagesPhase() migrate.Phase {
 				return d.Store().Save(ctx, j)
 			}
 			archive := imageArchive(d.Node())
-			if _, err := d.Transport().Run(ctx, "mkdir", "-p", path.Dir(archive)); err != nil {
+			need, err := imagesSize(ctx, d, refs)
+			if err != nil {
 				return err
 			}
+			if err := journal.EnsureFree(ctx, d.Transport(), path.Dir(archive), need); err != nil {
+				return fmt.Errorf("save the images only Docker has: %w", err)
+			}
 			d.Logger().V(0).Infof("[save-images] docker save %s", strings.Join(refs, " "))
-			if _, err := d.Transport().Run(ctx, append([]string{"docker", "save", "-o", archive, "--"}, refs...)...); err != nil {
+			if _, err := migrate.Exec(ctx, d, append([]string{"docker", "save", "-o", archive, "--"}, refs...), []string{"rm", "-f", "--", archive}); err != nil {
 				return err
 			}
 			j.Values[keyImageArchive] = archive
@@ -234,7 +263,8 @@ func NewInstallContainerdPhase() migrate.Phase {
 			if err := d.Store().Save(ctx, d.Journal()); err != nil {
 				return err
 			}
-			_, err = d.Transport().Run(ctx, argv...)
+			// Not undone: containerd stays installed (Docker's packages depend on it).
+			_, err = migrate.Exec(ctx, d, argv)
 			return err
 		}),
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
@@ -255,23 +285,37 @@ func writeFiles(ctx context.Context, d Data, files []nodeplan.FileChange) error 
 		if !f.Changed() {
 			continue
 		}
-		if err := d.Transport().WriteFile(ctx, f.Path, f.New, f.Perm); err != nil {
-			return fmt.Errorf("write %s: %w", f.Path, err)
+		if err := migrate.WriteFile(ctx, d, f.Path, f.New, f.Perm); err != nil {
+			return err
 		}
 		d.Logger().V(1).Infof("wrote %s", f.Path)
 	}
 	return nil
 }
 
-func restoreFiles(ctx context.Context, d Data, files []nodeplan.FileChange) error {
-	if len(files) == 0 {
-		return nil
+// writtenDropIn says whether phase wrote (and has not yet undone) a systemd
+// drop-in, according to the journal.
+func writtenDropIn(d migrate.Data, phase string) bool {
+	for _, s := range d.Journal().Steps {
+		if s.Phase == phase && s.Kind == journal.StepWrite && !s.Undone && strings.Contains(s.Path, ".service.d/") {
+			return true
+		}
 	}
-	var paths []string
-	for _, f := range files {
-		paths = append(paths, f.Path)
+	return false
+}
+
+// undoWrites restores the files phase wrote, from the journal, and reloads
+// systemd when one of them was a drop-in.
+func undoWrites(ctx context.Context, d migrate.Data, phase string) error {
+	reload := writtenDropIn(d, phase)
+	if err := migrate.Undo(ctx, d, phase); err != nil {
+		return err
 	}
-	return d.Store().RestorePaths(ctx, d.Journal(), paths...)
+	if reload {
+		_, err := d.Transport().Run(ctx, "systemctl", "daemon-reload")
+		return err
+	}
+	return nil
 }
 
 func planFiles(files []nodeplan.FileChange) ([]string, error) {
@@ -320,16 +364,9 @@ func NewWriteConfigPhase() migrate.Phase {
 			}
 			return nil
 		}),
-		Rollback: run(func(ctx context.Context, d Data) error {
-			if err := restoreFiles(ctx, d, d.Plan().Containerd); err != nil {
-				return err
-			}
-			if hasDropIn(d.Plan().Containerd) {
-				_, err := d.Transport().Run(ctx, "systemctl", "daemon-reload")
-				return err
-			}
-			return nil
-		}),
+		Rollback: func(ctx context.Context, d migrate.Data) error {
+			return undoWrites(ctx, d, d.Journal().Current())
+		},
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) { return planFiles(d.Plan().Containerd) }),
 	}
 }
@@ -343,14 +380,25 @@ func NewStartContainerdPhase() migrate.Phase {
 		Name:  "start-containerd",
 		Short: "Start containerd and check its CRI",
 		Run: run(func(ctx context.Context, d Data) error {
-			if err := recordUnits(ctx, d, "containerd.service"); err != nil {
+			const unit = "containerd.service"
+			if err := recordUnits(ctx, d, unit); err != nil {
 				return err
 			}
-			t := d.Transport()
-			if _, err := t.Run(ctx, "systemctl", "enable", "containerd.service"); err != nil {
+			j := d.Journal()
+			var undoEnable [][]string
+			if j.Values["unit."+unit+".enabled"] == "disabled" {
+				undoEnable = append(undoEnable, []string{"systemctl", "disable", unit})
+			}
+			if _, err := migrate.Exec(ctx, d, []string{"systemctl", "enable", unit}, undoEnable...); err != nil {
 				return err
 			}
-			if _, err := t.Run(ctx, "systemctl", "restart", "containerd.service"); err != nil {
+			// Undone after containerd's own files are back (see Rollback):
+			// Docker needs containerd as it ran before.
+			undoRestart := []string{"systemctl", "restart", unit}
+			if j.Values["unit."+unit+".active"] != "active" {
+				undoRestart = []string{"systemctl", "stop", unit}
+			}
+			if _, err := migrate.Exec(ctx, d, []string{"systemctl", "restart", unit}, undoRestart); err != nil {
 				return err
 			}
 			return waitCRI(ctx, d, 2*time.Minute)
@@ -361,26 +409,12 @@ func NewStartContainerdPhase() migrate.Phase {
 			if err := removeCRIPods(ctx, d); err != nil {
 				d.Logger().Warnf("[start-containerd] remove the pods the kubelet ran on containerd: %v", err)
 			}
-			if err := restoreFiles(ctx, d, d.Plan().Containerd); err != nil {
+			// containerd's files back first, so that undoing the restart
+			// starts it as it ran for Docker.
+			if err := undoWrites(ctx, d, "write-config"); err != nil {
 				return err
 			}
-			j, t := d.Journal(), d.Transport()
-			if hasDropIn(d.Plan().Containerd) {
-				if _, err := t.Run(ctx, "systemctl", "daemon-reload"); err != nil {
-					return err
-				}
-			}
-			if j.Values["unit.containerd.service.enabled"] == "disabled" {
-				if _, err := t.Run(ctx, "systemctl", "disable", "containerd.service"); err != nil {
-					return err
-				}
-			}
-			verb := "restart"
-			if j.Values["unit.containerd.service.active"] != "active" {
-				verb = "stop"
-			}
-			_, err := t.Run(ctx, "systemctl", verb, "containerd.service")
-			return err
+			return migrate.Undo(ctx, d, "start-containerd")
 		}),
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
 			return []string{"systemctl enable containerd.service", "systemctl restart containerd.service",
@@ -516,9 +550,7 @@ func NewReconfigureKubeletPhase() migrate.Phase {
 		Run: run(func(ctx context.Context, d Data) error {
 			return writeFiles(ctx, d, d.Plan().Kubelet)
 		}),
-		Rollback: run(func(ctx context.Context, d Data) error {
-			return restoreFiles(ctx, d, d.Plan().Kubelet)
-		}),
+		// Rollback: the files it wrote are restored from the journal.
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) { return planFiles(d.Plan().Kubelet) }),
 	}
 }
@@ -534,11 +566,7 @@ func NewStartKubeletPhase() migrate.Phase {
 			if err := d.Store().Save(ctx, d.Journal()); err != nil {
 				return err
 			}
-			_, err := d.Transport().Run(ctx, "systemctl", "start", "kubelet.service")
-			return err
-		}),
-		Rollback: run(func(ctx context.Context, d Data) error {
-			_, err := d.Transport().Run(ctx, "systemctl", "stop", "kubelet.service")
+			_, err := migrate.Exec(ctx, d, []string{"systemctl", "start", "kubelet.service"}, []string{"systemctl", "stop", "kubelet.service"})
 			return err
 		}),
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {

@@ -5,7 +5,6 @@ package phases
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -52,29 +51,22 @@ func recordUnits(ctx context.Context, d migrate.Data, units ...string) error {
 	return d.Store().Save(ctx, j)
 }
 
-// restoreUnits puts units back as the journal recorded them.
-func restoreUnits(ctx context.Context, d migrate.Data, units ...string) error {
-	j, t := d.Journal(), d.Transport()
-	var errs []error
+// undoUnits are the commands that put units back as the journal recorded
+// them: enabled again, then started again, where they were.
+func undoUnits(d migrate.Data, units ...string) [][]string {
+	j := d.Journal()
+	var out [][]string
 	for _, u := range units {
-		enabled, ok := j.Values["unit."+u+".enabled"]
-		if !ok {
-			continue // the phase never got to record (or change) it
-		}
-		if enabled == "enabled" {
-			if _, err := t.Run(ctx, "systemctl", "enable", u); err != nil {
-				errs = append(errs, err)
-			}
+		if j.Values["unit."+u+".enabled"] == "enabled" {
+			out = append(out, []string{"systemctl", "enable", u})
 		}
 	}
 	for _, u := range units {
 		if j.Values["unit."+u+".active"] == "active" {
-			if _, err := t.Run(ctx, "systemctl", "start", u); err != nil {
-				errs = append(errs, err)
-			}
+			out = append(out, []string{"systemctl", "start", u})
 		}
 	}
-	return errors.Join(errs...)
+	return out
 }
 
 var dockerUnits = []string{"docker.socket", "docker.service"}
@@ -88,11 +80,8 @@ func NewStopKubeletPhase() migrate.Phase {
 			if err := recordUnits(ctx, d, "kubelet.service"); err != nil {
 				return err
 			}
-			_, err := d.Transport().Run(ctx, "systemctl", "stop", "kubelet.service")
+			_, err := migrate.Exec(ctx, d, []string{"systemctl", "stop", "kubelet.service"}, undoUnits(d, "kubelet.service")...)
 			return err
-		},
-		Rollback: func(ctx context.Context, d migrate.Data) error {
-			return restoreUnits(ctx, d, "kubelet.service")
 		},
 		Plan: func(context.Context, migrate.Data) ([]string, error) {
 			return []string{"systemctl stop kubelet.service"}, nil
@@ -111,11 +100,8 @@ func NewStopDockerPhase() migrate.Phase {
 			if err := recordUnits(ctx, d, dockerUnits...); err != nil {
 				return err
 			}
-			_, err := d.Transport().Run(ctx, append([]string{"systemctl", "disable", "--now"}, dockerUnits...)...)
+			_, err := migrate.Exec(ctx, d, append([]string{"systemctl", "disable", "--now"}, dockerUnits...), undoUnits(d, dockerUnits...)...)
 			return err
-		},
-		Rollback: func(ctx context.Context, d migrate.Data) error {
-			return restoreUnits(ctx, d, dockerUnits...)
 		},
 		Plan: func(context.Context, migrate.Data) ([]string, error) {
 			return []string{"systemctl disable --now " + strings.Join(dockerUnits, " ")}, nil
