@@ -7,16 +7,19 @@ package nodeswitch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -140,7 +143,7 @@ func (r *run) runner(ps []migrate.Phase) *migrate.Runner {
 	return &migrate.Runner{Phases: ps, Logger: r.o.Logger, NoRollback: r.o.NoRollback, AfterPhase: r.o.AfterPhase,
 		OnState: func(ctx context.Context, phase, state string) {
 			v := phase + "/" + state
-			if err := annotatePhase(ctx, r.o.Client, r.o.Node, &v); err != nil {
+			if err := phases.RetryAPI(ctx, 15*time.Second, func(ctx context.Context) error { return annotatePhase(ctx, r.o.Client, r.o.Node, &v) }); err != nil {
 				r.o.Logger.Warnf("record phase on node %s: %v", r.o.Node, err)
 			}
 		}}
@@ -174,6 +177,9 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 	kv, err := nodeconf.ParseVersion(node.Status.NodeInfo.KubeletVersion)
 	if err != nil {
 		return nil, fmt.Errorf("node %s kubelet version: %w", o.Node, err)
+	}
+	if err := checkMachine(ctx, o.Transport, node); err != nil {
+		return nil, err
 	}
 	r := &run{o: o, dry: dry, stngs: o.Settings, st: &journal.Store{T: o.Transport}}
 	r.stngs.KubeletVersion = kv
@@ -212,11 +218,26 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 			return nil, err
 		}
 	}
+	if len(r.j.Plan) > 0 {
+		// A resumed run goes on with the plan of its first run: the node's
+		// files may already be converted, and a plan worked out from them
+		// would have nothing left to change.
+		r.plan = &nodeplan.Plan{}
+		if err := json.Unmarshal(r.j.Plan, r.plan); err != nil {
+			r.close()
+			return nil, fmt.Errorf("the plan kept in the journal of %s is damaged: %w", o.Node, err)
+		}
+		return r, nil
+	}
 	r.plan, err = nodeplan.Build(nodeplan.Input{Root: r.root, Target: o.Settings.Target, KubeletVersion: kv,
 		ContainerdVersion: cv, CRISocket: node.Annotations[nodeplan.CRISocketAnnotation]})
 	if err != nil {
 		r.close()
 		return nil, fmt.Errorf("plan the switch of %s: %w", o.Node, err)
+	}
+	if r.j.Plan, err = json.Marshal(r.plan); err != nil {
+		r.close()
+		return nil, fmt.Errorf("keep the plan of %s: %w", o.Node, err)
 	}
 	return r, nil
 }
@@ -276,17 +297,8 @@ func Run(ctx context.Context, o Options, only string) error {
 	if err != nil {
 		return err
 	}
-	if only != "" {
-		var one []migrate.Phase
-		for _, p := range ps {
-			if p.Name == only {
-				one = append(one, p)
-			}
-		}
-		if len(one) == 0 {
-			return fmt.Errorf("no phase %q; phases: %s", only, strings.Join(PhaseNames(o.Settings.Target), ", "))
-		}
-		ps = one
+	if only != "" && !slices.Contains(PhaseNames(o.Settings.Target), only) {
+		return fmt.Errorf("no phase %q; phases: %s", only, strings.Join(PhaseNames(o.Settings.Target), ", "))
 	}
 	unlock, err := lock(ctx, &o)
 	if err != nil {
@@ -305,10 +317,14 @@ func Run(ctx context.Context, o Options, only string) error {
 		o.Logger.V(0).Infof("note: %s", n)
 	}
 	runner := r.runner(ps)
-	err = runner.Run(ctx, r)
 	if only != "" {
-		return err
+		return runner.RunPhase(ctx, r, only)
 	}
+	err = runner.Run(ctx, r)
+	// The outcome is recorded even when the run was interrupted: never on
+	// the run's own (then cancelled) context.
+	ctx, cancel := migrate.RollbackContext(ctx, time.Minute)
+	defer cancel()
 	result := "succeeded"
 	var pe *migrate.PhaseError
 	switch {
@@ -322,7 +338,7 @@ func Run(ctx context.Context, o Options, only string) error {
 	default:
 		result = "failed: " + firstLine(err.Error())
 	}
-	if aerr := annotate(ctx, o.Client, o.Node, ResultAnnotation, &result); aerr != nil {
+	if aerr := phases.RetryAPI(ctx, 30*time.Second, func(ctx context.Context) error { return annotate(ctx, o.Client, o.Node, ResultAnnotation, &result) }); aerr != nil {
 		o.Logger.Warnf("record the result on node %s: %v", o.Node, aerr)
 	}
 	return err
@@ -336,10 +352,20 @@ func firstLine(s string) string {
 	return s
 }
 
-// Rollback undoes the node's unfinished (or failed) switch from its journal.
+// Rollback undoes the node's unfinished (or failed, or finished) switch from
+// its journal. When the kubelet ran on the new runtime, the node is cordoned
+// and drained first, PDBs respected, as for the switch itself: the pods
+// running there would otherwise all go at once when that runtime stops.
 func Rollback(ctx context.Context, o Options) error {
 	if o.Logger == nil {
 		o.Logger = log.NoopLogger()
+	}
+	node, err := o.Client.CoreV1().Nodes().Get(ctx, o.Node, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("node %s: %w", o.Node, err)
+	}
+	if err := checkMachine(ctx, o.Transport, node); err != nil {
+		return err
 	}
 	st := &journal.Store{T: o.Transport}
 	j, err := st.Load(ctx, o.Node)
@@ -361,37 +387,59 @@ func Rollback(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	// The plan is only needed for the paths it writes: read it from the
-	// journal's backups rather than from files the switch changed.
-	r := &run{o: &o, j: j, st: st, stngs: o.Settings, plan: planFromJournal(j)}
+	r := &run{o: &o, j: j, st: st, stngs: o.Settings, plan: &nodeplan.Plan{Target: j.Target}}
+	if len(j.Plan) > 0 {
+		if err := json.Unmarshal(j.Plan, r.plan); err != nil {
+			return fmt.Errorf("the plan kept in the journal of %s is damaged: %w", o.Node, err)
+		}
+	}
 	unlock, err := lock(ctx, &o)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := r.runner(ps).Rollback(ctx, r); err != nil {
+	if err := drainBeforeRollback(ctx, r, ps); err != nil {
 		return err
 	}
-	if err := annotatePhase(ctx, o.Client, o.Node, nil); err != nil {
+	rctx, cancel := migrate.RollbackContext(ctx, 0)
+	defer cancel()
+	if err := r.runner(ps).Rollback(rctx, r); err != nil {
+		return err
+	}
+	if err := annotatePhase(rctx, o.Client, o.Node, nil); err != nil {
 		o.Logger.Warnf("clear %s: %v", PhaseAnnotation, err)
+	}
+	result := "rolled-back: on demand (unshim node rollback)"
+	if err := annotate(rctx, o.Client, o.Node, ResultAnnotation, &result); err != nil {
+		o.Logger.Warnf("record the result on node %s: %v", o.Node, err)
 	}
 	o.Logger.V(0).Infof("node %s is back on Docker", o.Node)
 	return nil
 }
 
-// planFromJournal rebuilds the file lists of a plan from the backups (a
-// rollback restores files; it needs no new content).
-func planFromJournal(j *journal.Journal) *nodeplan.Plan {
-	p := &nodeplan.Plan{Target: j.Target}
-	for _, b := range j.Backups {
-		fc := nodeplan.FileChange{Path: b.Path, Existed: !b.Absent}
-		if strings.HasPrefix(b.Path, "/etc/containerd/") || strings.Contains(b.Path, "containerd.service.d") {
-			p.Containerd = append(p.Containerd, fc)
-		} else {
-			p.Kubelet = append(p.Kubelet, fc)
+// drainBeforeRollback cordons and drains the node when the kubelet may run
+// pods on the new runtime (start-kubelet ran and is not undone), with the
+// switch's own cordon and drain phases: the cordon records whether the node
+// was schedulable only if the switch had not, so the rollback of the
+// cordon still uncordons only a node that was schedulable before the
+// switch.
+func drainBeforeRollback(ctx context.Context, r *run, ps []migrate.Phase) error {
+	switch r.j.State("start-kubelet") {
+	case "", journal.RolledBack:
+		return nil
+	}
+	for _, p := range ps {
+		if p.Name != "cordon" && p.Name != "drain" {
+			continue
+		}
+		r.o.Logger.V(0).Infof("[%s] before the rollback: %s", p.Name, p.Short)
+		r.j.SetCurrent(p.Name)
+		if err := p.Run(ctx, r); err != nil {
+			return fmt.Errorf("%s %s before the rollback (nothing was undone; fix it and run the rollback again): %w", p.Name, r.o.Node, err)
 		}
 	}
-	return p
+	r.j.SetCurrent("")
+	return nil
 }
 
 func lock(ctx context.Context, o *Options) (func(), error) {
@@ -408,6 +456,9 @@ func lock(ctx context.Context, o *Options) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	// Renewals and the release outlive an interrupt: the rollback that
+	// follows one still holds the lock.
+	ctx = context.WithoutCancel(ctx)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -428,8 +479,15 @@ func lock(ctx context.Context, o *Options) (func(), error) {
 	return func() {
 		close(stop)
 		<-done
-		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
-			o.Logger.Warnf("%v", err)
+		// Retried while the apiserver is away, up to the lock's TTL; after
+		// that the lock expires by itself.
+		var last error
+		err := wait.PollUntilContextTimeout(ctx, time.Second, ttl, true, func(ctx context.Context) (bool, error) {
+			last = l.Release(ctx)
+			return last == nil, nil
+		})
+		if err != nil {
+			o.Logger.Warnf("release the lock of node %s (it expires by itself within %s): %v", o.Node, ttl, last)
 		}
 	}, nil
 }

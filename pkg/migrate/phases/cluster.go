@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubectl/pkg/drain"
 
@@ -53,7 +54,11 @@ func NewCordonPhase() migrate.Phase {
 
 func setUnschedulable(ctx context.Context, d Data, v bool) error {
 	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"unschedulable": v}})
-	if _, err := d.Client().CoreV1().Nodes().Patch(ctx, d.Node(), types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	err := RetryAPI(ctx, apiRetryTimeout, func(ctx context.Context) error {
+		_, err := d.Client().CoreV1().Nodes().Patch(ctx, d.Node(), types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("set node %s unschedulable=%t: %w", d.Node(), v, err)
 	}
 	return nil
@@ -69,20 +74,25 @@ func NewDrainPhase() migrate.Phase {
 		Name:  "drain",
 		Short: "Evict the node's pods (PDBs respected, DaemonSets ignored)",
 		Run: run(func(ctx context.Context, d Data) error {
-			h := drainHelper(ctx, d)
-			list, errs := h.GetPodsForDeletion(d.Node())
-			if len(errs) > 0 {
-				return fmt.Errorf("drain %s: %v", d.Node(), errs)
+			// The drain as a whole is retried on API errors a retry may
+			// clear (an apiserver restarting), until --drain-timeout.
+			timeout := d.Settings().DrainTimeout
+			if timeout <= 0 {
+				timeout = 10 * time.Minute
 			}
-			if w := list.Warnings(); w != "" {
-				d.Logger().V(0).Infof("[drain] %s", w)
+			deadline := time.Now().Add(timeout)
+			for {
+				err := drainOnce(ctx, d)
+				if err == nil || !Transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+					return err
+				}
+				d.Logger().V(0).Infof("[drain] the API failed, retrying: %v", err)
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(2 * time.Second):
+				}
 			}
-			pods := list.Pods()
-			d.Logger().V(0).Infof("[drain] evicting %d pods", len(pods))
-			if err := h.DeleteOrEvictPods(pods); err != nil {
-				return fmt.Errorf("drain %s: %w", d.Node(), err)
-			}
-			return nil
 		}),
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
 			h := drainHelper(ctx, d)
@@ -100,6 +110,27 @@ func NewDrainPhase() migrate.Phase {
 			return lines, nil
 		}),
 	}
+}
+
+// apiRetryTimeout bounds the retries of one API change (a patch of the
+// node) through a short outage of the apiserver.
+const apiRetryTimeout = time.Minute
+
+func drainOnce(ctx context.Context, d Data) error {
+	h := drainHelper(ctx, d)
+	list, errs := h.GetPodsForDeletion(d.Node())
+	if len(errs) > 0 {
+		return fmt.Errorf("drain %s: %w", d.Node(), utilerrors.NewAggregate(errs))
+	}
+	if w := list.Warnings(); w != "" {
+		d.Logger().V(0).Infof("[drain] %s", w)
+	}
+	pods := list.Pods()
+	d.Logger().V(0).Infof("[drain] evicting %d pods", len(pods))
+	if err := h.DeleteOrEvictPods(pods); err != nil {
+		return fmt.Errorf("drain %s: %w", d.Node(), err)
+	}
+	return nil
 }
 
 func drainHelper(ctx context.Context, d Data) *drain.Helper {
@@ -220,7 +251,11 @@ func Annotate(ctx context.Context, c kubernetes.Interface, node, key string, v *
 		val = *v
 	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: val}}})
-	if _, err := c.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	err := RetryAPI(ctx, apiRetryTimeout, func(ctx context.Context) error {
+		_, err := c.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("annotate node %s: %w", node, err)
 	}
 	return nil

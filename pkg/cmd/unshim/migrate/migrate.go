@@ -130,18 +130,23 @@ changes. "phase PHASE" runs one phase only.`,
 
 // NewRollbackCommand returns `unshim node rollback`.
 func NewRollbackCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd.KubeFlags) *cobra.Command {
-	o := &Options{IOStreams: streams, kube: kube, logger: logger, Target: nodeplan.Containerd} // the journal says the real target
+	o := &Options{IOStreams: streams, kube: kube, logger: logger, Target: nodeplan.Containerd, DrainTimeout: 10 * time.Minute} // the journal says the real target
 	c := &cobra.Command{
 		Use:   "rollback NAME",
 		Short: "Undo a node's switch from its journal: back to Docker",
 		Long: `Undoes the node's last switch, finished or not, from the journal on the node:
-every phase that ran is undone in reverse (files restored byte for byte,
-services as they were, the cri-socket annotation restored, the node uncordoned
-only if it was schedulable before).`,
+every change the switch recorded is undone in reverse (files restored byte for
+byte from their backups, services as they were, the cri-socket annotation
+restored, the node uncordoned only if it was schedulable before). When the
+kubelet already ran on the new runtime, the node is cordoned and drained first
+(PDBs respected), so its pods move instead of all stopping at once.`,
 		Example: `  unshim node rollback worker-1`,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := o.Complete(args); err != nil {
 				return err
+			}
+			if len(args) != 1 {
+				return &cmd.ExitError{Code: cmd.ExitFailure, Err: errors.New("want NAME")}
 			}
 			so, err := o.switchOptions(c.Context())
 			if err != nil {
@@ -154,6 +159,9 @@ only if it was schedulable before).`,
 			return nil
 		},
 	}
+	c.Flags().BoolVar(&o.Force, "force", false, "also evict pods without a controller when draining first")
+	c.Flags().BoolVar(&o.DeleteEmptyDirData, "delete-emptydir-data", false, "evict pods with emptyDir volumes when draining first (their data is lost)")
+	c.Flags().DurationVar(&o.DrainTimeout, "drain-timeout", o.DrainTimeout, "give up draining after this long (nothing is undone then)")
 	o.addTransportFlags(c)
 	return c
 }
@@ -170,6 +178,9 @@ func (o *Options) Complete(args []string) error {
 	o.node = args[0]
 	if o.Target != nodeplan.Containerd && o.Target != nodeplan.CRIDockerd {
 		return &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("--to %q: want containerd or cri-dockerd", o.Target)}
+	}
+	if o.DrainTimeout < 0 || o.VerifyTimeout < 0 {
+		return &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("--drain-timeout %s, --verify-timeout %s: a timeout cannot be negative", o.DrainTimeout, o.VerifyTimeout)}
 	}
 	if o.Output != "text" && o.Output != "json" && o.Output != "" {
 		return &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("-o %q: want text or json", o.Output)}
