@@ -346,6 +346,73 @@ func TestSwitchNode(t *testing.T) {
 		}
 	})
 
+	t.Run("wrong machine: refused, nothing changed", func(t *testing.T) {
+		// lab-node-1 named, lab-node-2's machine reached (a wrong --target-pid).
+		o := f.options(t, f.n1)
+		o.Transport = f.n2.Transport()
+		err := Run(ctx, o, "")
+		var wm *WrongMachineError
+		if !errors.As(err, &wm) {
+			t.Fatalf("switch of %s through %s's machine: %v; want a WrongMachineError", f.n1.Name, f.n2.Name, err)
+		}
+		if err := Rollback(ctx, o); !errors.As(err, &wm) {
+			t.Errorf("rollback through the wrong machine: %v; want a WrongMachineError", err)
+		}
+		for _, n := range []*lab.Node{f.n1, f.n2} {
+			if rt, ok, ann := runtimeOf(ctx, t, f.c, n.Name); !strings.HasPrefix(rt, "docker://") || !ok || ann != lab.DockershimSocket {
+				t.Errorf("%s after the refusal: %s, ready+schedulable %t, annotation %q", n.Name, rt, ok, ann)
+			}
+			if j, err := (&journal.Store{T: n.Transport()}).Load(ctx, n.Name); err != nil || j != nil {
+				t.Errorf("%s has a journal after the refusal: %+v, %v", n.Name, j, err)
+			}
+		}
+	})
+
+	t.Run("interrupted in drain: rolled back on a fresh context", func(t *testing.T) {
+		rctx, interrupt := context.WithCancel(ctx)
+		defer interrupt()
+		go func() { // Ctrl-C once drain is under way (the PDB holds it there)
+			for rctx.Err() == nil {
+				if j, _ := (&journal.Store{T: f.n1.Transport()}).Load(rctx, f.n1.Name); j != nil && j.State("drain") == journal.Running {
+					time.Sleep(500 * time.Millisecond)
+					interrupt()
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+		err := Run(rctx, f.options(t, f.n1), "")
+		var pe *migrate.PhaseError
+		if !errors.As(err, &pe) || !pe.Interrupted || !pe.RolledBack || pe.Phase != "drain" {
+			t.Fatalf("interrupted run: %v; want an interrupt in drain, rolled back", err)
+		}
+		backOnDocker(ctx, t, f, f.n1, before)
+		f.released(ctx, t, f.n1)
+	})
+
+	// Signals through the real CLI: SIGINT in stop-docker, SIGTERM in verify.
+	// The switch stops at the next step boundary and rolls back.
+	bin := filepath.Join(t.TempDir(), "unshim")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/unshim/unshim/cmd/unshim").CombinedOutput(); err != nil {
+		t.Fatalf("build unshim: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		phase string
+		sig   syscall.Signal
+	}{{"stop-docker", syscall.SIGINT}, {"verify", syscall.SIGTERM}} {
+		t.Run(tc.sig.String()+" in "+tc.phase+": rolled back", func(t *testing.T) {
+			out := f.runSignalledIn(ctx, t, bin, tc.phase, tc.sig)
+			if !strings.Contains(out, "rolling back") || !strings.Contains(out, "interrupted") {
+				t.Errorf("the run did not say it was interrupted and rolled back:\n%s", out)
+			}
+			backOnDocker(ctx, t, f, f.n1, before)
+			f.released(ctx, t, f.n1)
+			if n, err := f.c.CoreV1().Nodes().Get(ctx, f.n1.Name, metav1.GetOptions{}); err != nil || !strings.HasPrefix(n.Annotations[ResultAnnotation], "rolled-back") {
+				t.Errorf("result annotation after the interrupt: %q, %v", n.Annotations[ResultAnnotation], err)
+			}
+		})
+	}
+
 	t.Run("switch to containerd", func(t *testing.T) {
 		// Watch the Deployment's ready pods throughout: the PDB says at least 1.
 		var mu sync.Mutex
@@ -412,7 +479,53 @@ func TestSwitchNode(t *testing.T) {
 		}
 	})
 
-	t.Run("rollback on demand", func(t *testing.T) {
+	t.Run("rollback on demand with replicas on the node drains first", func(t *testing.T) {
+		// Both web replicas back on lab-node-1 (now on containerd).
+		setUnschedulable(ctx, t, f.c, f.n2.Name, true)
+		for _, p := range f.pods(ctx, t) {
+			if p.Labels["app"] == "web" && p.Spec.NodeName != f.n1.Name {
+				if err := f.c.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		f.waitPods(ctx, t, "both web replicas on lab-node-1", func(pods []corev1.Pod) bool { return count(pods, "web", f.n1.Name) == 2 })
+		setUnschedulable(ctx, t, f.c, f.n2.Name, false)
+		stop := f.watchWeb(ctx)
+		err := Rollback(ctx, f.options(t, f.n1))
+		if got := stop(); got < 1 {
+			t.Errorf("the PDB (minAvailable 1) was violated during the rollback: %d ready web pods seen", got)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		backOnDocker(ctx, t, f, f.n1, before)
+		f.released(ctx, t, f.n1)
+		if n, err := f.c.CoreV1().Nodes().Get(ctx, f.n1.Name, metav1.GetOptions{}); err != nil || n.Annotations[ResultAnnotation] == "succeeded" {
+			t.Errorf("result annotation after the rollback: %q, %v", n.Annotations[ResultAnnotation], err)
+		}
+		f.waitPods(ctx, t, "both web replicas running", func(pods []corev1.Pod) bool { return count(pods, "web", "") == 2 })
+	})
+
+	t.Run("a single phase after a kill records only itself", func(t *testing.T) {
+		f.runKilledAfter(ctx, t, bin, "start-kubelet")
+		out, err := exec.CommandContext(ctx, bin, append(f.args(), "phase", "verify")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("phase verify: %v\n%s", err, out)
+		}
+		j, err := (&journal.Store{T: f.n1.Transport()}).Load(ctx, f.n1.Name)
+		if err != nil || j == nil || j.Finished || j.State("uncordon") != "" {
+			t.Fatalf("journal after a single verify: %+v, %v; want unfinished, uncordon not run", j, err)
+		}
+		if n, _ := f.c.CoreV1().Nodes().Get(ctx, f.n1.Name, metav1.GetOptions{}); !n.Spec.Unschedulable {
+			t.Error("the node was uncordoned by a single verify")
+		}
+		if out, err := exec.CommandContext(ctx, bin, f.args()...).CombinedOutput(); err != nil {
+			t.Fatalf("resume: %v\n%s", err, out)
+		}
+		if rt, ok, _ := runtimeOf(ctx, t, f.c, f.n1.Name); !strings.HasPrefix(rt, "containerd://") || !ok {
+			t.Fatalf("after the resume: %s, ready+schedulable %t", rt, ok)
+		}
 		if err := Rollback(ctx, f.options(t, f.n1)); err != nil {
 			t.Fatal(err)
 		}
@@ -455,10 +568,6 @@ func TestSwitchNode(t *testing.T) {
 	})
 
 	t.Run("killed after each phase, resumed", func(t *testing.T) {
-		bin := filepath.Join(t.TempDir(), "unshim")
-		if out, err := exec.Command("go", "build", "-o", bin, "github.com/unshim/unshim/cmd/unshim").CombinedOutput(); err != nil {
-			t.Fatalf("build unshim: %v\n%s", err, out)
-		}
 		names := PhaseNames(nodeplan.Containerd)
 		for i, phase := range names {
 			if i == len(names)-1 {
@@ -613,6 +722,78 @@ func (f *fixture) runKilledAfter(ctx context.Context, t *testing.T, bin, phase s
 			<-exited
 			return n.Annotations[PhaseAnnotation]
 		}
+	}
+}
+
+// runSignalledIn runs the CLI and sends it sig as soon as the journal says
+// phase is running; it waits for the run to end and returns its output.
+func (f *fixture) runSignalledIn(ctx context.Context, t *testing.T, bin, phase string, sig syscall.Signal) string {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, bin, f.args()...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("run exited before phase %s ran (%v):\n%s", phase, err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		j, _ := (&journal.Store{T: f.n1.Transport()}).Load(ctx, f.n1.Name)
+		if j != nil && j.State(phase) == journal.Running {
+			_ = cmd.Process.Signal(sig)
+			break
+		}
+	}
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Errorf("the run succeeded although it was sent %v in %s:\n%s", sig, phase, out.String())
+		}
+	case <-time.After(10 * time.Minute):
+		t.Fatalf("the run did not end after %v:\n%s", sig, out.String())
+	}
+	t.Logf("run sent %v in %s:\n%s", sig, phase, out.String())
+	return out.String()
+}
+
+// released checks that the node's lock is not held.
+func (f *fixture) released(ctx context.Context, t *testing.T, n *lab.Node) {
+	t.Helper()
+	if l, err := f.c.CoordinationV1().Leases("kube-system").Get(ctx, "unshim-node-"+n.Name, metav1.GetOptions{}); err == nil {
+		t.Errorf("the lock of %s is still held by %v", n.Name, l.Spec.HolderIdentity)
+	}
+}
+
+// watchWeb samples the ready web replicas until the function it returns is
+// called, which returns the fewest seen.
+func (f *fixture) watchWeb(ctx context.Context) func() int {
+	var mu sync.Mutex
+	minReady := 99
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for wctx.Err() == nil {
+			list, err := f.c.CoreV1().Pods(ns).List(wctx, metav1.ListOptions{LabelSelector: "app=web"})
+			if err == nil {
+				mu.Lock()
+				minReady = min(minReady, count(list.Items, "web", ""))
+				mu.Unlock()
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	return func() int {
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return minReady
 	}
 }
 
