@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/unshim/unshim/internal/testutil"
 	"github.com/unshim/unshim/pkg/log"
 )
 
@@ -28,7 +29,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 // that the node is a kubeadm-style Docker node that runs a pod whose logs the
 // apiserver serves, then takes the lab down and checks nothing is left.
 func TestNodeRunsPodsOnDocker(t *testing.T) {
-	RequireNodePrereqs(t)
+	if err := CheckNodePrereqs(); err != nil {
+		testutil.Missing(t, "lab nodes: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	dir, err := os.MkdirTemp(filepath.Dir(DefaultDir()), "unshim-lab-nodetest-")

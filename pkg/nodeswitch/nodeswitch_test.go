@@ -35,6 +35,7 @@ import (
 	"github.com/unshim/unshim/pkg/inventory"
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/lab"
+	"github.com/unshim/unshim/pkg/lab/labtest"
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/migrate/phases"
@@ -69,7 +70,7 @@ type fixture struct {
 }
 
 func newFixture(ctx context.Context, t *testing.T) *fixture {
-	l := lab.UpForTest(ctx, t, "switchtest", lab.Options{Nodes: 2, Controllers: true, Logger: log.New(testWriter{t}, 0)})
+	l := labtest.UpForTest(ctx, t, "switchtest", lab.Options{Nodes: 2, Controllers: true, Logger: log.New(testWriter{t}, 0)})
 	f := &fixture{l: l, n1: l.Nodes[0], n2: l.Nodes[1]}
 	var err error
 	if f.c, err = l.Client(); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/lab"
+	"github.com/unshim/unshim/pkg/lab/labtest"
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/transport"
@@ -42,10 +43,10 @@ const (
 // containerd does not start: the rollback must bring back the kubelet
 // on Docker, with every changed file byte-identical.
 func TestFailedSwitchRollsBackToDocker(t *testing.T) {
-	lab.RequireNodePrereqs(t)
+	labtest.RequireNodePrereqs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	l := lab.UpForTest(ctx, t, "phasetest", lab.Options{Nodes: 1})
+	l := labtest.UpForTest(ctx, t, "phasetest", lab.Options{Nodes: 1})
 	n := l.Nodes[0]
 	tr := n.Transport()
 	st := &journal.Store{T: tr}
