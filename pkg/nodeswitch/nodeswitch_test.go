@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -414,6 +415,92 @@ func TestSwitchNode(t *testing.T) {
 		})
 	}
 
+	for _, tc := range []struct{ phase, dir string }{
+		{"backup", "/var/lib/unshim/backup"},
+		{"save-images", "/var/lib/unshim/images"},
+	} {
+		t.Run("disk full at "+tc.phase+": stopped before writing, rolled back", func(t *testing.T) {
+			// A 1 MiB file system where the phase writes: the check of free
+			// space must stop it before it fills the disk.
+			if _, err := f.n1.Run(ctx, "mkdir", "-p", tc.dir); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.n1.Run(ctx, "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", tc.dir); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if _, err := f.n1.Run(ctx, "umount", tc.dir); err != nil {
+					t.Error(err)
+				}
+			}()
+			err := Run(ctx, f.options(t, f.n1), "")
+			var pe *migrate.PhaseError
+			if !errors.As(err, &pe) || pe.Phase != tc.phase || !pe.RolledBack || !errors.Is(err, journal.ErrNoSpace) {
+				t.Fatalf("run with %s full: %v; want %s to fail for want of space, rolled back", tc.dir, err, tc.phase)
+			}
+			backOnDocker(ctx, t, f, f.n1, before)
+			f.released(ctx, t, f.n1)
+		})
+	}
+
+	t.Run("power loss in start-containerd, then the re-run finishes", func(t *testing.T) {
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		cut := make(chan error, 1)
+		go func() {
+			for rctx.Err() == nil {
+				if j, _ := (&journal.Store{T: f.n1.Transport()}).Load(rctx, f.n1.Name); j != nil && j.State("start-containerd") == journal.Running {
+					cut <- f.l.PowerOff(f.n1)
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
+		err := Run(rctx, f.options(t, f.n1), "")
+		cancel()
+		if perr := <-cut; perr != nil {
+			t.Fatal(perr)
+		}
+		if err == nil {
+			t.Fatal("the switch succeeded although its node lost power")
+		}
+		t.Logf("the run that lost its node: %v", err)
+		if err := f.l.Boot(ctx, f.n1); err != nil {
+			t.Fatal(err)
+		}
+		// The operator runs the switch again: it resumes from the journal
+		// the node kept on its disk.
+		if err := Run(ctx, f.options(t, f.n1), ""); err != nil {
+			t.Fatalf("the re-run after the power loss: %v", err)
+		}
+		if rt, ok, ann := runtimeOf(ctx, t, f.c, f.n1.Name); !strings.HasPrefix(rt, "containerd://") || !ok || ann != nodeplan.ContainerdEndpoint {
+			t.Fatalf("node after the re-run: runtime %s, ready+schedulable %t, annotation %q", rt, ok, ann)
+		}
+		f.waitPods(ctx, t, "solo and agent running on containerd", func(pods []corev1.Pod) bool {
+			return count(pods, "solo", f.n1.Name) == 1 && count(pods, "agent", f.n1.Name) == 1
+		})
+		if err := Rollback(ctx, f.options(t, f.n1)); err != nil {
+			t.Fatal(err)
+		}
+		backOnDocker(ctx, t, f, f.n1, before)
+	})
+
+	t.Run("killed inside each long phase, resumed", func(t *testing.T) {
+		for _, phase := range []string{"drain", "save-images", "stop-docker", "start-containerd", "verify"} {
+			f.runSignalledIn(ctx, t, bin, phase, syscall.SIGKILL)
+		}
+		if out, err := exec.CommandContext(ctx, bin, f.args()...).CombinedOutput(); err != nil {
+			t.Fatalf("resume: %v\n%s", err, out)
+		}
+		if rt, ok, ann := runtimeOf(ctx, t, f.c, f.n1.Name); !strings.HasPrefix(rt, "containerd://") || !ok || ann != nodeplan.ContainerdEndpoint {
+			t.Fatalf("node after the resumed switch: runtime %s, ready+schedulable %t, annotation %q", rt, ok, ann)
+		}
+		if err := Rollback(ctx, f.options(t, f.n1)); err != nil {
+			t.Fatal(err)
+		}
+		backOnDocker(ctx, t, f, f.n1, before)
+	})
+
 	t.Run("switch to containerd", func(t *testing.T) {
 		// Watch the Deployment's ready pods throughout: the PDB says at least 1.
 		var mu sync.Mutex
@@ -433,8 +520,17 @@ func TestSwitchNode(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 			}
 		}()
+		// The apiserver goes away for a while during drain and during
+		// verify: the switch must ride both outages out.
+		outages := make(chan error, 1)
+		octx, ocancel := context.WithCancel(ctx)
+		go func() { outages <- f.outageIn(octx, "drain", "verify") }()
 		start := time.Now()
 		err := Run(ctx, f.options(t, f.n1), "")
+		ocancel()
+		if oerr := <-outages; oerr != nil {
+			t.Errorf("outages: %v", oerr)
+		}
 		stop()
 		<-done
 		if err != nil {
@@ -760,6 +856,30 @@ func (f *fixture) runSignalledIn(ctx context.Context, t *testing.T, bin, phase s
 	}
 	t.Logf("run sent %v in %s:\n%s", sig, phase, out.String())
 	return out.String()
+}
+
+// outageIn stops the lab's apiserver for 8 s as soon as the journal of
+// lab-node-1 says each phase is running, then starts it again.
+func (f *fixture) outageIn(ctx context.Context, phases ...string) error {
+	for _, phase := range phases {
+		for {
+			if ctx.Err() != nil {
+				return fmt.Errorf("phase %s never ran", phase)
+			}
+			if j, _ := (&journal.Store{T: f.n1.Transport()}).Load(ctx, f.n1.Name); j != nil && j.State(phase) == journal.Running {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := f.l.StopProcess("kube-apiserver"); err != nil {
+			return err
+		}
+		time.Sleep(8 * time.Second)
+		if err := f.l.RestartProcess(ctx, "kube-apiserver"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // released checks that the node's lock is not held.

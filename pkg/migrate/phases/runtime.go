@@ -566,11 +566,13 @@ func NewStartKubeletPhase() migrate.Phase {
 			if err := d.Store().Save(ctx, d.Journal()); err != nil {
 				return err
 			}
-			_, err := migrate.Exec(ctx, d, []string{"systemctl", "start", "kubelet.service"}, []string{"systemctl", "stop", "kubelet.service"})
+			// restart, not start: a kubelet that a reboot started meanwhile with its
+			// old flags must read the new ones.
+			_, err := migrate.Exec(ctx, d, []string{"systemctl", "restart", "kubelet.service"}, []string{"systemctl", "stop", "kubelet.service"})
 			return err
 		}),
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
-			return []string{"systemctl start kubelet.service"}, nil
+			return []string{"systemctl restart kubelet.service"}, nil
 		}),
 	}
 }
