@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/unshim/unshim/pkg/journal"
@@ -114,4 +115,28 @@ func describeStep(s *journal.Step) string {
 		return "write " + s.Path
 	}
 	return fmt.Sprintf("%q", s.Argv)
+}
+
+// ExecParallel records each command as a step (none is undone by a
+// rollback: what they stop, the node starts again), then runs them all at
+// once, returning the errors of those that failed.
+func ExecParallel(ctx context.Context, d Data, argvs [][]string) error {
+	cctx, cancel := changeContext(ctx)
+	defer cancel()
+	for _, argv := range argvs {
+		if err := record(cctx, d, journal.Step{Kind: journal.StepExec, Argv: argv}); err != nil {
+			return err
+		}
+	}
+	errs := make([]error, len(argvs))
+	var wg sync.WaitGroup
+	for i, argv := range argvs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = d.Transport().Run(cctx, argv...)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -6,6 +6,7 @@ package phases
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/unshim/unshim/pkg/migrate"
@@ -100,11 +101,75 @@ func NewStopDockerPhase() migrate.Phase {
 			if err := recordUnits(ctx, d, dockerUnits...); err != nil {
 				return err
 			}
+			if err := stopPodContainers(ctx, d); err != nil {
+				return err
+			}
 			_, err := migrate.Exec(ctx, d, append([]string{"systemctl", "disable", "--now"}, dockerUnits...), undoUnits(d, dockerUnits...)...)
 			return err
 		},
 		Plan: func(context.Context, migrate.Data) ([]string, error) {
-			return []string{"systemctl disable --now " + strings.Join(dockerUnits, " ")}, nil
+			return []string{"docker stop -t GRACE the containers of the pods left on the node, each pod with its own grace period, all at once; then their sandboxes",
+				"systemctl disable --now " + strings.Join(dockerUnits, " ")}, nil
 		},
 	}
+}
+
+// Labels dockershim and cri-dockerd put on the containers they create: the
+// kind of container, and the kubelet's annotations under "annotation."
+// (the kubelet sets io.kubernetes.pod.terminationGracePeriod on each
+// container it creates).
+const (
+	dockerTypeLabel  = "io.kubernetes.docker.type"
+	dockerGraceLabel = "annotation.io.kubernetes.pod.terminationGracePeriod"
+)
+
+// stopPodContainers stops the containers of the pods still on the node (the
+// drain leaves DaemonSet, static and kept pods) before Docker stops: each
+// with its pod's grace period, all at once, then their sandboxes. Left to
+// Docker's own shutdown, each would get Docker's stop timeout (10 s by
+// default) whatever its pod asked for.
+func stopPodContainers(ctx context.Context, d migrate.Data) error {
+	t := d.Transport()
+	out, err := t.Run(ctx, "docker", "ps", "--quiet", "--no-trunc", "--filter", "label="+dockerTypeLabel+"=container",
+		"--format", `{{.ID}} {{.Label "`+dockerGraceLabel+`"}}`)
+	if err != nil {
+		return fmt.Errorf("list the pods' containers: %w", err)
+	}
+	byGrace := map[string][]string{}
+	var graces []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		grace := "30" // the API's default terminationGracePeriodSeconds
+		if len(f) > 1 {
+			if n, err := strconv.Atoi(f[1]); err == nil && n >= 0 {
+				grace = strconv.Itoa(n)
+			}
+		}
+		if _, ok := byGrace[grace]; !ok {
+			graces = append(graces, grace)
+		}
+		byGrace[grace] = append(byGrace[grace], f[0])
+	}
+	var argvs [][]string
+	for _, g := range graces {
+		argvs = append(argvs, append([]string{"docker", "stop", "--time", g, "--"}, byGrace[g]...))
+	}
+	if len(argvs) > 0 {
+		if err := migrate.ExecParallel(ctx, d, argvs); err != nil {
+			return fmt.Errorf("stop the pods' containers: %w", err)
+		}
+	}
+	out, err = t.Run(ctx, "docker", "ps", "--quiet", "--no-trunc", "--filter", "label="+dockerTypeLabel+"=podsandbox")
+	if err != nil {
+		return fmt.Errorf("list the pods' sandboxes: %w", err)
+	}
+	if ids := strings.Fields(string(out)); len(ids) > 0 {
+		if err := migrate.ExecParallel(ctx, d, [][]string{append([]string{"docker", "stop", "--"}, ids...)}); err != nil {
+			return fmt.Errorf("stop the pods' sandboxes: %w", err)
+		}
+	}
+	return nil
 }
