@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,9 +25,15 @@ func changeContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // the file up (once: the first, original copy is kept) and records the step
 // in the journal, so that a rollback, now or after a resumed run, restores
 // exactly the files that were written.
+//
+// In a dry run the step is only recorded, in memory: that record is the
+// dry run's output, so it cannot drift from what a run does.
 func WriteFile(ctx context.Context, d Data, path string, data []byte, perm os.FileMode) error {
 	cctx, cancel := changeContext(ctx)
 	defer cancel()
+	if d.DryRun() {
+		return record(cctx, d, journal.Step{Kind: journal.StepWrite, Path: path})
+	}
 	j, st := d.Journal(), d.Store()
 	if err := st.BackupFile(cctx, j, path); err != nil {
 		return err
@@ -46,7 +53,7 @@ func WriteFile(ctx context.Context, d Data, path string, data []byte, perm os.Fi
 func Exec(ctx context.Context, d Data, argv []string, undo ...[]string) ([]byte, error) {
 	cctx, cancel := changeContext(ctx)
 	defer cancel()
-	if err := record(cctx, d, journal.Step{Kind: journal.StepExec, Argv: argv, Undo: undo}); err != nil {
+	if err := record(cctx, d, journal.Step{Kind: journal.StepExec, Argv: argv, Undo: undo}); err != nil || d.DryRun() {
 		return nil, err
 	}
 	return d.Transport().Run(cctx, argv...)
@@ -61,6 +68,9 @@ func record(ctx context.Context, d Data, s journal.Step) error {
 		return errors.New("a change made outside any phase cannot be recorded")
 	}
 	j.Steps = append(j.Steps, s)
+	if d.DryRun() {
+		return nil
+	}
 	return d.Store().Save(ctx, j)
 }
 
@@ -128,6 +138,9 @@ func ExecParallel(ctx context.Context, d Data, argvs [][]string) error {
 			return err
 		}
 	}
+	if d.DryRun() {
+		return nil
+	}
 	errs := make([]error, len(argvs))
 	var wg sync.WaitGroup
 	for i, argv := range argvs {
@@ -139,4 +152,20 @@ func ExecParallel(ctx context.Context, d Data, argvs [][]string) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// DescribeStep says what a recorded step does, and what undoes it.
+func DescribeStep(s journal.Step) string {
+	out := describeStep(&s)
+	if s.Kind == journal.StepWrite {
+		return out + " (undo: restore it from its backup)"
+	}
+	if len(s.Undo) > 0 {
+		var us []string
+		for _, u := range s.Undo {
+			us = append(us, fmt.Sprintf("%q", u))
+		}
+		out += " (undo: " + strings.Join(us, ", ") + ")"
+	}
+	return out
 }

@@ -261,6 +261,10 @@ type PlanStep struct {
 	Short string   `json:"short"`
 	Done  bool     `json:"done,omitempty"`
 	Lines []string `json:"lines"`
+	// Steps are the changes to the node the phase makes: its Run, in dry-run
+	// mode, records them without making them, exactly as a run records them
+	// in the journal before making them.
+	Steps []journal.Step `json:"steps,omitempty"`
 }
 
 // DryRun returns what a switch would do, phase by phase, changing nothing.
@@ -280,7 +284,16 @@ func DryRun(ctx context.Context, o Options) ([]PlanStep, *nodeplan.Plan, error) 
 	}
 	var out []PlanStep
 	for _, p := range ps {
-		out = append(out, PlanStep{Phase: p.Name, Short: p.Short, Done: r.j.State(p.Name) == journal.Done, Lines: lines[p.Name]})
+		step := PlanStep{Phase: p.Name, Short: p.Short, Done: r.j.State(p.Name) == journal.Done, Lines: lines[p.Name]}
+		if !step.Done {
+			before := len(r.j.Steps)
+			r.j.SetCurrent(p.Name)
+			if err := p.Run(ctx, r); err != nil {
+				step.Lines = append(step.Lines, "would fail now: "+err.Error())
+			}
+			step.Steps = append([]journal.Step(nil), r.j.Steps[before:]...)
+		}
+		out = append(out, step)
 	}
 	return out, r.plan, nil
 }
@@ -536,6 +549,9 @@ func WritePlan(w io.Writer, node string, p *nodeplan.Plan, steps []PlanStep) {
 		fmt.Fprintf(w, "\n[%d/%d] %s: %s%s\n", i+1, len(steps), s.Phase, s.Short, mark)
 		for _, l := range s.Lines {
 			fmt.Fprintf(w, "    %s\n", l)
+		}
+		for _, st := range s.Steps {
+			fmt.Fprintf(w, "    step: %s\n", migrate.DescribeStep(st))
 		}
 	}
 	if len(p.Unmapped) > 0 {

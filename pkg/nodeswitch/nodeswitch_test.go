@@ -326,8 +326,10 @@ func TestSwitchNode(t *testing.T) {
 	f.deploy(ctx, t)
 	before := snapshot(ctx, t, f.n1)
 
+	var dry []PlanStep
 	t.Run("dry run changes nothing", func(t *testing.T) {
 		steps, p, err := DryRun(ctx, f.options(t, f.n1))
+		dry = steps
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -572,7 +574,31 @@ func TestSwitchNode(t *testing.T) {
 		}
 		j, err := (&journal.Store{T: f.n1.Transport()}).Load(ctx, f.n1.Name)
 		if err != nil || j == nil || !j.Finished {
-			t.Errorf("journal: %+v, %v", j, err)
+			t.Fatalf("journal: %+v, %v", j, err)
+		}
+		// The dry run printed the steps the run then recorded (but the
+		// containers stopped before Docker: the dry run saw the pods the
+		// drain then evicted).
+		comparable := func(steps []journal.Step) []string {
+			var out []string
+			for _, st := range steps {
+				if len(st.Argv) > 1 && st.Argv[0] == "docker" && st.Argv[1] == "stop" {
+					continue
+				}
+				out = append(out, st.Phase+": "+migrate.DescribeStep(st))
+			}
+			return out
+		}
+		var planned []journal.Step
+		for _, ps := range dry {
+			planned = append(planned, ps.Steps...)
+		}
+		want, got := comparable(planned), comparable(j.Steps)
+		if strings.Join(want, "\n") != strings.Join(got, "\n") {
+			t.Errorf("the run's steps differ from the dry run's:\n dry run:\n  %s\n run:\n  %s", strings.Join(want, "\n  "), strings.Join(got, "\n  "))
+		}
+		if len(got) < 8 {
+			t.Errorf("only %d steps recorded: %v", len(got), got)
 		}
 	})
 

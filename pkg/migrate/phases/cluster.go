@@ -27,6 +27,9 @@ func NewCordonPhase() migrate.Phase {
 		Name:  "cordon",
 		Short: "Cordon the node",
 		Run: run(func(ctx context.Context, d Data) error {
+			if d.DryRun() {
+				return nil // an API change: the plan describes it
+			}
 			node, err := d.Client().CoreV1().Nodes().Get(ctx, d.Node(), metav1.GetOptions{})
 			if err != nil {
 				return fmt.Errorf("read node %s: %w", d.Node(), err)
@@ -74,6 +77,9 @@ func NewDrainPhase() migrate.Phase {
 		Name:  "drain",
 		Short: "Evict the node's pods (PDBs respected, DaemonSets ignored)",
 		Run: run(func(ctx context.Context, d Data) error {
+			if d.DryRun() {
+				return nil // an API change: the plan describes it
+			}
 			// The drain as a whole is retried on API errors a retry may
 			// clear (an apiserver restarting), until --drain-timeout.
 			timeout := d.Settings().DrainTimeout
@@ -174,6 +180,9 @@ func NewUncordonPhase() migrate.Phase {
 		Name:  "uncordon",
 		Short: "Uncordon the node if it was schedulable before",
 		Run: run(func(ctx context.Context, d Data) error {
+			if d.DryRun() {
+				return nil // an API change: the plan describes it
+			}
 			if d.Journal().Values[keyWasSchedulable] != "true" {
 				d.Logger().V(0).Infof("[uncordon] the node was cordoned before the migration: it stays cordoned")
 				return nil
@@ -200,6 +209,9 @@ func NewKubeadmRecordPhase() migrate.Phase {
 		Name:  "kubeadm-record",
 		Short: "Update kubeadm's record of the CRI socket",
 		Run: run(func(ctx context.Context, d Data) error {
+			if d.DryRun() {
+				return nil // an API change: the plan describes it
+			}
 			p := d.Plan()
 			if p.Annotation == "" {
 				return nil

@@ -68,6 +68,9 @@ func NewPreflightPhase() migrate.Phase {
 		Name:  "preflight",
 		Short: "Check the node and its pods for what the switch would break",
 		Run: run(func(ctx context.Context, d Data) error {
+			if d.DryRun() {
+				return nil // read-only: the plan lists the findings
+			}
 			fs, err := preflight(ctx, d)
 			if err != nil {
 				return err

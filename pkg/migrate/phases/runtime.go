@@ -30,6 +30,9 @@ func NewPlanBackupPhase() migrate.Phase {
 		Name:  "backup",
 		Short: "Back up every file the switch changes",
 		Run: run(func(ctx context.Context, d Data) error {
+			if d.DryRun() {
+				return nil
+			}
 			var need int64
 			for _, f := range d.Plan().Files() {
 				need += int64(len(f.Old))
@@ -54,6 +57,14 @@ func NewPlanBackupPhase() migrate.Phase {
 			return lines, nil
 		}),
 	}
+}
+
+// saveJournal keeps the journal's values on the node (not in a dry run).
+func saveJournal(ctx context.Context, d migrate.Data) error {
+	if d.DryRun() {
+		return nil
+	}
+	return d.Store().Save(ctx, d.Journal())
 }
 
 // imageArchive is where saved images wait for containerd.
@@ -129,22 +140,24 @@ func NewSaveImagesPhase() migrate.Phase {
 			j := d.Journal()
 			j.Values[keySavedImages] = strings.Join(refs, " ")
 			if len(refs) == 0 {
-				return d.Store().Save(ctx, j)
+				return saveJournal(ctx, d)
 			}
 			archive := imageArchive(d.Node())
 			need, err := imagesSize(ctx, d, refs)
 			if err != nil {
 				return err
 			}
-			if err := journal.EnsureFree(ctx, d.Transport(), path.Dir(archive), need); err != nil {
-				return fmt.Errorf("save the images only Docker has: %w", err)
+			if !d.DryRun() {
+				if err := journal.EnsureFree(ctx, d.Transport(), path.Dir(archive), need); err != nil {
+					return fmt.Errorf("save the images only Docker has: %w", err)
+				}
 			}
 			d.Logger().V(0).Infof("[save-images] docker save %s", strings.Join(refs, " "))
 			if _, err := migrate.Exec(ctx, d, append([]string{"docker", "save", "-o", archive, "--"}, refs...), []string{"rm", "-f", "--", archive}); err != nil {
 				return err
 			}
 			j.Values[keyImageArchive] = archive
-			return d.Store().Save(ctx, j)
+			return saveJournal(ctx, d)
 		}),
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
 			refs, err := neededImages(ctx, d)
@@ -170,11 +183,11 @@ func NewImportImagesPhase() migrate.Phase {
 			if archive == "" {
 				return nil
 			}
-			t := d.Transport()
-			if _, err := t.Run(ctx, "ctr", "-n", "k8s.io", "images", "import", archive); err != nil {
+			// Not undone: images in containerd's store harm nothing.
+			if _, err := migrate.Exec(ctx, d, []string{"ctr", "-n", "k8s.io", "images", "import", archive}); err != nil || d.DryRun() {
 				return err
 			}
-			out, err := t.Run(ctx, "ctr", "-n", "k8s.io", "images", "ls", "-q")
+			out, err := d.Transport().Run(ctx, "ctr", "-n", "k8s.io", "images", "ls", "-q")
 			if err != nil {
 				return err
 			}
@@ -260,7 +273,7 @@ func NewInstallContainerdPhase() migrate.Phase {
 				return err
 			}
 			d.Journal().Values[keyContainerd] = "true"
-			if err := d.Store().Save(ctx, d.Journal()); err != nil {
+			if err := saveJournal(ctx, d); err != nil {
 				return err
 			}
 			// Not undone: containerd stays installed (Docker's packages depend on it).
@@ -359,7 +372,8 @@ func NewWriteConfigPhase() migrate.Phase {
 				return err
 			}
 			if hasDropIn(files) {
-				_, err := d.Transport().Run(ctx, "systemctl", "daemon-reload")
+				// Undone by undoWrites, once the drop-ins are back.
+				_, err := migrate.Exec(ctx, d, []string{"systemctl", "daemon-reload"})
 				return err
 			}
 			return nil
@@ -398,7 +412,7 @@ func NewStartContainerdPhase() migrate.Phase {
 			if j.Values["unit."+unit+".active"] != "active" {
 				undoRestart = []string{"systemctl", "stop", unit}
 			}
-			if _, err := migrate.Exec(ctx, d, []string{"systemctl", "restart", unit}, undoRestart); err != nil {
+			if _, err := migrate.Exec(ctx, d, []string{"systemctl", "restart", unit}, undoRestart); err != nil || d.DryRun() {
 				return err
 			}
 			return waitCRI(ctx, d, 2*time.Minute)
@@ -563,7 +577,7 @@ func NewStartKubeletPhase() migrate.Phase {
 		Short: "Start the kubelet",
 		Run: run(func(ctx context.Context, d Data) error {
 			d.Journal().Values["kubelet.started"] = time.Now().UTC().Format(time.RFC3339)
-			if err := d.Store().Save(ctx, d.Journal()); err != nil {
+			if err := saveJournal(ctx, d); err != nil {
 				return err
 			}
 			// restart, not start: a kubelet that a reboot started meanwhile with its

@@ -49,6 +49,9 @@ func recordUnits(ctx context.Context, d migrate.Data, units ...string) error {
 		j.Values["unit."+u+".enabled"] = enabled
 		j.Values["unit."+u+".active"] = active
 	}
+	if d.DryRun() {
+		return nil
+	}
 	return d.Store().Save(ctx, j)
 }
 

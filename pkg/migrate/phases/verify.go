@@ -29,6 +29,9 @@ func NewVerifyPhase() migrate.Phase {
 		Name:  "verify",
 		Short: "Verify the node: Ready, runtime, CRI, DaemonSet pods, logs and exec",
 		Run: run(func(ctx context.Context, d Data) error {
+			if d.DryRun() {
+				return nil // a wait: the plan describes it
+			}
 			timeout := d.Settings().VerifyTimeout
 			if timeout <= 0 {
 				timeout = 5 * time.Minute
