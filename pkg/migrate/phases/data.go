@@ -31,24 +31,26 @@ type Data interface {
 	Logger() log.Logger
 }
 
-// Settings are the operator's choices for one switch.
+// Settings are the operator's choices for one switch. They are one
+// serialisable value: the agent pod hands them to the node as a file.
 type Settings struct {
-	Target         string
-	KubeletVersion nodeconf.Version
+	Target string `json:"target"`
+	// KubeletVersion is the node's, read from its Node by the switch.
+	KubeletVersion nodeconf.Version `json:"-"`
 	// Allow lists preflight rule IDs not to treat as blockers.
-	Allow []string
+	Allow []string `json:"allow,omitempty"`
 	// Force evicts pods without a controller too; by default they stay on
 	// the node and restart on the new runtime, as after a reboot.
-	Force bool
+	Force bool `json:"force,omitempty"`
 	// DeleteEmptyDirData lets drain evict pods with emptyDir volumes.
-	DeleteEmptyDirData bool
-	DrainTimeout       time.Duration
-	VerifyTimeout      time.Duration
+	DeleteEmptyDirData bool          `json:"deleteEmptyDirData,omitempty"`
+	DrainTimeout       time.Duration `json:"drainTimeout"`
+	VerifyTimeout      time.Duration `json:"verifyTimeout"`
 	// InstallCommand installs containerd when it is missing (argv); nil
 	// picks apt-get, dnf or yum, whichever the node has.
-	InstallCommand []string
+	InstallCommand []string `json:"installCommand,omitempty"`
 	// Progress receives detail lines (drain evictions); may be nil.
-	Progress io.Writer
+	Progress io.Writer `json:"-"`
 }
 
 func data(d migrate.Data) (Data, error) {

@@ -61,6 +61,9 @@ type Options struct {
 	SSH                transport.SSHConfig
 	AgentImage         string
 	AgentNamespace     string
+	// SettingsFile holds the switch's settings as JSON (what the agent pod
+	// hands to the node), in place of the flags.
+	SettingsFile string
 
 	kube   *cmd.KubeFlags
 	logger log.Logger
@@ -124,6 +127,7 @@ changes. "phase PHASE" runs one phase only.`,
 	f.StringVar(&o.AgentImage, "agent-image", "", "with --via pod: image holding the unshim binary at /unshim, present on the node or pullable")
 	f.StringVar(&o.AgentNamespace, "agent-namespace", "kube-system", "with --via pod: namespace of the agent pod and of ServiceAccount unshim-agent (deploy/rbac/unshim-agent.yaml)")
 	f.StringVar(&o.ContainerdVersion, "containerd-version", "", "containerd version the config is written for (default: what containerd --version says on the node)")
+	f.StringVar(&o.SettingsFile, "settings", "", "read the switch's settings from this JSON file (as --via pod hands them to the node) instead of the flags")
 	o.addTransportFlags(c)
 	return c
 }
@@ -247,11 +251,22 @@ func (o *Options) clusterOptions() (nodeswitch.Options, error) {
 	if err != nil {
 		return nodeswitch.Options{}, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
 	}
+	rs := nodeswitch.RunSettings{NoRollback: o.NoRollback, ContainerdVersion: o.ContainerdVersion,
+		Settings: phases.Settings{Target: o.Target, Allow: o.Allow, Force: o.Force, DeleteEmptyDirData: o.DeleteEmptyDirData,
+			DrainTimeout: o.DrainTimeout, VerifyTimeout: o.VerifyTimeout}}
+	if o.SettingsFile != "" {
+		data, err := os.ReadFile(o.SettingsFile)
+		if err != nil {
+			return nodeswitch.Options{}, &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("--settings: %w", err)}
+		}
+		if rs, err = nodeswitch.DecodeRunSettings(data, o.SettingsFile); err != nil {
+			return nodeswitch.Options{}, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+		}
+	}
+	rs.Progress = o.ErrOut
 	return nodeswitch.Options{
 		Node: o.node, Client: client, RESTConfig: rc, Logger: o.logger,
-		NoRollback: o.NoRollback, ContainerdVersion: o.ContainerdVersion,
-		Settings: phases.Settings{Target: o.Target, Allow: o.Allow, Force: o.Force, DeleteEmptyDirData: o.DeleteEmptyDirData,
-			DrainTimeout: o.DrainTimeout, VerifyTimeout: o.VerifyTimeout, Progress: o.ErrOut},
+		NoRollback: rs.NoRollback, ContainerdVersion: rs.ContainerdVersion, Settings: rs.Settings,
 	}, nil
 }
 
