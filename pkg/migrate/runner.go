@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/unshim/unshim/pkg/journal"
@@ -37,7 +38,14 @@ type Phase struct {
 	Rollback func(ctx context.Context, d Data) error
 	// Plan says what Run would do, for --dry-run.
 	Plan func(ctx context.Context, d Data) ([]string, error)
+	// RunIf, when set, says whether the phase belongs to this run (one list
+	// of phases serves every target); a phase it rules out is not run, not
+	// recorded, and not waited for.
+	RunIf func(d Data) bool
 }
+
+// Applies says whether p runs in d's run.
+func (p Phase) Applies(d Data) bool { return p.RunIf == nil || p.RunIf(d) }
 
 // Runner runs phases in order.
 type Runner struct {
@@ -55,6 +63,13 @@ type Runner struct {
 	// OnState, if set, is told each phase state the journal records (the
 	// command mirrors it into the node's annotation). It must not fail the run.
 	OnState func(ctx context.Context, phase, state string)
+	// Skip names phases not to run (--skip-phases); a run whose other
+	// phases are all done is finished.
+	Skip []string
+}
+
+func (r *Runner) skipped(p Phase, d Data) bool {
+	return !p.Applies(d) || slices.Contains(r.Skip, p.Name)
 }
 
 func (r *Runner) state(ctx context.Context, phase, state string) {
@@ -106,6 +121,9 @@ func (e *PhaseError) Unwrap() error { return e.Err }
 func (r *Runner) Plan(ctx context.Context, d Data) (map[string][]string, error) {
 	out := map[string][]string{}
 	for _, p := range r.Phases {
+		if r.skipped(p, d) {
+			continue
+		}
 		if p.Plan == nil {
 			out[p.Name] = []string{p.Short}
 			continue
@@ -148,6 +166,12 @@ func (r *Runner) run(ctx context.Context, d Data, which []int) error {
 	single := len(which) == 1 && len(r.Phases) > 1
 	for k, i := range which {
 		p := r.Phases[i]
+		if r.skipped(p, d) {
+			if single || slices.Contains(r.Skip, p.Name) {
+				r.Logger.V(0).Infof("[%s] skipped", p.Name)
+			}
+			continue
+		}
 		if !single && j.State(p.Name) == journal.Done {
 			r.Logger.V(0).Infof("[%s] done before, skipping (resumed from the journal)", p.Name)
 			continue
@@ -185,13 +209,14 @@ func (r *Runner) run(ctx context.Context, d Data, which []int) error {
 		}
 	}
 	j.SetCurrent("")
-	j.Finished = r.allDone(j)
+	j.Finished = r.allDone(d)
 	return st.Save(ctx, j)
 }
 
-func (r *Runner) allDone(j *journal.Journal) bool {
+func (r *Runner) allDone(d Data) bool {
+	j := d.Journal()
 	for _, p := range r.Phases {
-		if j.State(p.Name) != journal.Done {
+		if !r.skipped(p, d) && j.State(p.Name) != journal.Done {
 			return false
 		}
 	}

@@ -44,54 +44,17 @@ const ResultAnnotation = inventory.SwitchResultAnnotation
 // ("PHASE/STATE", e.g. "drain/running"), for `unshim nodes` and operators.
 const PhaseAnnotation = inventory.SwitchPhaseAnnotation
 
-// Phases returns the switch's phases for target, in order.
+// Phases returns the switch's phases, in order: one list for both targets
+// (phases.All), each phase's RunIf choosing whether it runs.
 func Phases(target string) ([]migrate.Phase, error) {
-	switch target {
-	case nodeplan.Containerd:
-		return []migrate.Phase{
-			phases.NewPreflightPhase(),
-			phases.NewCordonPhase(),
-			phases.NewDrainPhase(),
-			phases.NewPlanBackupPhase(),
-			phases.NewSaveImagesPhase(),
-			phases.NewStopKubeletPhase(),
-			phases.NewStopDockerPhase(),
-			phases.NewInstallContainerdPhase(),
-			phases.NewWriteConfigPhase(),
-			phases.NewStartContainerdPhase(),
-			phases.NewImportImagesPhase(),
-			phases.NewReconfigureKubeletPhase(),
-			phases.NewKubeadmRecordPhase(),
-			phases.NewStartKubeletPhase(),
-			phases.NewVerifyPhase(),
-			phases.NewUncordonPhase(),
-		}, nil
-	case nodeplan.CRIDockerd:
-		return []migrate.Phase{
-			phases.NewPreflightPhase(),
-			phases.NewCordonPhase(),
-			phases.NewDrainPhase(),
-			phases.NewPlanBackupPhase(),
-			phases.NewStopKubeletPhase(),
-			phases.NewReconfigureKubeletPhase(),
-			phases.NewKubeadmRecordPhase(),
-			phases.NewStartKubeletPhase(),
-			phases.NewVerifyPhase(),
-			phases.NewUncordonPhase(),
-		}, nil
+	if target != nodeplan.Containerd && target != nodeplan.CRIDockerd {
+		return nil, fmt.Errorf("unknown target %q: want %s or %s", target, nodeplan.Containerd, nodeplan.CRIDockerd)
 	}
-	return nil, fmt.Errorf("unknown target %q: want %s or %s", target, nodeplan.Containerd, nodeplan.CRIDockerd)
+	return phases.All(), nil
 }
 
-// PhaseNames lists the phases of target.
-func PhaseNames(target string) []string {
-	ps, _ := Phases(target)
-	var out []string
-	for _, p := range ps {
-		out = append(out, p.Name)
-	}
-	return out
-}
+// PhaseNames lists the phases a switch to target runs.
+func PhaseNames(target string) []string { return phases.Names(target) }
 
 // Options are one switch's inputs.
 type Options struct {
@@ -111,6 +74,8 @@ type Options struct {
 	LockTTL time.Duration
 	// AfterPhase is handed to the runner (tests kill runs with it).
 	AfterPhase func(name string)
+	// SkipPhases are phases not to run (--skip-phases).
+	SkipPhases []string
 }
 
 // run is the phases.Data of one switch.
@@ -140,7 +105,7 @@ func (r *run) FilesRoot() string              { return r.root }
 func (r *run) Settings() *phases.Settings     { return &r.stngs }
 func (r *run) Logger() log.Logger             { return r.o.Logger }
 func (r *run) runner(ps []migrate.Phase) *migrate.Runner {
-	return &migrate.Runner{Phases: ps, Logger: r.o.Logger, NoRollback: r.o.NoRollback, AfterPhase: r.o.AfterPhase,
+	return &migrate.Runner{Phases: ps, Logger: r.o.Logger, NoRollback: r.o.NoRollback, AfterPhase: r.o.AfterPhase, Skip: r.o.SkipPhases,
 		OnState: func(ctx context.Context, phase, state string) {
 			v := phase + "/" + state
 			if err := phases.RetryAPI(ctx, 15*time.Second, func(ctx context.Context) error { return annotatePhase(ctx, r.o.Client, r.o.Node, &v) }); err != nil {
@@ -284,6 +249,9 @@ func DryRun(ctx context.Context, o Options) ([]PlanStep, *nodeplan.Plan, error) 
 	}
 	var out []PlanStep
 	for _, p := range ps {
+		if !p.Applies(r) || slices.Contains(o.SkipPhases, p.Name) {
+			continue
+		}
 		step := PlanStep{Phase: p.Name, Short: p.Short, Done: r.j.State(p.Name) == journal.Done, Lines: lines[p.Name]}
 		if !step.Done {
 			before := len(r.j.Steps)

@@ -632,7 +632,9 @@ func TestSwitchNode(t *testing.T) {
 
 	t.Run("a single phase after a kill records only itself", func(t *testing.T) {
 		f.runKilledAfter(ctx, t, bin, "start-kubelet")
-		out, err := exec.CommandContext(ctx, bin, append(f.args(), "phase", "verify")...).CombinedOutput()
+		args := f.args() // migrate node NAME ...: run as migrate node phase verify NAME ...
+		args = append(append(append([]string{}, args[:6]...), "phase", "verify"), args[6:]...)
+		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("phase verify: %v\n%s", err, out)
 		}

@@ -18,6 +18,8 @@ type RunSettings struct {
 	NoRollback bool `json:"noRollback,omitempty"`
 	// ContainerdVersion overrides what `containerd --version` says.
 	ContainerdVersion string `json:"containerdVersion,omitempty"`
+	// SkipPhases are phases not to run.
+	SkipPhases []string `json:"skipPhases,omitempty"`
 }
 
 // Encode is the settings as JSON.

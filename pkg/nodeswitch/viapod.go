@@ -84,7 +84,7 @@ func RunViaPod(ctx context.Context, o PodOptions) error {
 	if err != nil {
 		return err
 	}
-	settings, err := RunSettings{Settings: o.Settings, NoRollback: o.NoRollback, ContainerdVersion: o.ContainerdVersion}.Encode()
+	settings, err := RunSettings{Settings: o.Settings, NoRollback: o.NoRollback, ContainerdVersion: o.ContainerdVersion, SkipPhases: o.SkipPhases}.Encode()
 	if err != nil {
 		return err
 	}

@@ -92,3 +92,54 @@ const (
 	keyImageArchive   = "images.archive"
 	keyContainerd     = "containerd.installed-by-unshim"
 )
+
+// toContainerd is the RunIf of the phases only a switch to containerd runs:
+// with cri-dockerd, Docker keeps running and keeps its images.
+func toContainerd(d migrate.Data) bool {
+	pd, err := data(d)
+	return err == nil && pd.Settings().Target == nodeplan.Containerd
+}
+
+// All returns the switch's phases in order, one list for every target:
+// each phase's RunIf leaves out those a target does not run.
+func All() []migrate.Phase {
+	return []migrate.Phase{
+		NewPreflightPhase(),
+		NewCordonPhase(),
+		NewDrainPhase(),
+		NewPlanBackupPhase(),
+		NewSaveImagesPhase(),
+		NewStopKubeletPhase(),
+		NewStopDockerPhase(),
+		NewInstallContainerdPhase(),
+		NewWriteConfigPhase(),
+		NewStartContainerdPhase(),
+		NewImportImagesPhase(),
+		NewReconfigureKubeletPhase(),
+		NewKubeadmRecordPhase(),
+		NewStartKubeletPhase(),
+		NewVerifyPhase(),
+		NewUncordonPhase(),
+	}
+}
+
+// Names lists the phases of All that a switch to target runs.
+func Names(target string) []string {
+	d := targetOnly{s: Settings{Target: target}}
+	var out []string
+	for _, p := range All() {
+		if p.Applies(d) {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+// targetOnly answers a RunIf for a target, before any run exists; RunIf
+// reads only the settings.
+type targetOnly struct {
+	Data
+	s Settings
+}
+
+func (t targetOnly) Settings() *Settings { return &t.s }

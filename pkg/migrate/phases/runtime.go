@@ -130,6 +130,7 @@ func imagesSize(ctx context.Context, d Data, refs []string) (int64, error) {
 // Docker has and that the node's remaining pods or the sandbox need.
 func NewSaveImagesPhase() migrate.Phase {
 	return migrate.Phase{
+		RunIf: toContainerd,
 		Name:  "save-images",
 		Short: "Save the images only Docker has (docker save)",
 		Run: run(func(ctx context.Context, d Data) error {
@@ -176,6 +177,7 @@ func NewSaveImagesPhase() migrate.Phase {
 // namespace, where the CRI looks for them, and checks each is there.
 func NewImportImagesPhase() migrate.Phase {
 	return migrate.Phase{
+		RunIf: toContainerd,
 		Name:  "import-images",
 		Short: "Import the saved images into containerd (k8s.io namespace)",
 		Run: run(func(ctx context.Context, d Data) error {
@@ -262,6 +264,7 @@ func installCommand(ctx context.Context, d Data) ([]string, error) {
 // Docker's packages ship it, so on most Docker nodes this does nothing.
 func NewInstallContainerdPhase() migrate.Phase {
 	return migrate.Phase{
+		RunIf: toContainerd,
 		Name:  "install-containerd",
 		Short: "Install containerd if it is missing",
 		Run: run(func(ctx context.Context, d Data) error {
@@ -364,6 +367,7 @@ func hasDropIn(files []nodeplan.FileChange) bool {
 // NewWriteConfigPhase writes containerd's configuration from the plan.
 func NewWriteConfigPhase() migrate.Phase {
 	return migrate.Phase{
+		RunIf: toContainerd,
 		Name:  "write-config",
 		Short: "Write containerd's configuration (converted from Docker's)",
 		Run: run(func(ctx context.Context, d Data) error {
@@ -391,6 +395,7 @@ func NewWriteConfigPhase() migrate.Phase {
 // was (Docker needs it), or stops it if it did not run.
 func NewStartContainerdPhase() migrate.Phase {
 	return migrate.Phase{
+		RunIf: toContainerd,
 		Name:  "start-containerd",
 		Short: "Start containerd and check its CRI",
 		Run: run(func(ctx context.Context, d Data) error {

@@ -98,6 +98,7 @@ func NewStopKubeletPhase() migrate.Phase {
 // Rollback enables and starts what was enabled and running before.
 func NewStopDockerPhase() migrate.Phase {
 	return migrate.Phase{
+		RunIf: toContainerd,
 		Name:  "stop-docker",
 		Short: "Stop and disable docker.service and docker.socket",
 		Run: func(ctx context.Context, d migrate.Data) error {
