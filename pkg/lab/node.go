@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/unshim/unshim/pkg/inventory"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -489,7 +490,7 @@ func (l *Lab) waitNodeReady(ctx context.Context, n *Node, timeout time.Duration)
 		case <-time.After(time.Second):
 		}
 	}
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, CRISocketAnnotation, DockershimSocket)
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, inventory.CRISocketAnnotation, DockershimSocket)
 	if _, err := c.CoreV1().Nodes().Patch(ctx, n.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("annotate node %s: %w", n.Name, err)
 	}

@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"github.com/unshim/unshim/pkg/inventory"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,8 +134,8 @@ func checkDockerNode(ctx context.Context, t *testing.T, c kubernetes.Interface, 
 	if info.KubeletVersion != NodeKubeletVersion {
 		t.Errorf("kubeletVersion = %q, want %s", info.KubeletVersion, NodeKubeletVersion)
 	}
-	if got := node.Annotations[CRISocketAnnotation]; got != DockershimSocket {
-		t.Errorf("annotation %s = %q, want %s", CRISocketAnnotation, got, DockershimSocket)
+	if got := node.Annotations[inventory.CRISocketAnnotation]; got != DockershimSocket {
+		t.Errorf("annotation %s = %q, want %s", inventory.CRISocketAnnotation, got, DockershimSocket)
 	}
 	flags, err := n.Run(ctx, "cat", KubeadmFlagsPath)
 	if err != nil {

@@ -157,8 +157,7 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 	if r.j != nil && r.j.Target != o.Settings.Target {
 		return nil, fmt.Errorf("node %s has an unfinished switch to %s: resume it with --to %s, or undo it with `unshim node rollback %s`", o.Node, r.j.Target, r.j.Target, o.Node)
 	}
-	runtime, _, _ := strings.Cut(node.Status.NodeInfo.ContainerRuntimeVersion, "://")
-	if r.j == nil && runtime != "docker" {
+	if r.j == nil && inventory.RuntimeName(node) != inventory.RuntimeDocker {
 		return nil, &NotDockerError{Node: o.Node, Runtime: node.Status.NodeInfo.ContainerRuntimeVersion}
 	}
 	if r.j == nil {
@@ -195,7 +194,7 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 		return r, nil
 	}
 	r.plan, err = nodeplan.Build(nodeplan.Input{Root: r.root, Target: o.Settings.Target, KubeletVersion: kv,
-		ContainerdVersion: cv, CRISocket: node.Annotations[nodeplan.CRISocketAnnotation]})
+		ContainerdVersion: cv, CRISocket: node.Annotations[inventory.CRISocketAnnotation]})
 	if err != nil {
 		r.close()
 		return nil, fmt.Errorf("plan the switch of %s: %w", o.Node, err)

@@ -273,7 +273,7 @@ func runtimeOf(ctx context.Context, t *testing.T, c kubernetes.Interface, node s
 			ready = cond.Status == corev1.ConditionTrue
 		}
 	}
-	return n.Status.NodeInfo.ContainerRuntimeVersion, ready && !n.Spec.Unschedulable, n.Annotations[nodeplan.CRISocketAnnotation]
+	return n.Status.NodeInfo.ContainerRuntimeVersion, ready && !n.Spec.Unschedulable, n.Annotations[inventory.CRISocketAnnotation]
 }
 
 // backOnDocker waits until the node reports Docker again, Ready and schedulable,

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/unshim/unshim/pkg/inventory"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -222,7 +222,7 @@ func NewKubeadmRecordPhase() migrate.Phase {
 				if err != nil {
 					return err
 				}
-				old, had := node.Annotations[nodeplan.CRISocketAnnotation]
+				old, had := node.Annotations[inventory.CRISocketAnnotation]
 				j.Values[keyOldAnnotation], j.Values[keyHadAnnotation] = old, strconv.FormatBool(had)
 				if err := d.Store().Save(ctx, j); err != nil {
 					return err
@@ -244,16 +244,16 @@ func NewKubeadmRecordPhase() migrate.Phase {
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
 			p := d.Plan()
 			if p.Annotation == "" {
-				return []string{"annotation " + nodeplan.CRISocketAnnotation + " left alone (kubeadm reads " + nodeplan.InstanceConfigFile + ")"}, nil
+				return []string{"annotation " + inventory.CRISocketAnnotation + " left alone (kubeadm reads " + nodeplan.InstanceConfigFile + ")"}, nil
 			}
-			return []string{fmt.Sprintf("PATCH node %s annotation %s: %q -> %q", d.Node(), nodeplan.CRISocketAnnotation, p.OldAnnotation, p.Annotation)}, nil
+			return []string{fmt.Sprintf("PATCH node %s annotation %s: %q -> %q", d.Node(), inventory.CRISocketAnnotation, p.OldAnnotation, p.Annotation)}, nil
 		}),
 	}
 }
 
 // annotate sets (or, with nil, removes) the cri-socket annotation.
 func annotate(ctx context.Context, d Data, v *string) error {
-	return Annotate(ctx, d.Client(), d.Node(), nodeplan.CRISocketAnnotation, v)
+	return Annotate(ctx, d.Client(), d.Node(), inventory.CRISocketAnnotation, v)
 }
 
 // Annotate sets (or, with nil, removes) annotation key on node.
@@ -271,10 +271,4 @@ func Annotate(ctx context.Context, c kubernetes.Interface, node, key string, v *
 		return fmt.Errorf("annotate node %s: %w", node, err)
 	}
 	return nil
-}
-
-// runtimeOf returns the node's runtime name ("docker", "containerd").
-func runtimeOf(n *corev1.Node) string {
-	name, _, _ := strings.Cut(n.Status.NodeInfo.ContainerRuntimeVersion, "://")
-	return name
 }

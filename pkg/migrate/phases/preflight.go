@@ -3,6 +3,7 @@ package phases
 import (
 	"context"
 	"fmt"
+	"github.com/unshim/unshim/pkg/inventory"
 	"sort"
 	"strings"
 
@@ -116,7 +117,7 @@ func preflight(ctx context.Context, d Data) ([]check.Finding, error) {
 		return nil, fmt.Errorf("read node %s: %w", d.Node(), err)
 	}
 	target := d.Settings().Target
-	if rt := runtimeOf(node); rt != "docker" {
+	if rt := inventory.RuntimeName(node); rt != "docker" {
 		return nil, fmt.Errorf("node %s runs %s, not Docker: nothing to switch", d.Node(), node.Status.NodeInfo.ContainerRuntimeVersion)
 	}
 	t := d.Transport()

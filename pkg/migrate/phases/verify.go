@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/unshim/unshim/pkg/inventory"
 	"strings"
 	"time"
 
@@ -137,7 +138,7 @@ func verifyOnce(ctx context.Context, d Data) error {
 	if d.Settings().Target == nodeplan.CRIDockerd {
 		want = "docker"
 	}
-	if rt := runtimeOf(node); rt != want {
+	if rt := inventory.RuntimeName(node); rt != want {
 		return fmt.Errorf("runtime is %q, want %s://", node.Status.NodeInfo.ContainerRuntimeVersion, want)
 	}
 	started, _ := time.Parse(time.RFC3339, d.Journal().Values["kubelet.started"])
