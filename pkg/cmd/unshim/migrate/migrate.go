@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -250,42 +249,22 @@ func (o *Options) Validate() error {
 }
 
 func (o *Options) transport(ctx context.Context, client kubernetes.Interface) (transport.Transport, error) {
-	switch o.Via {
-	case "local", "":
-		if os.Geteuid() != 0 {
-			return nil, errors.New("--via local changes this machine's services and files: run as root on the node")
-		}
-		return &transport.Local{}, nil
-	case "nsenter":
-		if o.TargetPID <= 0 {
-			return nil, errors.New("--via nsenter needs --target-pid")
-		}
-		if _, err := os.Stat("/proc/" + strconv.Itoa(o.TargetPID) + "/root"); err != nil {
-			return nil, fmt.Errorf("--target-pid %d: %w", o.TargetPID, err)
-		}
-		return &transport.Nsenter{PID: o.TargetPID}, nil
-	case "ssh":
-		cfg := o.SSH
-		if cfg.Host == "" {
-			node, err := client.CoreV1().Nodes().Get(ctx, o.node, metav1.GetOptions{})
-			if err != nil {
-				return nil, fmt.Errorf("node %s: %w", o.node, err)
-			}
-			for _, a := range node.Status.Addresses {
-				if a.Type == corev1.NodeInternalIP && cfg.Host == "" {
-					cfg.Host = a.Address
-				}
-			}
-			if cfg.Host == "" {
-				return nil, fmt.Errorf("node %s has no InternalIP: give --ssh-host", o.node)
-			}
-		}
-		if cfg.KeyFile == "" {
-			cfg.AgentSocket = os.Getenv("SSH_AUTH_SOCK")
-		}
-		return transport.DialSSH(ctx, cfg)
+	spec := transport.Spec{Via: o.Via, TargetPID: o.TargetPID, SSH: o.SSH}
+	if spec.SSH.KeyFile == "" {
+		spec.SSH.AgentSocket = os.Getenv("SSH_AUTH_SOCK")
 	}
-	return nil, fmt.Errorf("--via %q: want local, ssh or nsenter (pod: migrate node only)", o.Via)
+	return transport.Open(ctx, spec, func(ctx context.Context) (string, error) {
+		node, err := client.CoreV1().Nodes().Get(ctx, o.node, metav1.GetOptions{})
+		if err != nil {
+			return "", fmt.Errorf("node %s: %w", o.node, err)
+		}
+		for _, a := range node.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				return a.Address, nil
+			}
+		}
+		return "", fmt.Errorf("node %s has no InternalIP: give --ssh-host", o.node)
+	})
 }
 
 // clusterOptions are the switch's options without a transport: the
