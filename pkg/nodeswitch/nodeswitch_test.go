@@ -405,7 +405,10 @@ func TestSwitchNode(t *testing.T) {
 		sig   syscall.Signal
 	}{{"stop-docker", syscall.SIGINT}, {"verify", syscall.SIGTERM}} {
 		t.Run(tc.sig.String()+" in "+tc.phase+": rolled back", func(t *testing.T) {
-			out := f.runSignalledIn(ctx, t, bin, tc.phase, tc.sig)
+			out, inside := f.runSignalledIn(ctx, t, bin, tc.phase, tc.sig)
+			if !inside {
+				t.Errorf("the signal came after %s, not inside it", tc.phase)
+			}
 			if !strings.Contains(out, "rolling back") || !strings.Contains(out, "interrupted") {
 				t.Errorf("the run did not say it was interrupted and rolled back:\n%s", out)
 			}
@@ -488,8 +491,12 @@ func TestSwitchNode(t *testing.T) {
 	})
 
 	t.Run("killed inside each long phase, resumed", func(t *testing.T) {
+		f.webOnNode1(ctx, t) // the drain waits on the PDB
 		for _, phase := range []string{"drain", "save-images", "stop-docker", "start-containerd", "verify"} {
-			f.runSignalledIn(ctx, t, bin, phase, syscall.SIGKILL)
+			_, inside := f.runSignalledIn(ctx, t, bin, phase, syscall.SIGKILL)
+			if phase == "drain" && !inside {
+				t.Errorf("the kill came after drain, not inside it")
+			}
 		}
 		if out, err := exec.CommandContext(ctx, bin, f.args()...).CombinedOutput(); err != nil {
 			t.Fatalf("resume: %v\n%s", err, out)
@@ -603,17 +610,7 @@ func TestSwitchNode(t *testing.T) {
 	})
 
 	t.Run("rollback on demand with replicas on the node drains first", func(t *testing.T) {
-		// Both web replicas back on lab-node-1 (now on containerd).
-		setUnschedulable(ctx, t, f.c, f.n2.Name, true)
-		for _, p := range f.pods(ctx, t) {
-			if p.Labels["app"] == "web" && p.Spec.NodeName != f.n1.Name {
-				if err := f.c.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		f.waitPods(ctx, t, "both web replicas on lab-node-1", func(pods []corev1.Pod) bool { return count(pods, "web", f.n1.Name) == 2 })
-		setUnschedulable(ctx, t, f.c, f.n2.Name, false)
+		f.webOnNode1(ctx, t) // both replicas on the node, now on containerd
 		stop := f.watchWeb(ctx)
 		err := Rollback(ctx, f.options(t, f.n1))
 		if got := stop(); got < 1 {
@@ -851,8 +848,9 @@ func (f *fixture) runKilledAfter(ctx context.Context, t *testing.T, bin, phase s
 }
 
 // runSignalledIn runs the CLI and sends it sig as soon as the journal says
-// phase is running; it waits for the run to end and returns its output.
-func (f *fixture) runSignalledIn(ctx context.Context, t *testing.T, bin, phase string, sig syscall.Signal) string {
+// phase is running (inside is then true), or at once if the phase ran too
+// fast to be caught; it waits for the run to end and returns its output.
+func (f *fixture) runSignalledIn(ctx context.Context, t *testing.T, bin, phase string, sig syscall.Signal) (string, bool) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, bin, f.args()...)
 	var out bytes.Buffer
@@ -862,6 +860,7 @@ func (f *fixture) runSignalledIn(ctx context.Context, t *testing.T, bin, phase s
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	inside := false
 	for {
 		select {
 		case err := <-exited:
@@ -869,7 +868,11 @@ func (f *fixture) runSignalledIn(ctx context.Context, t *testing.T, bin, phase s
 		case <-time.After(20 * time.Millisecond):
 		}
 		j, _ := (&journal.Store{T: f.n1.Transport()}).Load(ctx, f.n1.Name)
-		if j != nil && j.State(phase) == journal.Running {
+		if j == nil {
+			continue
+		}
+		if st := j.State(phase); st == journal.Running || st == journal.Done {
+			inside = st == journal.Running
 			_ = cmd.Process.Signal(sig)
 			break
 		}
@@ -882,8 +885,8 @@ func (f *fixture) runSignalledIn(ctx context.Context, t *testing.T, bin, phase s
 	case <-time.After(10 * time.Minute):
 		t.Fatalf("the run did not end after %v:\n%s", sig, out.String())
 	}
-	t.Logf("run sent %v in %s:\n%s", sig, phase, out.String())
-	return out.String()
+	t.Logf("run sent %v in %s (inside it: %t):\n%s", sig, phase, inside, out.String())
+	return out.String(), inside
 }
 
 // outageIn stops the lab's apiserver for 8 s as soon as the journal of
@@ -908,6 +911,22 @@ func (f *fixture) outageIn(ctx context.Context, phases ...string) error {
 		}
 	}
 	return nil
+}
+
+// webOnNode1 puts both web replicas on lab-node-1, so that draining it
+// waits on the PDB.
+func (f *fixture) webOnNode1(ctx context.Context, t *testing.T) {
+	t.Helper()
+	setUnschedulable(ctx, t, f.c, f.n2.Name, true)
+	for _, p := range f.pods(ctx, t) {
+		if p.Labels["app"] == "web" && p.Spec.NodeName != f.n1.Name {
+			if err := f.c.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f.waitPods(ctx, t, "both web replicas on lab-node-1", func(pods []corev1.Pod) bool { return count(pods, "web", f.n1.Name) == 2 })
+	setUnschedulable(ctx, t, f.c, f.n2.Name, false)
 }
 
 // released checks that the node's lock is not held.
