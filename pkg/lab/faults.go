@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -67,15 +66,7 @@ func (l *Lab) reapExited() {
 // stays as it was at that instant.
 func (l *Lab) PowerOff(n *Node) error {
 	n.findLeader()
-	if n.leaderAlive() {
-		_ = syscall.Kill(n.LeaderPID, syscall.SIGKILL)
-		waitGone(n.leaderAlive, 10*time.Second)
-	}
-	if n.nspawnAlive() {
-		_ = syscall.Kill(-n.PID, syscall.SIGKILL)
-		_ = syscall.Kill(n.PID, syscall.SIGKILL)
-		waitGone(n.nspawnAlive, 10*time.Second)
-	}
+	n.kill()
 	l.reapExited()
 	if n.Alive() {
 		return fmt.Errorf("node %s still runs after its power was cut", n.Name)

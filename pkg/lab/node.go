@@ -522,16 +522,7 @@ func (n *Node) stop() error {
 			}
 		}
 	}
-	if n.leaderAlive() {
-		// Killing a PID namespace's init kills every process in it.
-		_ = syscall.Kill(n.LeaderPID, syscall.SIGKILL)
-		waitGone(n.leaderAlive, 10*time.Second)
-	}
-	if n.nspawnAlive() {
-		_ = syscall.Kill(-n.PID, syscall.SIGKILL)
-		_ = syscall.Kill(n.PID, syscall.SIGKILL)
-		waitGone(n.nspawnAlive, 10*time.Second)
-	}
+	n.kill()
 	var errs []error
 	if n.nspawnAlive() {
 		errs = append(errs, fmt.Errorf("systemd-nspawn (pid %d) still running", n.PID))
@@ -540,6 +531,20 @@ func (n *Node) stop() error {
 		errs = append(errs, fmt.Errorf("node systemd (pid %d) still running", n.LeaderPID))
 	}
 	return errors.Join(errs...)
+}
+
+// kill kills what is left of the node at once: its init, and with it every
+// process of its PID namespace, then systemd-nspawn.
+func (n *Node) kill() {
+	if n.leaderAlive() {
+		_ = syscall.Kill(n.LeaderPID, syscall.SIGKILL)
+		waitGone(n.leaderAlive, 10*time.Second)
+	}
+	if n.nspawnAlive() {
+		_ = syscall.Kill(-n.PID, syscall.SIGKILL)
+		_ = syscall.Kill(n.PID, syscall.SIGKILL)
+		waitGone(n.nspawnAlive, 10*time.Second)
+	}
 }
 
 // removeNode stops the node called name if it was started, and forgets it:
