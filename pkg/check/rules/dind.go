@@ -35,7 +35,7 @@ func (dindRule) Check(t *check.Target) []check.Hit {
 		return nil
 	}
 	var hits []check.Hit
-	eachContainer(t.PodSpec, t.SpecPath, func(ca containerAt) {
+	eachContainer(t, func(ca containerAt) {
 		if isDind(ca.c.Image) {
 			hits = append(hits, check.Hit{Container: ca.c.Name, Evidence: ca.c.Image, Field: ca.field() + ".image",
 				Message: fmt.Sprintf("runs the Docker-in-Docker image %s", ca.c.Image)})

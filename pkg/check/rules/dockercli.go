@@ -59,7 +59,7 @@ func (dockerCLIRule) Check(t *check.Target) []check.Hit {
 		return nil
 	}
 	var hits []check.Hit
-	eachContainer(t.PodSpec, t.SpecPath, func(ca containerAt) {
+	eachContainer(t, func(ca containerAt) {
 		if !privileged(ca.c) {
 			return
 		}

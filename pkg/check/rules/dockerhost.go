@@ -22,7 +22,7 @@ func (dockerHostRule) Check(t *check.Target) []check.Hit {
 		return nil
 	}
 	var hits []check.Hit
-	eachContainer(t.PodSpec, t.SpecPath, func(ca containerAt) {
+	eachContainer(t, func(ca containerAt) {
 		for i, e := range ca.c.Env {
 			field := func() string { return fmt.Sprintf("%s.env[%d]", ca.field(), i) }
 			switch {
