@@ -42,8 +42,10 @@ func genericTargets(n *yaml.Node, base *check.Target) []*check.Target {
 	root := &scope{}
 	var scopes []*scope
 	scopes = append(scopes, root)
-	var walk func(n *yaml.Node, field, key string, sc *scope)
-	walk = func(n *yaml.Node, field, key string, sc *scope) {
+	// parent is the name of the enclosing mapping: an Argo template's
+	// container has no name of its own and goes by its template's.
+	var walk func(n *yaml.Node, field, key, parent string, sc *scope)
+	walk = func(n *yaml.Node, field, key, parent string, sc *scope) {
 		n = resolve(n)
 		if n == nil {
 			return
@@ -51,12 +53,15 @@ func genericTargets(n *yaml.Node, base *check.Target) []*check.Target {
 		switch n.Kind {
 		case yaml.SequenceNode:
 			for i, it := range n.Content {
-				walk(it, fmt.Sprintf("%s[%d]", field, i), key, sc)
+				walk(it, fmt.Sprintf("%s[%d]", field, i), key, parent, sc)
 			}
 		case yaml.MappingNode:
 			if isContainer(n, key) {
 				var c corev1.Container
 				genericContainer(n, &c)
+				if c.Name == "" {
+					c.Name = parent
+				}
 				sc.containers = append(sc.containers, c)
 				sc.ctrPaths = append(sc.ctrPaths, field)
 				return
@@ -74,16 +79,17 @@ func genericTargets(n *yaml.Node, base *check.Target) []*check.Target {
 				scopes = append(scopes, inner)
 				sc = inner
 			}
+			name := scalar(n, "name")
 			_ = eachEntry(n, func(k string, v *yaml.Node) error {
 				if k == "volumes" || k == "metadata" && field == "" {
 					return nil
 				}
-				walk(v, join(field, k), k, sc)
+				walk(v, join(field, k), k, name, sc)
 				return nil
 			})
 		}
 	}
-	walk(n, "", "", root)
+	walk(n, "", "", "", root)
 
 	var out []*check.Target
 	for _, sc := range scopes {

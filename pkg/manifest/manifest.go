@@ -259,4 +259,3 @@ func yamlError(err error) (int, string) {
 	}
 	return n, "invalid YAML: " + text
 }
-

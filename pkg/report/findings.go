@@ -20,8 +20,10 @@ type FindingsSummary struct {
 type FindingList struct {
 	Findings []check.Finding `json:"findings"`
 	Summary  FindingsSummary `json:"summary"`
-	// Scanned counts the objects read, by kind.
+	// Scanned counts the objects read, by kind, skipped ones included.
 	Scanned map[string]int `json:"scanned"`
+	// Skipped lists the objects read but not checked, with file, line and why.
+	Skipped []check.Skipped `json:"skipped"`
 }
 
 func summarize(fs []check.Finding) FindingsSummary {
@@ -39,23 +41,49 @@ func Findings(w io.Writer, res *check.Result, rules []check.RuleMeta, f Format) 
 	if fs == nil {
 		fs = []check.Finding{}
 	}
-	list := FindingList{Findings: fs, Summary: summarize(fs), Scanned: res.Scanned}
+	skipped := res.Skipped
+	if skipped == nil {
+		skipped = []check.Skipped{}
+	}
+	list := FindingList{Findings: fs, Summary: summarize(fs), Scanned: res.Scanned, Skipped: skipped}
 	switch f {
 	case JSON:
 		return writeJSON(w, list)
 	case YAML:
 		return writeYAML(w, list)
 	case SARIF:
-		return writeJSON(w, toSARIF(fs, rules))
+		return writeJSON(w, toSARIF(fs, rules, skipped))
 	case Table, Wide:
 		return findingsTable(w, list)
 	}
 	return fmt.Errorf("findings cannot be written as %s", f)
 }
 
+// SkippedText is the one-line warning for an object that was not checked.
+func SkippedText(s check.Skipped) string {
+	loc := s.File
+	if s.Line > 0 {
+		loc += ":" + strconv.Itoa(s.Line)
+	}
+	obj := s.Object.String()
+	if s.Object.Kind == "" {
+		obj = "document"
+	}
+	if loc != "" {
+		obj += " (" + loc + ")"
+	}
+	return fmt.Sprintf("WARNING: skipped %s: %s", obj, s.Reason)
+}
+
 func findingsTable(w io.Writer, list FindingList) error {
+	for _, s := range list.Skipped {
+		fmt.Fprintln(w, SkippedText(s))
+	}
+	if len(list.Skipped) > 0 {
+		fmt.Fprintln(w)
+	}
 	if len(list.Findings) == 0 {
-		_, err := fmt.Fprintf(w, "No Docker dependencies found (%s scanned).\n", scannedText(list.Scanned))
+		_, err := fmt.Fprintf(w, "No Docker dependencies found (%s scanned%s).\n", scannedText(list.Scanned), skippedNote(list.Skipped))
 		return err
 	}
 	fromFiles := false
@@ -104,8 +132,15 @@ func findingsTable(w io.Writer, list FindingList) error {
 	if list.Summary.Total == 1 {
 		noun = "finding"
 	}
-	_, err := fmt.Fprintf(w, "\n%d %s (%s); %s scanned.\n", list.Summary.Total, noun, strings.Join(sev, ", "), scannedText(list.Scanned))
+	_, err := fmt.Fprintf(w, "\n%d %s (%s); %s scanned%s.\n", list.Summary.Total, noun, strings.Join(sev, ", "), scannedText(list.Scanned), skippedNote(list.Skipped))
 	return err
+}
+
+func skippedNote(s []check.Skipped) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d of them skipped (see the warnings above)", len(s))
 }
 
 func scannedText(scanned map[string]int) string {
@@ -119,7 +154,11 @@ func scannedText(scanned map[string]int) string {
 	}
 	parts := make([]string, len(kinds))
 	for i, k := range kinds {
-		parts[i] = fmt.Sprintf("%d %s", scanned[k], k)
+		name := k
+		if name == "" {
+			name = "without kind"
+		}
+		parts[i] = fmt.Sprintf("%d %s", scanned[k], name)
 	}
 	return strings.Join(parts, ", ")
 }
