@@ -1,6 +1,8 @@
 package report
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -48,7 +50,7 @@ func Findings(w io.Writer, res *check.Result, rules []check.RuleMeta, f Format) 
 	list := FindingList{Findings: fs, Summary: summarize(fs), Scanned: res.Scanned, Skipped: skipped}
 	switch f {
 	case JSON:
-		return writeJSON(w, list)
+		return findingsJSON(w, list)
 	case YAML:
 		return writeYAML(w, list)
 	case SARIF:
@@ -161,4 +163,43 @@ func scannedText(scanned map[string]int) string {
 		parts[i] = fmt.Sprintf("%d %s", scanned[k], name)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// findingsJSON writes list as writeJSON would, one finding at a time, so a
+// large result is never held twice more in memory as encoded text.
+func findingsJSON(w io.Writer, list FindingList) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if len(list.Findings) == 0 {
+		bw.WriteString("{\n  \"findings\": [],")
+	} else {
+		bw.WriteString("{\n  \"findings\": [")
+		for i, f := range list.Findings {
+			data, err := json.MarshalIndent(f, "    ", "  ")
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			bw.WriteString("\n    ")
+			bw.Write(data)
+		}
+		bw.WriteString("\n  ],")
+	}
+	rest := []struct {
+		key string
+		v   any
+	}{{"summary", list.Summary}, {"scanned", list.Scanned}, {"skipped", list.Skipped}}
+	for i, r := range rest {
+		data, err := json.MarshalIndent(r.v, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(bw, "\n  %q: %s", r.key, data)
+		if i < len(rest)-1 {
+			bw.WriteByte(',')
+		}
+	}
+	bw.WriteString("\n}\n")
+	return bw.Flush()
 }
