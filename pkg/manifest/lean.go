@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -14,13 +15,47 @@ import (
 	"github.com/unshim/unshim/pkg/check"
 )
 
-// decodeStream reads the YAML or JSON documents of r one at a time and
-// sends a target for every object in them; send returns false when the
-// check has stopped. Only the fields the rules read are decoded, straight
+// decodeStream reads the YAML or JSON documents of data and sends a target for
+// every object in them, in order; send returns false when the check has
+// stopped. Documents in the plain block subset of YAML are parsed by the
+// fast path (blockyaml.go), the others by yaml.v3. Only the fields the rules read are decoded, straight
 // from the YAML node tree: no map[string]any, no JSON round trip, no full
 // typed object. Those fields are checked for shape (a list where a list
 // belongs); the rest of the object is not validated.
-func decodeStream(name string, r io.Reader, send func(item) bool) error {
+func decodeStream(name string, data []byte, send func(item) bool) error {
+	docs, ok := splitDocuments(data)
+	if !ok {
+		return decodeYAMLv3(name, data, 1, send)
+	}
+	for _, c := range docs {
+		n, err := parseBlockDocument(c)
+		if errors.Is(err, fallback) {
+			if err := decodeYAMLv3(name, c.text, c.first, send); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == nil {
+			continue
+		}
+		if err := leanObject(name, n, send); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeYAMLv3 decodes text, which starts on line first of the file, with
+// yaml.v3: the documents the fast path leaves, and whole streams it cannot split.
+func decodeYAMLv3(name string, text []byte, first int, send func(item) bool) error {
+	var r io.Reader = bytes.NewReader(text)
+	if first > 1 {
+		// Lines before the document keep yaml.v3's line numbers those of the file.
+		r = io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("\n"), first-1)), r)
+	}
 	dec := yaml.NewDecoder(r)
 	for {
 		var doc yaml.Node

@@ -63,7 +63,7 @@ type item struct {
 // job is one input to decode; its items arrive on out, in document order.
 type job struct {
 	name string // file path, or "<stdin>"
-	open func() (io.ReadCloser, error)
+	read func() ([]byte, error)
 	out  chan item
 }
 
@@ -158,7 +158,13 @@ func (s *Source) jobs() ([]*job, error) {
 				return nil, errors.New("read stdin: no input")
 			}
 			in := s.Stdin
-			jobs = append(jobs, &job{name: "<stdin>", open: func() (io.ReadCloser, error) { return io.NopCloser(in), nil }})
+			jobs = append(jobs, &job{name: "<stdin>", read: func() ([]byte, error) {
+				data, err := io.ReadAll(in)
+				if err != nil {
+					return nil, fmt.Errorf("read stdin: %w", err)
+				}
+				return data, nil
+			}})
 			continue
 		}
 		files, err := expand(p)
@@ -166,12 +172,12 @@ func (s *Source) jobs() ([]*job, error) {
 			return nil, err
 		}
 		for _, f := range files {
-			jobs = append(jobs, &job{name: f, open: func() (io.ReadCloser, error) {
-				r, err := os.Open(f)
+			jobs = append(jobs, &job{name: f, read: func() ([]byte, error) {
+				data, err := os.ReadFile(f)
 				if err != nil {
 					return nil, fmt.Errorf("read manifests: %w", err)
 				}
-				return r, nil
+				return data, nil
 			}})
 		}
 	}
@@ -193,13 +199,12 @@ func decodeJob(ctx context.Context, j *job) {
 			return false
 		}
 	}
-	r, err := j.open()
+	data, err := j.read()
 	if err != nil {
 		send(item{err: err})
 		return
 	}
-	defer r.Close()
-	if err := decodeStream(j.name, r, send); err != nil {
+	if err := decodeStream(j.name, data, send); err != nil {
 		send(item{err: err})
 	}
 }
