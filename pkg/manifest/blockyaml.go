@@ -2,7 +2,6 @@ package manifest
 
 import (
 	"bytes"
-	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -711,13 +710,9 @@ func (f *flowParser) scalar() (*yaml.Node, error) {
 	return f.p.scalarNode(v, f.line, false), nil
 }
 
-var (
-	intRe   = regexp.MustCompile(`^[-+]?(0|[1-9][0-9_]*|0b[01_]+|0o?[0-7_]+|0x[0-9a-fA-F_]+)$`)
-	floatRe = regexp.MustCompile(`^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$|^[-+]?\.(inf|Inf|INF)$|^\.(nan|NaN|NAN)$`)
-)
-
-// plainTag resolves a plain scalar as yaml.v3 does, for what the check
-// looks at: null, booleans and numbers apart from strings.
+// plainTag resolves a plain scalar as yaml.v3 does for what the check
+// looks at: null apart from everything else, and booleans and plain decimal
+// numbers named in error messages. Other numeric forms are called strings.
 func plainTag(v string) string {
 	switch v {
 	case "", "~", "null", "Null", "NULL":
@@ -725,20 +720,27 @@ func plainTag(v string) string {
 	case "true", "True", "TRUE", "false", "False", "FALSE":
 		return "!!bool"
 	}
-	if c := v[0]; c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' {
-		if intRe.MatchString(v) {
-			return "!!int"
-		}
-		if floatRe.MatchString(v) {
-			return "!!float"
-		}
-		if looksLikeTimestamp(v) {
-			return "!!timestamp"
+	digits, dot := 0, 0
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.':
+			dot++
+		case (c == '-' || c == '+') && i == 0:
+		default:
+			return "!!str"
 		}
 	}
-	return "!!str"
+	switch {
+	case digits == 0 || dot > 1:
+		return "!!str"
+	case dot == 1:
+		return "!!float"
+	case len(v) > 1 && v[0] == '0':
+		return "!!str" // octal and the like: yaml.v3's rules, not needed here
+	}
+	return "!!int"
 }
 
-func looksLikeTimestamp(v string) bool {
-	return len(v) >= 10 && v[4] == '-' && v[7] == '-' && strings.IndexFunc(v[:4], func(r rune) bool { return r < '0' || r > '9' }) < 0
-}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/unshim/unshim/pkg/check"
 )
@@ -14,6 +15,8 @@ type configRule struct {
 	meta    check.RuleMeta
 	configs []LogConfig
 	res     []*regexp.Regexp
+	lits    []string // a string every match contains ("" for none)
+	folds   []bool   // lits[i] is lower-case, to find in the lower-cased value
 }
 
 func newConfigRule(meta check.RuleMeta, configs []LogConfig) (configRule, error) {
@@ -24,6 +27,8 @@ func newConfigRule(meta check.RuleMeta, configs []LogConfig) (configRule, error)
 			return r, fmt.Errorf("%s %s: %w", meta.ID, l.Name, err)
 		}
 		r.res = append(r.res, re)
+		lit, fold := requiredLiteral(l.Pattern)
+		r.lits, r.folds = append(r.lits, lit), append(r.folds, fold)
 	}
 	return r, nil
 }
@@ -52,7 +57,20 @@ func (r configRule) Check(t *check.Target) []check.Hit {
 	var hits []check.Hit
 	for _, k := range keys {
 		v := t.ConfigMap.Data[k]
+		lower := ""
 		for i, re := range r.res {
+			if lit := r.lits[i]; lit != "" {
+				in := v
+				if r.folds[i] {
+					if lower == "" {
+						lower = strings.ToLower(v)
+					}
+					in = lower
+				}
+				if !strings.Contains(in, lit) {
+					continue
+				}
+			}
 			if re.MatchString(v) {
 				hits = append(hits, check.Hit{Evidence: k + ": " + r.configs[i].Name, Field: "data." + k,
 					Message: fmt.Sprintf("configuration %q: %s", k, r.configs[i].Name), Remedy: r.configs[i].Remedy})

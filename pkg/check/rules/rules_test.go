@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -212,5 +213,39 @@ knownMounts:
 				t.Errorf("hits %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestRequiredLiteral(t *testing.T) {
+	cat, err := BuiltinCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]string{
+		`/var/lib/docker/containers`:           "/var/lib/docker/containers",
+		`(?m)^\s*-\s*docker:\s*\{\s*\}`:        "docker:",
+		`(?is)path\s+/var/log/containers/[^x]`: "/var/log/containers/",
+		`a|b`:                                  "",
+	}
+	for p, want := range tests {
+		if got, _ := requiredLiteral(p); got != want {
+			t.Errorf("requiredLiteral(%q) = %q, want %q", p, got, want)
+		}
+	}
+	// Every match of every catalogued pattern contains its literal.
+	samples := []string{"Path /var/LOG/containers/*.log\n<parse>\n@type json", "  - docker: {}", "PARSER docker", "Docker_Mode On",
+		`type = "docker_logs"`, `"source": "dockerd"`, `"logPath": "/var/log/docker.log"`, "--component=docker", "/var/lib/docker/containers"}
+	for _, l := range append(cat.LogConfigs, cat.MonitorConfigs...) {
+		re := regexp.MustCompile(l.Pattern)
+		lit, fold := requiredLiteral(l.Pattern)
+		for _, s := range samples {
+			in := s
+			if fold {
+				in = strings.ToLower(s)
+			}
+			if re.MatchString(s) && !strings.Contains(in, lit) {
+				t.Errorf("%s matches %q, which lacks its literal %q", l.Name, s, lit)
+			}
+		}
 	}
 }
