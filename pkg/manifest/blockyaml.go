@@ -743,4 +743,3 @@ func plainTag(v string) string {
 	}
 	return "!!int"
 }
-
