@@ -125,7 +125,7 @@ type Skipped struct {
 // merged per top-level owner and sorted most serious first.
 func Run(ctx context.Context, src Source, rules []Rule) (*Result, error) {
 	res := &Result{Scanned: map[string]int{}}
-	byKey := map[string]int{}
+	byKey := map[findingKey]int{}
 	err := src.Visit(ctx, func(t *Target) error {
 		res.Scanned[t.Object.Kind]++
 		if t.Skip != "" {

@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 )
@@ -77,7 +78,9 @@ type bline struct {
 type blockParser struct {
 	lines []bline
 	pos   int
-	slab  []yaml.Node
+	// slabs hold the document's nodes; they go back to slabPool once the
+	// check is done with the document (see docRef).
+	slabs []*nodeSlab
 	// openEnd is true when the document's last line has no line break.
 	openEnd bool
 }
@@ -94,16 +97,43 @@ func plainText(t []byte) bool {
 	return true
 }
 
-// parseBlockDocument parses one document; nil with a nil error is an empty document.
-func parseBlockDocument(c docChunk) (*yaml.Node, error) {
-	if !plainText(c.text) {
-		return nil, fallback
+// nodeSlab is a block of nodes handed out one by one: a document's tree
+// takes a few slabs instead of a few hundred allocations, and the slabs are
+// reused for later documents.
+type nodeSlab struct {
+	nodes [64]yaml.Node
+	used  int
+}
+
+var slabPool = sync.Pool{New: func() any { return new(nodeSlab) }}
+
+func releaseSlabs(slabs []*nodeSlab) {
+	for _, s := range slabs {
+		s.used = 0
+		slabPool.Put(s)
 	}
-	p := &blockParser{openEnd: len(c.text) > 0 && c.text[len(c.text)-1] != '\n'}
+}
+
+// parseBlockDocument parses one document; nil with a nil error is an empty
+// document. The nodes live in slabs, which the caller hands back with
+// releaseSlabs once nothing refers to the tree.
+func parseBlockDocument(c docChunk) (*yaml.Node, []*nodeSlab, error) {
+	if !plainText(c.text) {
+		return nil, nil, fallback
+	}
+	p := &blockParser{}
+	n, err := p.document(c)
+	if err != nil || n == nil {
+		releaseSlabs(p.slabs)
+		return nil, nil, err
+	}
+	return n, p.slabs, nil
+}
+
+func (p *blockParser) document(c docChunk) (*yaml.Node, error) {
+	p.openEnd = len(c.text) > 0 && c.text[len(c.text)-1] != '\n'
 	nl := bytes.Count(c.text, []byte("\n"))
 	p.lines = make([]bline, 0, nl+1)
-	// Block lines hold at most a key and a value; flow ones may need more, taken in chunks.
-	p.slab = make([]yaml.Node, 2*nl+8)
 	num := c.first
 	for rest := c.text; ; {
 		var raw []byte
@@ -144,12 +174,13 @@ func parseBlockDocument(c docChunk) (*yaml.Node, error) {
 }
 
 func (p *blockParser) newNode(kind yaml.Kind, line int) *yaml.Node {
-	if len(p.slab) == 0 {
-		p.slab = make([]yaml.Node, 32)
+	if len(p.slabs) == 0 || p.slabs[len(p.slabs)-1].used == len(p.slabs[0].nodes) {
+		p.slabs = append(p.slabs, slabPool.Get().(*nodeSlab))
 	}
-	n := &p.slab[0]
-	p.slab = p.slab[1:]
-	n.Kind, n.Line = kind, line
+	s := p.slabs[len(p.slabs)-1]
+	n := &s.nodes[s.used]
+	s.used++
+	*n = yaml.Node{Kind: kind, Line: line}
 	switch kind {
 	case yaml.MappingNode:
 		n.Tag = "!!map"

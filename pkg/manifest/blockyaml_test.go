@@ -40,7 +40,7 @@ func compareWithYAMLv3(data []byte) (took, left int, err error) {
 		return 0, 1, nil
 	}
 	for _, c := range docs {
-		fast, ferr := parseBlockDocument(c)
+		fast, _, ferr := parseBlockDocument(c)
 		if errors.Is(ferr, fallback) {
 			left++
 			continue

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 
 	"gopkg.in/yaml.v3"
 	corev1 "k8s.io/api/core/v1"
@@ -28,7 +29,7 @@ func decodeStream(name string, data []byte, send func(item) bool) error {
 		return decodeYAMLv3(name, data, 1, send)
 	}
 	for _, c := range docs {
-		n, err := parseBlockDocument(c)
+		n, slabs, err := parseBlockDocument(c)
 		if errors.Is(err, fallback) {
 			if err := decodeYAMLv3(name, c.text, c.first, send); err != nil {
 				return err
@@ -41,11 +42,35 @@ func decodeStream(name string, data []byte, send func(item) bool) error {
 		if n == nil {
 			continue
 		}
-		if err := leanObject(name, n, send); err != nil {
+		ref := &docRef{slabs: slabs}
+		ref.pending.Store(1)
+		err = leanObject(name, n, func(it item) bool {
+			ref.pending.Add(1)
+			it.doc = ref
+			return send(it)
+		})
+		ref.done()
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// docRef counts the targets of a fast-path document the check has not yet
+// finished with; when none is left, the document's node slabs are reused.
+// A target kept for later (one with owner references) is never finished, so
+// its document's slabs are simply left to the garbage collector.
+type docRef struct {
+	pending atomic.Int32
+	slabs   []*nodeSlab
+}
+
+// done marks one target (or the decoder's own hold) finished.
+func (d *docRef) done() {
+	if d != nil && d.pending.Add(-1) == 0 {
+		releaseSlabs(d.slabs)
+	}
 }
 
 // decodeYAMLv3 decodes text, which starts on line first of the file, with

@@ -57,7 +57,8 @@ func (e *ParseError) Unwrap() error { return e.Err }
 type item struct {
 	t    *check.Target
 	refs []metav1.OwnerReference
-	err  error // set on the last item of a file that failed
+	err  error   // set on the last item of a file that failed
+	doc  *docRef // the fast-path document it was read from, if any
 }
 
 // job is one input to decode; its items arrive on out, in document order.
@@ -89,11 +90,13 @@ func (s *Source) Visit(ctx context.Context, fn func(*check.Target) error) error 
 	// The producer hands jobs to the workers and, in the same order, to the
 	// consumer below; order's capacity bounds how many files are in flight.
 	todo := make(chan *job)
-	order := make(chan *job, 2*workers)
+	order := make(chan *job, workers+1)
 	go func() {
 		defer close(todo)
 		defer close(order)
 		for _, j := range jobs {
+			// A few decoded documents wait per file while the check works on an earlier one.
+			j.out = make(chan item, 4)
 			select {
 			case order <- j:
 			case <-ctx.Done():
@@ -132,6 +135,7 @@ func (s *Source) Visit(ctx context.Context, fn func(*check.Target) error) error 
 			if err := fn(it.t); err != nil {
 				return err
 			}
+			it.doc.done()
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -180,10 +184,6 @@ func (s *Source) jobs() ([]*job, error) {
 				return data, nil
 			}})
 		}
-	}
-	for _, j := range jobs {
-		// A few decoded documents wait per file while the check works on an earlier one.
-		j.out = make(chan item, 16)
 	}
 	return jobs, nil
 }

@@ -5,6 +5,8 @@ package check
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -131,8 +133,18 @@ func (o *Options) Validate() error {
 	return nil
 }
 
+// manifestGCPercent is the GOGC the check runs manifests with (unless GOGC
+// is set). Manifests are streamed, so what is live stays small (findings so
+// far, a few files in flight); letting the heap grow by half of it between
+// collections instead of all of it keeps the peak near the start-up floor
+// however many files are read, at little cost as the decoder allocates little.
+const manifestGCPercent = 50
+
 // Run checks, writes the findings and turns them into the exit code.
 func (o *Options) Run(ctx context.Context) error {
+	if len(o.Filenames) > 0 && os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(manifestGCPercent))
+	}
 	res, err := check.Run(ctx, o.source, o.rules)
 	if err != nil {
 		return fmt.Errorf("check: %w", err)
