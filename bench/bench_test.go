@@ -20,9 +20,10 @@ import (
 	"github.com/unshim/unshim/pkg/lab/seed"
 )
 
-// measurement is one run of a program: wall time and peak RSS.
+// measurement is one run of a program: wall time, CPU time and peak RSS.
 type measurement struct {
 	wall   time.Duration
+	cpu    time.Duration // user and system
 	rssMiB float64
 	stdout string
 }
@@ -50,12 +51,13 @@ func measure(b *testing.B, name string, args ...string) measurement {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var wall float64
+	var wall, cpu float64
 	var rssKiB int64
-	if _, err := fmt.Sscan(string(data), &wall, &rssKiB); err != nil {
+	if _, err := fmt.Sscan(string(data), &wall, &rssKiB, &cpu); err != nil {
 		b.Fatalf("rusage output %q: %v", data, err)
 	}
-	return measurement{wall: time.Duration(wall * float64(time.Second)), rssMiB: float64(rssKiB) / 1024, stdout: out.String()}
+	return measurement{wall: time.Duration(wall * float64(time.Second)), cpu: time.Duration(cpu * float64(time.Second)),
+		rssMiB: float64(rssKiB) / 1024, stdout: out.String()}
 }
 
 func median(ms []measurement) measurement {

@@ -1,5 +1,6 @@
-// Command rusage runs a command and writes its wall time and peak RSS to
-// the file named by -o, passing its output and exit code through.
+// Command rusage runs a command and writes its wall time, peak RSS and CPU
+// time (user and system) to the file named by -o, passing its output and
+// exit code through.
 //
 // The benchmarks start programs through it because Go starts a child with
 // clone(CLONE_VM|CLONE_VFORK): Linux then carries the parent's peak RSS
@@ -19,7 +20,7 @@ import (
 )
 
 func main() {
-	out := flag.String("o", "", "file to write \"<wall seconds> <peak RSS KiB>\" to")
+	out := flag.String("o", "", "file to write \"<wall seconds> <peak RSS KiB> <CPU seconds>\" to")
 	flag.Parse()
 	if *out == "" || flag.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "usage: rusage -o FILE -- COMMAND [ARG...]")
@@ -36,7 +37,8 @@ func main() {
 		os.Exit(2)
 	}
 	ru := c.ProcessState.SysUsage().(*syscall.Rusage)
-	if err := os.WriteFile(*out, []byte(fmt.Sprintf("%f %d\n", wall.Seconds(), ru.Maxrss)), 0o644); err != nil {
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if err := os.WriteFile(*out, []byte(fmt.Sprintf("%f %d %f\n", wall.Seconds(), ru.Maxrss, cpu.Seconds())), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
