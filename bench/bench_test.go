@@ -35,7 +35,8 @@ var rusageBin string
 // time and its own peak RSS (a direct child would report this test binary's).
 func measure(b *testing.B, name string, args ...string) measurement {
 	b.Helper()
-	if rusageBin == "" {
+	if _, err := os.Stat(rusageBin); rusageBin == "" || err != nil {
+		// Built once per benchmark: the one before may have removed its temporary directory.
 		rusageBin = build(b, b.TempDir(), "./bench/rusage")
 	}
 	stats := filepath.Join(b.TempDir(), "rusage")
