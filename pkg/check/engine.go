@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"fmt"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,6 +32,9 @@ type Hit struct {
 	Message string
 	// Remedy overrides the rule's remedy when the match knows a better one.
 	Remedy string
+	// Severity overrides the rule's severity when the match knows better
+	// (a catalogued image that mounts a directory for its own reasons).
+	Severity *Severity
 }
 
 // Target is one object handed to the rules.
@@ -51,6 +55,47 @@ type Target struct {
 	File string
 	// Line returns the line of a field path in File; nil for live objects.
 	Line func(field string) int
+	// Fields locates the containers and volumes of a PodSpec that was
+	// assembled from an object of another shape (a custom resource's steps,
+	// templates or sidecars); nil when PodSpec is the object's own.
+	Fields *SpecFields
+	// Skip, when set, says why the object was not checked: the engine
+	// reports it as skipped and runs no rule on it.
+	Skip string
+	// APIVersion is the object's apiVersion as written (manifests only).
+	APIVersion string
+	// ObjectLine is the line the object starts on in File (manifests only).
+	ObjectLine int
+}
+
+// SpecFields gives the field path of each container and volume of an assembled PodSpec.
+type SpecFields struct {
+	InitContainers []string
+	Containers     []string
+	Volumes        []string
+}
+
+// ContainerField returns the field path of container i of list
+// ("initContainers" or "containers") of t's PodSpec.
+func (t *Target) ContainerField(list string, i int) string {
+	if t.Fields != nil {
+		paths := t.Fields.Containers
+		if list == "initContainers" {
+			paths = t.Fields.InitContainers
+		}
+		if i < len(paths) {
+			return paths[i]
+		}
+	}
+	return fmt.Sprintf("%s.%s[%d]", t.SpecPath, list, i)
+}
+
+// VolumeField returns the field path of volume i of t's PodSpec.
+func (t *Target) VolumeField(i int) string {
+	if t.Fields != nil && i < len(t.Fields.Volumes) {
+		return t.Fields.Volumes[i]
+	}
+	return fmt.Sprintf("%s.volumes[%d]", t.SpecPath, i)
 }
 
 // Source yields the objects to check, one at a time, with owners resolved.
@@ -61,17 +106,32 @@ type Source interface {
 // Result is what a check run found and how much it looked at.
 type Result struct {
 	Findings []Finding `json:"findings"`
-	// Scanned counts the objects read, by kind.
+	// Scanned counts the objects read, by kind, skipped ones included.
 	Scanned map[string]int `json:"scanned"`
+	// Skipped lists the objects read but not checked, in the order read.
+	Skipped []Skipped `json:"skipped"`
+}
+
+// Skipped is an object that was read but not checked, and why.
+type Skipped struct {
+	Object     ObjectRef `json:"object"`
+	APIVersion string    `json:"apiVersion,omitempty"`
+	File       string    `json:"file,omitempty"`
+	Line       int       `json:"line,omitempty"`
+	Reason     string    `json:"reason"`
 }
 
 // Run feeds every object of src to every rule and returns the findings,
 // merged per top-level owner and sorted most serious first.
 func Run(ctx context.Context, src Source, rules []Rule) (*Result, error) {
 	res := &Result{Scanned: map[string]int{}}
-	byKey := map[string]int{}
+	byKey := map[findingKey]int{}
 	err := src.Visit(ctx, func(t *Target) error {
 		res.Scanned[t.Object.Kind]++
+		if t.Skip != "" {
+			res.Skipped = append(res.Skipped, Skipped{Object: t.Object, APIVersion: t.APIVersion, File: t.File, Line: t.ObjectLine, Reason: t.Skip})
+			return nil
+		}
 		for _, r := range rules {
 			meta := r.Meta()
 			for _, h := range r.Check(t) {
@@ -88,6 +148,9 @@ func Run(ctx context.Context, src Source, rules []Rule) (*Result, error) {
 				}
 				if h.Remedy != "" {
 					f.Remedy = h.Remedy
+				}
+				if h.Severity != nil {
+					f.Severity = *h.Severity
 				}
 				if t.Object != t.Owner {
 					via := t.Object

@@ -95,7 +95,13 @@ type Finding struct {
 	Line int    `json:"line,omitempty"`
 }
 
-// Key identifies findings that are the same dependency of the same owner.
-func (f Finding) key() string {
-	return strings.Join([]string{f.Object.String(), f.Rule, f.Container, f.Evidence, f.File}, "\x00")
+// findingKey identifies findings that are the same dependency of the same
+// owner; it shares the finding's strings rather than joining new ones.
+type findingKey struct {
+	object                          ObjectRef
+	rule, container, evidence, file string
+}
+
+func (f Finding) key() findingKey {
+	return findingKey{f.Object, f.Rule, f.Container, f.Evidence, f.File}
 }

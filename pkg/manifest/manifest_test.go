@@ -96,13 +96,16 @@ func TestStdinAndErrors(t *testing.T) {
 		{"unclosed flow", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: [x\n", 4, "did not find expected"},
 		{"bad indentation", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n   labels: x: y\n", 5, "mapping values"},
 		{"tab", "apiVersion: v1\n\tkind: Pod\n", 2, "tab"},
-		{"wrong type", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  replicas: many\n", 5, "spec.replicas"},
+		{"wrong type", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  template:\n    spec:\n      containers: many\n", 7, "spec.template.spec.containers: want a list"},
+		{"wrong type in a container", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    image: [x]\n", 7, "spec.containers[0].image: want a string"},
+		{"bad privileged", "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nspec:\n  containers:\n  - name: c\n    securityContext: {privileged: maybe}\n", 7, "privileged: want true or false"},
 		{"scalar document", "just text\n", 1, "not a Kubernetes object"},
 		{"list items not a list", "apiVersion: v1\nkind: List\nitems: 3\n", 3, "items is not a list"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := (&Source{Paths: []string{"-"}, Stdin: strings.NewReader(tt.input)}).Read()
+			rs, _ := rules.All(rules.Options{})
+			_, err := check.Run(context.Background(), &Source{Paths: []string{"-"}, Stdin: strings.NewReader(tt.input)}, rs)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("unexpected error %v", err)
@@ -121,7 +124,8 @@ func TestStdinAndErrors(t *testing.T) {
 }
 
 func TestMissingPath(t *testing.T) {
-	_, err := (&Source{Paths: []string{"testdata/does-not-exist"}}).Read()
+	rs, _ := rules.All(rules.Options{})
+	_, err := check.Run(context.Background(), &Source{Paths: []string{"testdata/does-not-exist"}}, rs)
 	if err == nil || !strings.Contains(err.Error(), "does-not-exist") {
 		t.Errorf("error %v", err)
 	}

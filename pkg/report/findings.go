@@ -1,6 +1,8 @@
 package report
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -20,8 +22,10 @@ type FindingsSummary struct {
 type FindingList struct {
 	Findings []check.Finding `json:"findings"`
 	Summary  FindingsSummary `json:"summary"`
-	// Scanned counts the objects read, by kind.
+	// Scanned counts the objects read, by kind, skipped ones included.
 	Scanned map[string]int `json:"scanned"`
+	// Skipped lists the objects read but not checked, with file, line and why.
+	Skipped []check.Skipped `json:"skipped"`
 }
 
 func summarize(fs []check.Finding) FindingsSummary {
@@ -39,23 +43,49 @@ func Findings(w io.Writer, res *check.Result, rules []check.RuleMeta, f Format) 
 	if fs == nil {
 		fs = []check.Finding{}
 	}
-	list := FindingList{Findings: fs, Summary: summarize(fs), Scanned: res.Scanned}
+	skipped := res.Skipped
+	if skipped == nil {
+		skipped = []check.Skipped{}
+	}
+	list := FindingList{Findings: fs, Summary: summarize(fs), Scanned: res.Scanned, Skipped: skipped}
 	switch f {
 	case JSON:
-		return writeJSON(w, list)
+		return findingsJSON(w, list)
 	case YAML:
 		return writeYAML(w, list)
 	case SARIF:
-		return writeJSON(w, toSARIF(fs, rules))
+		return writeJSON(w, toSARIF(fs, rules, skipped))
 	case Table, Wide:
 		return findingsTable(w, list)
 	}
 	return fmt.Errorf("findings cannot be written as %s", f)
 }
 
+// SkippedText is the one-line warning for an object that was not checked.
+func SkippedText(s check.Skipped) string {
+	loc := s.File
+	if s.Line > 0 {
+		loc += ":" + strconv.Itoa(s.Line)
+	}
+	obj := s.Object.String()
+	if s.Object.Kind == "" {
+		obj = "document"
+	}
+	if loc != "" {
+		obj += " (" + loc + ")"
+	}
+	return fmt.Sprintf("WARNING: skipped %s: %s", obj, s.Reason)
+}
+
 func findingsTable(w io.Writer, list FindingList) error {
+	for _, s := range list.Skipped {
+		fmt.Fprintln(w, SkippedText(s))
+	}
+	if len(list.Skipped) > 0 {
+		fmt.Fprintln(w)
+	}
 	if len(list.Findings) == 0 {
-		_, err := fmt.Fprintf(w, "No Docker dependencies found (%s scanned).\n", scannedText(list.Scanned))
+		_, err := fmt.Fprintf(w, "No Docker dependencies found (%s scanned%s).\n", scannedText(list.Scanned), skippedNote(list.Skipped))
 		return err
 	}
 	fromFiles := false
@@ -104,8 +134,15 @@ func findingsTable(w io.Writer, list FindingList) error {
 	if list.Summary.Total == 1 {
 		noun = "finding"
 	}
-	_, err := fmt.Fprintf(w, "\n%d %s (%s); %s scanned.\n", list.Summary.Total, noun, strings.Join(sev, ", "), scannedText(list.Scanned))
+	_, err := fmt.Fprintf(w, "\n%d %s (%s); %s scanned%s.\n", list.Summary.Total, noun, strings.Join(sev, ", "), scannedText(list.Scanned), skippedNote(list.Skipped))
 	return err
+}
+
+func skippedNote(s []check.Skipped) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d of them skipped (see the warnings above)", len(s))
 }
 
 func scannedText(scanned map[string]int) string {
@@ -119,7 +156,50 @@ func scannedText(scanned map[string]int) string {
 	}
 	parts := make([]string, len(kinds))
 	for i, k := range kinds {
-		parts[i] = fmt.Sprintf("%d %s", scanned[k], k)
+		name := k
+		if name == "" {
+			name = "without kind"
+		}
+		parts[i] = fmt.Sprintf("%d %s", scanned[k], name)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// findingsJSON writes list as writeJSON would, one finding at a time, so a
+// large result is never held twice more in memory as encoded text.
+func findingsJSON(w io.Writer, list FindingList) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if len(list.Findings) == 0 {
+		bw.WriteString("{\n  \"findings\": [],")
+	} else {
+		bw.WriteString("{\n  \"findings\": [")
+		for i, f := range list.Findings {
+			data, err := json.MarshalIndent(f, "    ", "  ")
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			bw.WriteString("\n    ")
+			bw.Write(data)
+		}
+		bw.WriteString("\n  ],")
+	}
+	rest := []struct {
+		key string
+		v   any
+	}{{"summary", list.Summary}, {"scanned", list.Scanned}, {"skipped", list.Skipped}}
+	for i, r := range rest {
+		data, err := json.MarshalIndent(r.v, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(bw, "\n  %q: %s", r.key, data)
+		if i < len(rest)-1 {
+			bw.WriteByte(',')
+		}
+	}
+	bw.WriteString("\n}\n")
+	return bw.Flush()
 }

@@ -12,8 +12,22 @@ type sarifLog struct {
 }
 
 type sarifRun struct {
-	Tool    sarifTool     `json:"tool"`
-	Results []sarifResult `json:"results"`
+	Tool        sarifTool         `json:"tool"`
+	Invocations []sarifInvocation `json:"invocations,omitempty"`
+	Results     []sarifResult     `json:"results"`
+}
+
+// sarifInvocation carries the objects that were read but not checked, as
+// tool execution notifications (SARIF 2.1.0 §3.20.21).
+type sarifInvocation struct {
+	ExecutionSuccessful bool                `json:"executionSuccessful"`
+	Notifications       []sarifNotification `json:"toolExecutionNotifications"`
+}
+
+type sarifNotification struct {
+	Level     string          `json:"level"`
+	Message   sarifText       `json:"message"`
+	Locations []sarifLocation `json:"locations,omitempty"`
 }
 
 type sarifTool struct {
@@ -86,8 +100,23 @@ func sarifLevel(s check.Severity) string {
 	}
 }
 
-func toSARIF(fs []check.Finding, rules []check.RuleMeta) sarifLog {
+func toSARIF(fs []check.Finding, rules []check.RuleMeta, skipped []check.Skipped) sarifLog {
 	run := sarifRun{Tool: sarifTool{Driver: sarifDriver{Name: "unshim", Rules: []sarifRule{}}}, Results: []sarifResult{}}
+	if len(skipped) > 0 {
+		inv := sarifInvocation{ExecutionSuccessful: true}
+		for _, s := range skipped {
+			n := sarifNotification{Level: "warning", Message: sarifText{"skipped " + s.Object.String() + ": " + s.Reason}}
+			if s.File != "" {
+				loc := sarifLocation{PhysicalLocation: &sarifPhysical{ArtifactLocation: sarifArtifact{URI: s.File}}}
+				if s.Line > 0 {
+					loc.PhysicalLocation.Region = &sarifRegion{StartLine: s.Line}
+				}
+				n.Locations = []sarifLocation{loc}
+			}
+			inv.Notifications = append(inv.Notifications, n)
+		}
+		run.Invocations = []sarifInvocation{inv}
+	}
 	for _, r := range rules {
 		run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, sarifRule{
 			ID: r.ID, Name: r.Title, ShortDescription: sarifText{r.Title}, Help: sarifText{r.Remedy},

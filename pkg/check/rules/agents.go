@@ -2,30 +2,40 @@ package rules
 
 import (
 	"fmt"
-	"path"
-	"sync"
 
 	"github.com/unshim/unshim/pkg/check"
 )
 
-// agentRule reports containers running a catalogued agent that used Docker.
+// agentRule reports containers running a catalogued agent that used Docker,
+// unless the entry's conditions say this one is configured for the CRI.
 type agentRule struct {
-	agents []Agent
-	// seen memoizes matchAgent per image: a cluster runs the same images in
-	// many pods, and glob matching every pattern is the check's hottest loop.
-	memo *agentMemo
+	agents []compiledAgent
+	images *imageMatcher
 }
 
-type agentMemo struct {
-	mu sync.Mutex
-	m  map[string]*Agent
+type compiledAgent struct {
+	*Agent
+	when, unless []condition
 }
-
-// maxMemo bounds the memo; past it, images are matched afresh.
-const maxMemo = 8192
 
 func newAgentRule(c *Catalog) (agentRule, error) {
-	return agentRule{agents: c.Agents, memo: &agentMemo{m: map[string]*Agent{}}}, nil
+	r := agentRule{}
+	patterns := make([][]string, len(c.Agents))
+	for i := range c.Agents {
+		a := &c.Agents[i]
+		patterns[i] = a.Images
+		when, err := compileConditions(a.When)
+		if err != nil {
+			return r, fmt.Errorf("agent %s: when: %w", a.Name, err)
+		}
+		unless, err := compileConditions(a.Unless)
+		if err != nil {
+			return r, fmt.Errorf("agent %s: unless: %w", a.Name, err)
+		}
+		r.agents = append(r.agents, compiledAgent{Agent: a, when: when, unless: unless})
+	}
+	r.images = newImageMatcher(patterns)
+	return r, nil
 }
 
 func (agentRule) Meta() check.RuleMeta {
@@ -33,30 +43,10 @@ func (agentRule) Meta() check.RuleMeta {
 		Remedy: "Upgrade the agent to a release that supports containerd and point it at /run/containerd/containerd.sock."}
 }
 
-// matchAgent returns the catalogued agent whose image pattern matches image.
-func (r agentRule) matchAgent(image string) *Agent {
-	r.memo.mu.Lock()
-	defer r.memo.mu.Unlock()
-	if a, ok := r.memo.m[image]; ok {
-		return a
-	}
-	a := r.match(image)
-	if len(r.memo.m) < maxMemo {
-		r.memo.m[image] = a
-	}
-	return a
-}
-
-func (r agentRule) match(image string) *Agent {
-	repo, _ := imageRepo(image)
-	for i := range r.agents {
-		for _, p := range r.agents[i].Images {
-			for _, form := range repoForms(repo) {
-				if ok, _ := path.Match(p, form); ok {
-					return &r.agents[i]
-				}
-			}
-		}
+// matchAgent returns the catalogued agent whose image pattern matches image, or nil.
+func (r agentRule) matchAgent(image string) *compiledAgent {
+	if i := r.images.match(image); i >= 0 {
+		return &r.agents[i]
 	}
 	return nil
 }
@@ -66,11 +56,19 @@ func (r agentRule) Check(t *check.Target) []check.Hit {
 		return nil
 	}
 	var hits []check.Hit
-	eachContainer(t.PodSpec, t.SpecPath, func(ca containerAt) {
-		if a := r.matchAgent(ca.c.Image); a != nil {
-			hits = append(hits, check.Hit{Container: ca.c.Name, Evidence: ca.c.Image, Field: ca.field() + ".image",
-				Message: fmt.Sprintf("runs %s (%s): %s", a.Name, ca.c.Image, a.Note), Remedy: a.Remedy})
+	eachContainer(t, func(ca containerAt) {
+		a := r.matchAgent(ca.c.Image)
+		if a == nil {
+			return
 		}
+		if len(a.when) > 0 && !anyHolds(a.when, ca, t) {
+			return
+		}
+		if anyHolds(a.unless, ca, t) {
+			return
+		}
+		hits = append(hits, check.Hit{Container: ca.c.Name, Evidence: ca.c.Image, Field: ca.field() + ".image",
+			Message: fmt.Sprintf("runs %s (%s): %s", a.Name, ca.c.Image, a.Note), Remedy: a.Remedy})
 	})
 	return hits
 }

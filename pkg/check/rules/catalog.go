@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"strings"
 
 	"sigs.k8s.io/yaml"
 )
@@ -13,10 +14,13 @@ import (
 //go:embed catalog.yaml
 var builtinCatalog []byte
 
-// Catalog lists known Docker-dependent agents and log-collector configurations.
+// Catalog lists known Docker-dependent agents, log-collector and monitor
+// configurations, and images that mount node directories for reasons of their own.
 type Catalog struct {
-	Agents     []Agent     `json:"agents"`
-	LogConfigs []LogConfig `json:"logConfigs"`
+	Agents         []Agent      `json:"agents"`
+	LogConfigs     []LogConfig  `json:"logConfigs"`
+	MonitorConfigs []LogConfig  `json:"monitorConfigs"`
+	KnownMounts    []KnownMount `json:"knownMounts"`
 }
 
 // Agent is a telemetry or security agent known to have used Docker.
@@ -25,13 +29,47 @@ type Agent struct {
 	Images []string `json:"images"`
 	Note   string   `json:"note"`
 	Remedy string   `json:"remedy"`
+	// When lists conditions of which one must hold for the entry to fire; none means it always may.
+	When []Condition `json:"when,omitempty"`
+	// Unless lists conditions any one of which keeps the entry from firing.
+	Unless []Condition `json:"unless,omitempty"`
 }
 
-// LogConfig is a log-collector setting that reads Docker's JSON logs.
+// Condition is a test on a container that matched an entry's image and on
+// its pod. It holds when every part it gives holds; each part holds when one
+// of its items matches.
+type Condition struct {
+	// Env: the container sets one of these variables (to a value matching Value, when given).
+	Env []EnvMatch `json:"env,omitempty"`
+	// Args: the container's command and args, joined by spaces, match one of these regular expressions.
+	Args []string `json:"args,omitempty"`
+	// Mounts: the pod has a hostPath volume at one of these paths or at a directory above it.
+	Mounts []string `json:"mounts,omitempty"`
+}
+
+// EnvMatch is an environment variable by name, with an optional regular expression for its value.
+type EnvMatch struct {
+	Name string `json:"name"`
+	// Value is a regular expression the value must match; "" accepts any value, valueFrom included.
+	Value string `json:"value,omitempty"`
+}
+
+// LogConfig is a ConfigMap setting that ties a collector or monitor to Docker.
 type LogConfig struct {
 	Name    string `json:"name"`
 	Pattern string `json:"pattern"`
 	Remedy  string `json:"remedy"`
+}
+
+// KnownMount is an image that mounts a node directory holding the Docker
+// socket (/, /run, /var/run) for reasons of its own: the directory-mount rule
+// reports it as info, with Reason, instead of medium.
+type KnownMount struct {
+	Name   string   `json:"name"`
+	Images []string `json:"images"`
+	// Paths are the hostPaths the reason covers; /var/run and /run are the same directory.
+	Paths  []string `json:"paths"`
+	Reason string   `json:"reason"`
 }
 
 // BuiltinCatalog returns the catalog shipped with unshim.
@@ -46,24 +84,89 @@ func ParseCatalog(data []byte, name string) (*Catalog, error) {
 		return nil, fmt.Errorf("parse catalog %s: %w", name, err)
 	}
 	for i, a := range c.Agents {
+		where := fmt.Sprintf("catalog %s: agents[%d]", name, i)
 		if a.Name == "" || len(a.Images) == 0 {
-			return nil, fmt.Errorf("catalog %s: agents[%d] needs a name and at least one image pattern", name, i)
+			return nil, fmt.Errorf("%s needs a name and at least one image pattern", where)
 		}
-		for _, p := range a.Images {
-			if _, err := path.Match(p, ""); err != nil {
-				return nil, fmt.Errorf("catalog %s: agents[%d] (%s): bad image pattern %q: %w", name, i, a.Name, p, err)
+		where += " (" + a.Name + ")"
+		if err := checkImages(where, a.Images); err != nil {
+			return nil, err
+		}
+		for j, cond := range a.When {
+			if err := cond.validate(fmt.Sprintf("%s: when[%d]", where, j)); err != nil {
+				return nil, err
+			}
+		}
+		for j, cond := range a.Unless {
+			if err := cond.validate(fmt.Sprintf("%s: unless[%d]", where, j)); err != nil {
+				return nil, err
 			}
 		}
 	}
-	for i, l := range c.LogConfigs {
-		if l.Name == "" || l.Pattern == "" {
-			return nil, fmt.Errorf("catalog %s: logConfigs[%d] needs a name and a pattern", name, i)
+	for _, sec := range []struct {
+		key     string
+		entries []LogConfig
+	}{{"logConfigs", c.LogConfigs}, {"monitorConfigs", c.MonitorConfigs}} {
+		for i, l := range sec.entries {
+			if l.Name == "" || l.Pattern == "" {
+				return nil, fmt.Errorf("catalog %s: %s[%d] needs a name and a pattern", name, sec.key, i)
+			}
+			if _, err := regexp.Compile(l.Pattern); err != nil {
+				return nil, fmt.Errorf("catalog %s: %s[%d] (%s): bad pattern: %w", name, sec.key, i, l.Name, err)
+			}
 		}
-		if _, err := regexp.Compile(l.Pattern); err != nil {
-			return nil, fmt.Errorf("catalog %s: logConfigs[%d] (%s): bad pattern: %w", name, i, l.Name, err)
+	}
+	for i, m := range c.KnownMounts {
+		where := fmt.Sprintf("catalog %s: knownMounts[%d]", name, i)
+		if m.Name == "" || len(m.Images) == 0 || len(m.Paths) == 0 || m.Reason == "" {
+			return nil, fmt.Errorf("%s needs a name, image patterns, paths and a reason", where)
+		}
+		if err := checkImages(where+" ("+m.Name+")", m.Images); err != nil {
+			return nil, err
+		}
+		if err := checkPaths(where+" ("+m.Name+")", m.Paths); err != nil {
+			return nil, err
 		}
 	}
 	return &c, nil
+}
+
+func (c Condition) validate(where string) error {
+	if len(c.Env) == 0 && len(c.Args) == 0 && len(c.Mounts) == 0 {
+		return fmt.Errorf("%s: a condition needs env, args or mounts", where)
+	}
+	for _, e := range c.Env {
+		if e.Name == "" {
+			return fmt.Errorf("%s: env entry without a name", where)
+		}
+		if _, err := regexp.Compile(e.Value); err != nil {
+			return fmt.Errorf("%s: env %s: bad value pattern: %w", where, e.Name, err)
+		}
+	}
+	for _, a := range c.Args {
+		if _, err := regexp.Compile(a); err != nil {
+			return fmt.Errorf("%s: bad args pattern: %w", where, err)
+		}
+	}
+	return checkPaths(where, c.Mounts)
+}
+
+func checkImages(where string, patterns []string) error {
+	for _, p := range patterns {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("%s: bad image pattern %q: %w", where, p, err)
+		}
+	}
+	return nil
+}
+
+func checkPaths(where string, paths []string) error {
+	for _, p := range paths {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("%s: path %q is not absolute", where, p)
+		}
+	}
+	return nil
 }
 
 // LoadCatalog returns the built-in catalog extended with the entries of each file.
@@ -83,6 +186,8 @@ func LoadCatalog(files ...string) (*Catalog, error) {
 		}
 		c.Agents = append(c.Agents, extra.Agents...)
 		c.LogConfigs = append(c.LogConfigs, extra.LogConfigs...)
+		c.MonitorConfigs = append(c.MonitorConfigs, extra.MonitorConfigs...)
+		c.KnownMounts = append(c.KnownMounts, extra.KnownMounts...)
 	}
 	return c, nil
 }

@@ -19,6 +19,9 @@ func (dindRule) Meta() check.RuleMeta {
 
 // isDind reports whether image is a Docker-in-Docker image (docker:*dind*, */dind, *-dind).
 func isDind(image string) bool {
+	if !containsFold(image, "dind") {
+		return false
+	}
 	repo, tag := imageRepo(image)
 	name := strings.ToLower(path.Base(repo))
 	tag = strings.ToLower(tag)
@@ -35,11 +38,31 @@ func (dindRule) Check(t *check.Target) []check.Hit {
 		return nil
 	}
 	var hits []check.Hit
-	eachContainer(t.PodSpec, t.SpecPath, func(ca containerAt) {
+	eachContainer(t, func(ca containerAt) {
 		if isDind(ca.c.Image) {
 			hits = append(hits, check.Hit{Container: ca.c.Name, Evidence: ca.c.Image, Field: ca.field() + ".image",
 				Message: fmt.Sprintf("runs the Docker-in-Docker image %s", ca.c.Image)})
 		}
 	})
 	return hits
+}
+
+// containsFold reports whether s contains the lower-case ASCII word sub, in any case.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		j := 0
+		for ; j < len(sub); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sub[j] {
+				break
+			}
+		}
+		if j == len(sub) {
+			return true
+		}
+	}
+	return false
 }

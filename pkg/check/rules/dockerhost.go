@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/unshim/unshim/pkg/check"
 )
@@ -22,7 +23,7 @@ func (dockerHostRule) Check(t *check.Target) []check.Hit {
 		return nil
 	}
 	var hits []check.Hit
-	eachContainer(t.PodSpec, t.SpecPath, func(ca containerAt) {
+	eachContainer(t, func(ca containerAt) {
 		for i, e := range ca.c.Env {
 			field := func() string { return fmt.Sprintf("%s.env[%d]", ca.field(), i) }
 			switch {
@@ -33,7 +34,7 @@ func (dockerHostRule) Check(t *check.Target) []check.Hit {
 				}
 				hits = append(hits, check.Hit{Container: ca.c.Name, Evidence: "DOCKER_HOST=" + v, Field: field(),
 					Message: fmt.Sprintf("sets DOCKER_HOST=%s: the container expects a Docker daemon", v)})
-			case dockerAPIEndpoint.MatchString(e.Value):
+			case strings.Contains(e.Value, "tcp://") && dockerAPIEndpoint.MatchString(e.Value):
 				hits = append(hits, check.Hit{Container: ca.c.Name, Evidence: e.Name + "=" + e.Value, Field: field(),
 					Message: fmt.Sprintf("%s points at a Docker API endpoint (%s)", e.Name, dockerAPIEndpoint.FindString(e.Value))})
 			}

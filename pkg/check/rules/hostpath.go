@@ -5,6 +5,8 @@ import (
 	"path"
 	"sort"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/unshim/unshim/pkg/check"
 )
 
@@ -20,10 +22,17 @@ const (
 
 // mountAt is one hostPath a pod sees, with the container that mounts it.
 type mountAt struct {
-	container string
-	hostPath  string // as written, joined with the mount's subPath
-	norm      string // normalized
-	field     string // path of the hostPath.path field
+	c        *corev1.Container // nil when no container mounts the volume
+	hostPath string            // as written, joined with the mount's subPath
+	norm     string            // normalized
+	volume   int               // index of the volume in the pod spec
+}
+
+func (m mountAt) container() string {
+	if m.c == nil {
+		return ""
+	}
+	return m.c.Name
 }
 
 // hostPathMounts lists every hostPath of t's pod spec: once per container that
@@ -37,9 +46,8 @@ func hostPathMounts(t *check.Target) []mountAt {
 		if v.HostPath == nil {
 			continue
 		}
-		field := fmt.Sprintf("%s.volumes[%d].hostPath.path", t.SpecPath, vi)
 		mounted := false
-		eachContainer(t.PodSpec, t.SpecPath, func(ca containerAt) {
+		eachContainer(t, func(ca containerAt) {
 			for _, m := range ca.c.VolumeMounts {
 				if m.Name != v.Name {
 					continue
@@ -49,11 +57,11 @@ func hostPathMounts(t *check.Target) []mountAt {
 				if m.SubPath != "" {
 					p = path.Join(p, m.SubPath)
 				}
-				out = append(out, mountAt{container: ca.c.Name, hostPath: p, norm: normalizePath(p), field: field})
+				out = append(out, mountAt{c: ca.c, hostPath: p, norm: normalizePath(p), volume: vi})
 			}
 		})
 		if !mounted {
-			out = append(out, mountAt{hostPath: v.HostPath.Path, norm: normalizePath(v.HostPath.Path), field: field})
+			out = append(out, mountAt{hostPath: v.HostPath.Path, norm: normalizePath(v.HostPath.Path), volume: vi})
 		}
 	}
 	return out
@@ -72,10 +80,11 @@ func hasHostPath(t *check.Target) bool {
 	return false
 }
 
-// hostPathRule is a rule over hostPath mounts: match decides which mounts it reports.
+// hostPathRule is a rule over hostPath mounts: match decides which mounts it
+// reports, and may lower the severity of one (nil keeps the rule's).
 type hostPathRule struct {
 	meta  check.RuleMeta
-	match func(m mountAt) (msg string, ok bool)
+	match func(m mountAt) (msg string, sev *check.Severity, ok bool)
 }
 
 func (r hostPathRule) Meta() check.RuleMeta { return r.meta }
@@ -86,8 +95,9 @@ func (r hostPathRule) Check(t *check.Target) []check.Hit {
 	}
 	var hits []check.Hit
 	for _, m := range hostPathMounts(t) {
-		if msg, ok := r.match(m); ok {
-			hits = append(hits, check.Hit{Container: m.container, Evidence: m.hostPath, Field: m.field, Message: msg})
+		if msg, sev, ok := r.match(m); ok {
+			hits = append(hits, check.Hit{Container: m.container(), Evidence: m.hostPath, Field: t.VolumeField(m.volume) + ".hostPath.path",
+				Message: msg, Severity: sev})
 		}
 	}
 	return hits
@@ -102,7 +112,7 @@ const RemedySocket = "Stop using the Docker API: build images with Kaniko, Build
 	"use crictl (unix:///run/containerd/containerd.sock) for inspection; talk to the CRI or the Kubernetes API instead of Docker's; " +
 	"where Docker must stay on the node, keep it with cri-dockerd."
 
-func newHostPathRules(extra []string) hostPathRules {
+func newHostPathRules(extra []string, knownList []KnownMount) hostPathRules {
 	socks := map[string]string{} // normalized -> as first written
 	for _, s := range append(append([]string(nil), defaultSockets...), extra...) {
 		n := normalizePath(s)
@@ -117,69 +127,76 @@ func newHostPathRules(extra []string) hostPathRules {
 	sort.Strings(sockList)
 
 	isSocket := func(p string) bool { _, ok := socks[p]; return ok }
+	known := newKnownMounts(knownList)
+	info := check.SeverityInfo
 	var r hostPathRules
 	r.socket = hostPathRule{
 		meta: check.RuleMeta{ID: "docker-socket-mount", Title: "Mounts the Docker socket", Severity: check.SeverityCritical, Remedy: RemedySocket},
-		match: func(m mountAt) (string, bool) {
+		match: func(m mountAt) (string, *check.Severity, bool) {
 			if !isSocket(m.norm) {
-				return "", false
+				return "", nil, false
 			}
-			return fmt.Sprintf("mounts the Docker socket %s from the node; it is gone once the node runs containerd", m.hostPath), true
+			return fmt.Sprintf("mounts the Docker socket %s from the node; it is gone once the node runs containerd", m.hostPath), nil, true
 		},
 	}
 	r.socketDir = hostPathRule{
 		meta: check.RuleMeta{ID: "docker-socket-dir-mount", Title: "Mounts a directory that holds the Docker socket", Severity: check.SeverityMedium,
 			Remedy: "Check whether the container uses the Docker socket inside this directory; if it does, apply the docker-socket-mount remedy. " +
 				"Otherwise mount only the sub-path it needs (for example /run/containerd/containerd.sock through crictl)."},
-		match: func(m mountAt) (string, bool) {
+		match: func(m mountAt) (string, *check.Severity, bool) {
 			if isSocket(m.norm) {
-				return "", false
+				return "", nil, false
 			}
 			for _, s := range sockList {
-				if within(s, m.norm) {
-					return fmt.Sprintf("mounts %s, which holds the Docker socket %s", m.hostPath, socks[s]), true
+				if !within(s, m.norm) {
+					continue
 				}
+				msg := fmt.Sprintf("mounts %s, which holds the Docker socket %s", m.hostPath, socks[s])
+				if k := known.reason(m); k != nil {
+					return fmt.Sprintf("%s; %s: %s", msg, k.Name, k.Reason), &info, true
+				}
+				return msg, nil, true
 			}
-			return "", false
+			return "", nil, false
 		},
 	}
 	r.dataRoot = hostPathRule{
 		meta: check.RuleMeta{ID: "docker-data-root-mount", Title: "Mounts Docker's data root", Severity: check.SeverityHigh,
 			Remedy: "Docker's image and container store (/var/lib/docker) is not used by containerd (/var/lib/containerd). " +
 				"Read container state through the CRI (crictl) or the Kubernetes API instead."},
-		match: func(m mountAt) (string, bool) {
+		match: func(m mountAt) (string, *check.Severity, bool) {
 			if within(m.norm, dockerDataRoot) && !within(m.norm, dockerLogDir) {
-				return fmt.Sprintf("mounts Docker's data root %s; containerd keeps its state in /var/lib/containerd", m.hostPath), true
+				return fmt.Sprintf("mounts Docker's data root %s; containerd keeps its state in /var/lib/containerd", m.hostPath), nil, true
 			}
-			return "", false
+			return "", nil, false
 		},
 	}
 	r.config = hostPathRule{
 		meta: check.RuleMeta{ID: "docker-config-mount", Title: "Mounts Docker's configuration", Severity: check.SeverityMedium,
 			Remedy: "Docker's daemon.json, certs.d and CLI config do not configure containerd: carry registry mirrors, insecure registries " +
 				"and certificates into /etc/containerd/certs.d (unshim convert), and image pull credentials into imagePullSecrets or the kubelet credential provider."},
-		match: func(m mountAt) (string, bool) {
+		match: func(m mountAt) (string, *check.Severity, bool) {
 			if within(m.norm, dockerConfigDir) {
-				return fmt.Sprintf("mounts Docker's configuration %s", m.hostPath), true
+				return fmt.Sprintf("mounts Docker's configuration %s", m.hostPath), nil, true
 			}
 			for _, seg := range splitPath(m.norm) {
 				if seg == cliConfigSegment {
-					return fmt.Sprintf("mounts the Docker CLI configuration %s", m.hostPath), true
+					return fmt.Sprintf("mounts the Docker CLI configuration %s", m.hostPath), nil, true
 				}
 			}
 			if path.Base(m.norm) == "daemon.json" {
-				return fmt.Sprintf("mounts a Docker daemon.json %s", m.hostPath), true
+				return fmt.Sprintf("mounts a Docker daemon.json %s", m.hostPath), nil, true
 			}
-			return "", false
+			return "", nil, false
 		},
 	}
 	r.jsonLogs = hostPathRule{
 		meta: check.RuleMeta{ID: "docker-json-logs", Title: "Reads Docker's JSON log files", Severity: check.SeverityMedium, Remedy: RemedyLogs},
-		match: func(m mountAt) (string, bool) {
+		match: func(m mountAt) (string, *check.Severity, bool) {
 			if within(m.norm, dockerLogDir) {
-				return fmt.Sprintf("reads container logs from %s; with containerd they are written in CRI format under /var/log/pods", m.hostPath), true
+				return fmt.Sprintf("reads container logs from %s; with containerd they are written in CRI format under /var/log/pods", m.hostPath), nil, true
 			}
-			return "", false
+			return "", nil, false
 		},
 	}
 	return r
@@ -189,6 +206,47 @@ func newHostPathRules(extra []string) hostPathRules {
 const RemedyLogs = "Read /var/log/pods (and the /var/log/containers links) and parse the CRI log format: fluent-bit `multiline.parser docker, cri` " +
 	"during the rollout and `cri` after it, fluentd's cri parser, promtail's `cri: {}` stage, vector's kubernetes_logs source. " +
 	"Mount /var/log/pods, and move log rotation from Docker's log-opts to the kubelet's containerLogMaxSize/containerLogMaxFiles."
+
+// knownMounts matches a mount against the catalog's images that mount a
+// directory for reasons of their own.
+type knownMounts struct {
+	entries []KnownMount
+	paths   [][]string // normalized, per entry
+	images  *imageMatcher
+}
+
+func newKnownMounts(entries []KnownMount) knownMounts {
+	k := knownMounts{entries: entries}
+	patterns := make([][]string, len(entries))
+	for i, e := range entries {
+		patterns[i] = e.Images
+		ps := make([]string, len(e.Paths))
+		for j, p := range e.Paths {
+			ps[j] = normalizePath(p)
+		}
+		k.paths = append(k.paths, ps)
+	}
+	k.images = newImageMatcher(patterns)
+	return k
+}
+
+// reason returns the entry whose image runs the mounting container and
+// whose paths include the mounted one, or nil.
+func (k knownMounts) reason(m mountAt) *KnownMount {
+	if m.c == nil {
+		return nil
+	}
+	i := k.images.match(m.c.Image)
+	if i < 0 {
+		return nil
+	}
+	for _, p := range k.paths[i] {
+		if p == m.norm {
+			return &k.entries[i]
+		}
+	}
+	return nil
+}
 
 func splitPath(p string) []string {
 	var out []string

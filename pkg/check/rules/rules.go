@@ -3,7 +3,6 @@
 package rules
 
 import (
-	"fmt"
 	"path"
 	"strings"
 
@@ -16,7 +15,8 @@ import (
 type Options struct {
 	// ExtraSockets are further Docker socket paths on the nodes (--docker-socket).
 	ExtraSockets []string
-	// Catalog lists known agents and log-collector configurations; nil means the built-in one.
+	// Catalog lists known agents, log-collector and monitor configurations and
+	// images with mounts of their own; nil means the built-in one.
 	Catalog *Catalog
 }
 
@@ -29,8 +29,12 @@ func All(o Options) ([]check.Rule, error) {
 			return nil, err
 		}
 	}
-	hp := newHostPathRules(o.ExtraSockets)
-	cr, err := newConfigMapRule(cat)
+	hp := newHostPathRules(o.ExtraSockets, cat.KnownMounts)
+	cr, err := newConfigRule(logConfigMeta(), cat.LogConfigs)
+	if err != nil {
+		return nil, err
+	}
+	mr, err := newConfigRule(monitorConfigMeta(), cat.MonitorConfigs)
 	if err != nil {
 		return nil, err
 	}
@@ -40,31 +44,32 @@ func All(o Options) ([]check.Rule, error) {
 	}
 	return []check.Rule{
 		hp.socket, hp.socketDir, hp.dataRoot, hp.config, hp.jsonLogs,
-		dockerHostRule{}, dindRule{}, dockerCLIRule{}, ar, cr,
+		dockerHostRule{}, dindRule{}, dockerCLIRule{}, ar, cr, mr,
 	}, nil
 }
 
 // containerAt is one container of a pod spec and where it sits.
 type containerAt struct {
-	c        *corev1.Container
-	specPath string
-	list     string // "initContainers" or "containers"
-	index    int
+	c     *corev1.Container
+	t     *check.Target
+	list  string // "initContainers" or "containers"
+	index int
 }
 
 // field returns the container's field path; built only for a hit, as rules
 // run over every pod of the cluster and almost none match.
 func (ca containerAt) field() string {
-	return fmt.Sprintf("%s.%s[%d]", ca.specPath, ca.list, ca.index)
+	return ca.t.ContainerField(ca.list, ca.index)
 }
 
-// eachContainer calls fn for the init and regular containers of spec.
-func eachContainer(spec *corev1.PodSpec, specPath string, fn func(containerAt)) {
+// eachContainer calls fn for the init and regular containers of t's pod spec.
+func eachContainer(t *check.Target, fn func(containerAt)) {
+	spec := t.PodSpec
 	for i := range spec.InitContainers {
-		fn(containerAt{&spec.InitContainers[i], specPath, "initContainers", i})
+		fn(containerAt{&spec.InitContainers[i], t, "initContainers", i})
 	}
 	for i := range spec.Containers {
-		fn(containerAt{&spec.Containers[i], specPath, "containers", i})
+		fn(containerAt{&spec.Containers[i], t, "containers", i})
 	}
 }
 

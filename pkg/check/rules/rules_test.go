@@ -1,8 +1,16 @@
 package rules
 
 import (
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/unshim/unshim/pkg/check"
 )
 
 func TestScriptMatch(t *testing.T) {
@@ -111,5 +119,133 @@ func TestCatalogErrors(t *testing.T) {
 				t.Errorf("error %v, want one naming extra.yaml and %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestCatalogConditionErrors(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"empty condition", "agents:\n- name: x\n  images: [a]\n  unless: [{}]\n", "needs env, args or mounts"},
+		{"bad args", "agents:\n- name: x\n  images: [a]\n  when: [{args: ['(']}]\n", "bad args pattern"},
+		{"bad env value", "agents:\n- name: x\n  images: [a]\n  unless: [{env: [{name: A, value: '('}]}]\n", "bad value pattern"},
+		{"env without name", "agents:\n- name: x\n  images: [a]\n  unless: [{env: [{value: a}]}]\n", "without a name"},
+		{"relative mount", "agents:\n- name: x\n  images: [a]\n  unless: [{mounts: [run/x]}]\n", "not absolute"},
+		{"known mount without reason", "knownMounts:\n- name: x\n  images: [a]\n  paths: [/]\n", "needs a name"},
+		{"bad monitor pattern", "monitorConfigs:\n- name: x\n  pattern: '('\n", "monitorConfigs[0] (x): bad pattern"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseCatalog([]byte(tt.yaml), "extra.yaml")
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "extra.yaml") {
+				t.Errorf("error %v, want one naming extra.yaml and %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestCatalogFileConditions: a --catalog file can use when, unless and
+// knownMounts on images of its own.
+func TestCatalogFileConditions(t *testing.T) {
+	extra := `agents:
+- name: Acme Agent
+  images: ["acme/agent"]
+  note: reads the Docker socket
+  when: [{args: ['--mode=node']}]
+  unless: [{env: [{name: ACME_RUNTIME, value: '^containerd$'}], mounts: [/run/containerd/containerd.sock]}]
+knownMounts:
+- name: Acme Agent
+  images: ["acme/agent"]
+  paths: [/run]
+  reason: it keeps its lock in /run/acme
+`
+	dir := t.TempDir()
+	f := dir + "/extra.yaml"
+	if err := os.WriteFile(f, []byte(extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := LoadCatalog(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := All(Options{Catalog: cat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := func(args []string, env []corev1.EnvVar, hostPaths ...string) *check.Target {
+		spec := &corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Image: "registry.example.com/acme/agent:2", Args: args, Env: env}}}
+		for i, p := range hostPaths {
+			name := fmt.Sprintf("v%d", i)
+			spec.Volumes = append(spec.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: p}}})
+			spec.Containers[0].VolumeMounts = append(spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: name, MountPath: "/host" + p})
+		}
+		return &check.Target{PodSpec: spec, SpecPath: "spec"}
+	}
+	hits := func(t *check.Target) map[string]string {
+		out := map[string]string{}
+		for _, r := range rs {
+			for _, h := range r.Check(t) {
+				sev := r.Meta().Severity
+				if h.Severity != nil {
+					sev = *h.Severity
+				}
+				out[r.Meta().ID] = sev.String()
+			}
+		}
+		return out
+	}
+	containerd := []corev1.EnvVar{{Name: "ACME_RUNTIME", Value: "containerd"}}
+	tests := []struct {
+		name string
+		t    *check.Target
+		want map[string]string
+	}{
+		{"when holds", pod([]string{"--mode=node"}, nil), map[string]string{"known-docker-agent": "medium"}},
+		{"when does not hold", pod([]string{"--mode=cluster"}, nil), map[string]string{}},
+		{"unless holds", pod([]string{"--mode=node"}, containerd, "/var/run/containerd"), map[string]string{}},
+		{"unless needs every part", pod([]string{"--mode=node"}, containerd), map[string]string{"known-docker-agent": "medium"}},
+		{"known mount is info", pod([]string{"--mode=cluster"}, nil, "/var/run"), map[string]string{"docker-socket-dir-mount": "info"}},
+		{"other mount stays medium", pod([]string{"--mode=cluster"}, nil, "/"), map[string]string{"docker-socket-dir-mount": "medium"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := hits(tt.t); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("hits %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRequiredLiteral(t *testing.T) {
+	cat, err := BuiltinCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]string{
+		`/var/lib/docker/containers`:           "/var/lib/docker/containers",
+		`(?m)^\s*-\s*docker:\s*\{\s*\}`:        "docker:",
+		`(?is)path\s+/var/log/containers/[^x]`: "/var/log/containers/",
+		`a|b`:                                  "",
+	}
+	for p, want := range tests {
+		if got, _ := requiredLiteral(p); got != want {
+			t.Errorf("requiredLiteral(%q) = %q, want %q", p, got, want)
+		}
+	}
+	// Every match of every catalogued pattern contains its literal.
+	samples := []string{"Path /var/LOG/containers/*.log\n<parse>\n@type json", "  - docker: {}", "PARSER docker", "Docker_Mode On",
+		`type = "docker_logs"`, `"source": "dockerd"`, `"logPath": "/var/log/docker.log"`, "--component=docker", "/var/lib/docker/containers"}
+	for _, l := range append(cat.LogConfigs, cat.MonitorConfigs...) {
+		re := regexp.MustCompile(l.Pattern)
+		lit, fold := requiredLiteral(l.Pattern)
+		for _, s := range samples {
+			in := s
+			if fold {
+				in = strings.ToLower(s)
+			}
+			if re.MatchString(s) && !strings.Contains(in, lit) {
+				t.Errorf("%s matches %q, which lacks its literal %q", l.Name, s, lit)
+			}
+		}
 	}
 }
