@@ -47,12 +47,22 @@ func capBit(status, field string, bit uint) (bool, error) {
 
 // hostSysctls are the values a lab node needs from the host: the kubelet
 // sets the first three and cannot inside a container (/proc/sys is read-only
-// there); Docker and the CNI plugin need forwarding.
-var hostSysctls = []struct{ key, value string }{
-	{"vm.overcommit_memory", "1"},
-	{"kernel.panic", "10"},
-	{"kernel.panic_on_oops", "1"},
-	{"net.ipv4.ip_forward", "1"},
+// there); Docker and the CNI plugin need forwarding. The inotify limits are
+// minimums (atLeast: a higher value is left alone): every node's systemd,
+// journald, dockerd, containerd and kubelet take inotify instances of the
+// host's root user, and at the kernel's default of 128 a few labs at once
+// leave a kubelet failing with "inotify_init: too many open files" (kind
+// asks for the same on its hosts).
+var hostSysctls = []struct {
+	key, value string
+	atLeast    bool
+}{
+	{"vm.overcommit_memory", "1", false},
+	{"kernel.panic", "10", false},
+	{"kernel.panic_on_oops", "1", false},
+	{"net.ipv4.ip_forward", "1", false},
+	{"fs.inotify.max_user_instances", "8192", true},
+	{"fs.inotify.max_user_watches", "1048576", true},
 }
 
 // setHostSysctls sets hostSysctls on this machine where they differ. They
@@ -66,6 +76,13 @@ func setHostSysctls(logger log.Logger) error {
 		}
 		if strings.TrimSpace(string(cur)) == s.value {
 			continue
+		}
+		if s.atLeast {
+			have, err1 := strconv.Atoi(strings.TrimSpace(string(cur)))
+			want, err2 := strconv.Atoi(s.value)
+			if err1 == nil && err2 == nil && have >= want {
+				continue
+			}
 		}
 		logger.V(1).Infof("setting sysctl %s=%s on this machine (was %s)", s.key, s.value, strings.TrimSpace(string(cur)))
 		if err := os.WriteFile(path, []byte(s.value), 0o644); err != nil {
