@@ -28,12 +28,15 @@ func TestMigrateBadInput(t *testing.T) {
 	}{
 		{"unknown target", []string{"migrate", "node", "n1", "--to", "crio", "--via", "nsenter", "--target-pid", self}, []string{"--to", "containerd or cri-dockerd"}},
 		{"unknown phase", []string{"migrate", "node", "phase", "nosuch", "n1", "--via", "nsenter", "--target-pid", self}, []string{"no phase \"nosuch\"", "preflight"}},
-		{"stray arguments", []string{"migrate", "node", "n1", "n2"}, []string{"NAME phase PHASE"}},
+		{"stray arguments", []string{"migrate", "node", "n1", "n2"}, []string{"accepts 1 arg"}},
+		{"negative timeout", []string{"migrate", "node", "n1", "--drain-timeout=-5s", "--via", "nsenter", "--target-pid", self}, []string{"cannot be negative"}},
+		{"unknown phase to skip", []string{"migrate", "node", "n1", "--skip-phases", "nosuch", "--via", "nsenter", "--target-pid", self}, []string{"no phase \"nosuch\""}},
+		{"missing settings file", []string{"migrate", "node", "n1", "--settings", "/nonexistent/settings.json", "--via", "nsenter", "--target-pid", self}, []string{"--settings", "no such file"}},
 		{"unknown node", []string{"migrate", "node", "no-such-node", "--dry-run", "--via", "nsenter", "--target-pid", self}, []string{"no-such-node", "not found"}},
 		{"unknown via", []string{"migrate", "node", "n1", "--via", "carrier-pigeon"}, []string{"--via", "carrier-pigeon"}},
 		{"nsenter without pid", []string{"migrate", "node", "n1", "--via", "nsenter"}, []string{"--target-pid"}},
 		{"pod without image", []string{"migrate", "node", "n1", "--via", "pod"}, []string{"--agent-image"}},
-		{"rollback without journal", []string{"node", "rollback", "no-such-node", "--via", "nsenter", "--target-pid", self}, []string{"no switch journal"}},
+		{"rollback of an unknown node", []string{"node", "rollback", "no-such-node", "--via", "nsenter", "--target-pid", self}, []string{"no-such-node", "not found"}},
 		{"purge from an unknown node", []string{"node", "purge-docker", "no-such-node", "--dry-run", "--via", "nsenter", "--target-pid", self}, []string{"no-such-node", "not found"}},
 	}
 	for _, tt := range tests {

@@ -79,8 +79,10 @@ func TestFailedSwitchRollsBackToDocker(t *testing.T) {
 			return errors.New("containerd did not start")
 		},
 	}
+	stopDocker := NewStopDockerPhase()
+	stopDocker.RunIf = nil // its RunIf reads the switch's settings, which this run has none of
 	r := &migrate.Runner{Logger: log.NoopLogger(), Phases: []migrate.Phase{
-		NewBackupPhase(flagsFile, containerdConf), NewStopKubeletPhase(), NewStopDockerPhase(), rewrite, fail,
+		NewBackupPhase(flagsFile, containerdConf), NewStopKubeletPhase(), stopDocker, rewrite, fail,
 	}}
 	rolledBackAt := time.Now()
 	err = r.Run(ctx, d)
