@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/unshim/unshim/pkg/manpages"
 	"github.com/unshim/unshim/pkg/release"
 	"github.com/unshim/unshim/pkg/version"
 )
@@ -50,6 +51,7 @@ func run(ctx context.Context, args []string) error {
 	baseURI := fs.String("base-uri", release.DefaultBaseURI, "where the archives are published, for the krew manifest")
 	arch := fs.String("arch", "amd64", "agent-image: the image's architecture")
 	ref := fs.String("ref", "", "agent-image: image name (default unshim-agent:VERSION)")
+	license := fs.String("license", "LICENSE", "archives: the license file archived with each binary")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -57,7 +59,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	o := release.Options{Dir: ".", Out: *out, Stamp: stamp, BaseURI: *baseURI, Log: os.Stderr}
+	o := release.Options{Dir: ".", License: *license, Out: *out, Stamp: stamp, BaseURI: *baseURI, Log: os.Stderr}
 	switch verb {
 	case "archives":
 		for _, s := range strings.Split(*platforms, ",") {
@@ -94,7 +96,7 @@ func run(ctx context.Context, args []string) error {
 		return enc.Encode(img)
 	case "man":
 		d, _ := time.Parse(time.RFC3339, stamp.BuildDate)
-		return release.Man(*out, stamp.Version, d)
+		return manpages.Write(*out, stamp.Version, d)
 	}
 	return fmt.Errorf("unknown verb %q: want archives, agent-image or man", verb)
 }

@@ -1,8 +1,8 @@
 // Package release owns unshim's release artifacts: stamped, reproducible
 // binaries for each platform, their archives with LICENSE and README and
 // the sha256 list, the krew plugin manifest generated from those archives,
-// the man pages, and the agent image. hack/release is its command line
-// (`make release`, `make agent-image`, `make man`).
+// and the agent image. hack/release is its command line (`make release`,
+// `make agent-image`, `make man`; the man pages come from pkg/manpages).
 package release
 
 import (
@@ -53,6 +53,9 @@ func ParsePlatform(s string) (Platform, error) {
 type Options struct {
 	// Dir is the repository root (holding go.mod, LICENSE, README.md).
 	Dir string
+	// License is the license file archived with each binary; Dir/LICENSE
+	// when empty.
+	License string
 	// Out is the directory the artifacts are written to (created).
 	Out string
 	// Stamp is what the binaries report in `unshim version`. Its BuildDate
@@ -89,15 +92,22 @@ func (o *Options) Validate() error {
 	if o.Stamp.GitCommit == "" {
 		return errors.New("no git commit to stamp")
 	}
-	for _, f := range []string{"go.mod", "README.md", "LICENSE"} {
-		if _, err := os.Stat(filepath.Join(o.Dir, f)); err != nil {
-			return fmt.Errorf("release needs %s at the repository root: %w", f, err)
+	for _, f := range []string{filepath.Join(o.Dir, "go.mod"), filepath.Join(o.Dir, "README.md"), o.license()} {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("a release needs %s: %w", f, err)
 		}
 	}
 	if o.Out == "" {
 		return errors.New("no output directory")
 	}
 	return nil
+}
+
+func (o *Options) license() string {
+	if o.License == "" {
+		return filepath.Join(o.Dir, "LICENSE")
+	}
+	return o.License
 }
 
 func (o *Options) platforms() []Platform {
@@ -159,7 +169,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err := os.MkdirAll(o.Out, 0o755); err != nil {
 		return nil, err
 	}
-	license, err := os.ReadFile(filepath.Join(o.Dir, "LICENSE"))
+	license, err := os.ReadFile(o.license())
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,7 @@
-package release
+// Package manpages writes unshim's man pages, generated from the commands
+// themselves with cobra's doc generator (`make man`, and part of `make
+// release`).
+package manpages
 
 import (
 	"bytes"
@@ -13,10 +16,10 @@ import (
 	"github.com/unshim/unshim/pkg/cmd/unshim"
 )
 
-// Man writes a man page (section 1) for every unshim command into dir,
+// Write writes a man page (section 1) for every unshim command into dir,
 // generated from the commands themselves (cobra's doc generator), dated
 // date so that the same commit gives the same pages.
-func Man(dir, ver string, date time.Time) error {
+func Write(dir, ver string, date time.Time) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
