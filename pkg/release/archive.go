@@ -20,16 +20,12 @@ type ArchiveFile struct {
 	Data []byte
 }
 
-// ArchiveLink is a symbolic link in a tar archive (zip archives get none).
-type ArchiveLink struct{ Name, Target string }
-
 // Archive is a release archive's content. Entries are written in name
 // order, owned by root, all with Time, and the gzip header carries no name
 // or time: the same content always gives the same bytes.
 type Archive struct {
 	Time  time.Time
 	Files []ArchiveFile
-	Links []ArchiveLink
 }
 
 // WriteFile writes the archive to path, as a zip when path ends in .zip and
@@ -73,15 +69,6 @@ func (a Archive) writeTarGz(w io.Writer) error {
 			return err
 		}
 		if _, err := tw.Write(f.Data); err != nil {
-			return err
-		}
-	}
-	links := append([]ArchiveLink(nil), a.Links...)
-	sort.Slice(links, func(i, j int) bool { return links[i].Name < links[j].Name })
-	for _, l := range links {
-		hdr := &tar.Header{Name: l.Name, Typeflag: tar.TypeSymlink, Linkname: l.Target, Mode: 0o777,
-			ModTime: mtime, Uname: "root", Gname: "root", Format: tar.FormatUSTAR}
-		if err := tw.WriteHeader(hdr); err != nil {
 			return err
 		}
 	}

@@ -61,8 +61,9 @@ cluster depends on Docker, converts a node's Docker setup into containerd's,
 and switches nodes to containerd in phases with dry-run, rollback and resume.`,
 			Caveats: `Switching a node changes its services and files: read
 "unshim migrate node --help" and try --dry-run first.
-Shell completion for "kubectl unshim": link kubectl_complete-unshim (in the
-archive) into your PATH.`,
+Shell completion for "kubectl unshim" (kubectl 1.26+): link the plugin as
+kubectl_complete-unshim, e.g.
+  ln -s kubectl-unshim ~/.krew/bin/kubectl_complete-unshim`,
 		},
 	}
 	for _, a := range archives {

@@ -195,12 +195,13 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 			{Name: "README.md", Mode: 0o644, Data: readme},
 		}}
 		name := fmt.Sprintf("unshim-%s-%s-%s", o.Stamp.Version, p.OS, p.Arch)
+		// No symbolic links (kubectl_complete-unshim would be one): krew
+		// v0.4.3 refuses to unpack a tar that holds one ("unable to handle
+		// file type 50").
 		if p.OS == "windows" {
 			name += ".zip"
 		} else {
 			name += ".tar.gz"
-			// kubectl (1.26+) completes `kubectl unshim` through this name.
-			a.Links = []ArchiveLink{{Name: "kubectl_complete-unshim", Target: p.Exe()}}
 		}
 		sum, err := a.WriteFile(filepath.Join(o.Out, name))
 		if err != nil {
