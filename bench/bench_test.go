@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/unshim/unshim/pkg/lab"
+	"github.com/unshim/unshim/pkg/lab/labtest"
 	"github.com/unshim/unshim/pkg/lab/seed"
 )
 
@@ -91,7 +91,7 @@ func build(b *testing.B, dir, pkg string) string {
 // cumulative) and runs `unshim check -A` and the bare paged LIST three times
 // each, reporting median wall time and peak RSS.
 func BenchmarkCheck(b *testing.B) {
-	l := lab.Require(b)
+	l := labtest.Require(b)
 	client, err := l.Client()
 	if err != nil {
 		b.Fatal(err)

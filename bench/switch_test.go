@@ -17,6 +17,7 @@ import (
 
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/lab"
+	"github.com/unshim/unshim/pkg/lab/labtest"
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/migrate/phases"
 	"github.com/unshim/unshim/pkg/nodeplan"
@@ -41,7 +42,7 @@ var (
 func BenchmarkSwitchNode(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	l := lab.UpForTest(ctx, b, "switchbench", lab.Options{Nodes: 2, Controllers: true})
+	l := labtest.UpForTest(ctx, b, "switchbench", lab.Options{Nodes: 2, Controllers: true})
 	c, err := l.Client()
 	if err != nil {
 		b.Fatal(err)

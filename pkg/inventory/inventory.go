@@ -228,6 +228,13 @@ func Describe(n *corev1.Node) NodeRuntime {
 	return r
 }
 
+// RuntimeName is the name of the node's container runtime ("docker",
+// "containerd") from its status.
+func RuntimeName(n *corev1.Node) string {
+	name, _ := splitRuntime(n.Status.NodeInfo.ContainerRuntimeVersion)
+	return name
+}
+
 // splitRuntime splits "docker://20.10.24" into "docker" and "20.10.24".
 func splitRuntime(s string) (name, ver string) {
 	if i := strings.Index(s, "://"); i >= 0 {

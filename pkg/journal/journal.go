@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,9 +62,46 @@ type Journal struct {
 	Phases  []PhaseRecord     `json:"phases"`
 	Backups []Backup          `json:"backups,omitempty"`
 	Values  map[string]string `json:"values,omitempty"`
+	// Steps are the changes made to the node, in order, each recorded before
+	// it was made; a rollback undoes them in reverse from this record.
+	Steps []Step `json:"steps,omitempty"`
+	// Plan is the switch's plan as worked out before the first change, so
+	// that a resumed run carries on with it rather than with one worked out
+	// from files the run has already changed.
+	Plan json.RawMessage `json:"plan,omitempty"`
 	// Finished is set when every phase is done; RolledBack when the run was undone.
 	Finished   bool `json:"finished,omitempty"`
 	RolledBack bool `json:"rolledBack,omitempty"`
+
+	// current is the phase running now, which steps are recorded against.
+	current string
+}
+
+// Current is the phase marked running last ("" outside a phase).
+func (j *Journal) Current() string { return j.current }
+
+// SetCurrent names the phase whose steps are being recorded or undone.
+func (j *Journal) SetCurrent(phase string) { j.current = phase }
+
+// Step kinds.
+const (
+	// StepWrite replaced (or created) the file Path; undone from its backup.
+	StepWrite = "write"
+	// StepExec ran Argv; undone by running each of Undo.
+	StepExec = "exec"
+)
+
+// Step is one change made to the node by a phase.
+type Step struct {
+	Phase string   `json:"phase"`
+	Kind  string   `json:"kind"`
+	Path  string   `json:"path,omitempty"`
+	Argv  []string `json:"argv,omitempty"`
+	// Undo are the commands that put back what Argv changed, as recorded
+	// before it ran.
+	Undo [][]string `json:"undo,omitempty"`
+	// Undone is set once the step has been undone.
+	Undone bool `json:"undone,omitempty"`
 }
 
 // Store keeps a journal on a node through a transport.
@@ -107,6 +145,11 @@ func Decode(data []byte, name string) (*Journal, error) {
 	}
 	if j.Values == nil {
 		j.Values = map[string]string{}
+	}
+	for _, st := range j.Steps {
+		if st.Kind != StepWrite && st.Kind != StepExec {
+			return nil, fmt.Errorf("journal %s: step of phase %q has unknown kind %q", name, st.Phase, st.Kind)
+		}
 	}
 	for _, p := range j.Phases {
 		switch p.State {
@@ -160,6 +203,7 @@ func (j *Journal) Mark(name, state string, err error) {
 	r := j.record(name)
 	now := time.Now().UTC()
 	if state == Running {
+		j.current = name
 		r.Started, r.Ended, r.Error = now, time.Time{}, ""
 	} else {
 		r.Ended = now
@@ -242,4 +286,43 @@ func (s *Store) RestorePaths(ctx context.Context, j *Journal, paths ...string) e
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// FreeBytes returns the space available to root in the file system holding
+// dir on the node (dir is created first, so there is something to ask about).
+func FreeBytes(ctx context.Context, t transport.Transport, dir string) (int64, error) {
+	if _, err := t.Run(ctx, "mkdir", "-p", "--", dir); err != nil {
+		return 0, err
+	}
+	out, err := t.Run(ctx, "df", "--output=avail", "-B1", "--", dir)
+	if err != nil {
+		return 0, fmt.Errorf("free space under %s: %w", dir, err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("free space under %s: df said %q", dir, out)
+	}
+	n, err := strconv.ParseInt(f[len(f)-1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("free space under %s: df said %q: %w", dir, out, err)
+	}
+	return n, nil
+}
+
+// ErrNoSpace is returned when the node lacks the room a step needs.
+var ErrNoSpace = errors.New("not enough free space")
+
+// EnsureFree fails with ErrNoSpace, before anything is written, unless the
+// file system holding dir has need bytes free beyond a margin of 64 MiB (so a
+// backup or an archive never fills the disk the node runs from).
+func EnsureFree(ctx context.Context, t transport.Transport, dir string, need int64) error {
+	const margin = 64 << 20
+	free, err := FreeBytes(ctx, t, dir)
+	if err != nil {
+		return err
+	}
+	if free < need+margin {
+		return fmt.Errorf("%w under %s: %d bytes free, %d needed (plus a 64 MiB margin)", ErrNoSpace, dir, free, need)
+	}
+	return nil
 }

@@ -52,6 +52,9 @@ type Process struct {
 	Name string `json:"name"`
 	PID  int    `json:"pid"`
 	Log  string `json:"log"`
+	// Bin and Args start it again (RestartProcess).
+	Bin  string   `json:"bin,omitempty"`
+	Args []string `json:"args,omitempty"`
 }
 
 // Lab is a running (or recorded) lab.
@@ -238,7 +241,14 @@ func (l *Lab) logPath(name string) string { return filepath.Join(l.Dir, name+".l
 
 // start launches a process in its own process group, logging to NAME.log.
 func (l *Lab) start(name, bin string, args ...string) error {
-	logf, err := os.OpenFile(l.logPath(name), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	return l.launch(name, bin, args, os.O_TRUNC)
+}
+
+// launch starts name; flag is os.O_TRUNC for a new log, os.O_APPEND to go on
+// with the log of a restarted process. A process of that name already
+// recorded is replaced in the record.
+func (l *Lab) launch(name, bin string, args []string, flag int) error {
+	logf, err := os.OpenFile(l.logPath(name), os.O_CREATE|os.O_WRONLY|flag, 0o600)
 	if err != nil {
 		return err
 	}
@@ -250,7 +260,16 @@ func (l *Lab) start(name, bin string, args ...string) error {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	l.cmds = append(l.cmds, c)
-	l.Processes = append(l.Processes, Process{Name: name, PID: c.Process.Pid, Log: l.logPath(name)})
+	rec := Process{Name: name, PID: c.Process.Pid, Log: l.logPath(name), Bin: bin, Args: args}
+	replaced := false
+	for i := range l.Processes {
+		if l.Processes[i].Name == name {
+			l.Processes[i], replaced = rec, true
+		}
+	}
+	if !replaced {
+		l.Processes = append(l.Processes, rec)
+	}
 	// Record every process as soon as it starts, so `lab down` finds it even if Up dies.
 	return l.save()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/unshim/unshim/pkg/inventory"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -387,10 +388,17 @@ func (n *Node) nspawnArgs() []string {
 	}
 }
 
-// bootNode starts systemd-nspawn for n, records it at once in the lab state
-// (so `lab down` finds it whatever happens next), then finds the node's systemd.
+// bootNode starts systemd-nspawn for a new node n, records it at once in the
+// lab state (so `lab down` finds it whatever happens next), then finds the
+// node's systemd.
 func (l *Lab) bootNode(ctx context.Context, n *Node) error {
-	logf, err := os.OpenFile(n.Log, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	l.Nodes = append(l.Nodes, n)
+	return l.bootMachine(ctx, n)
+}
+
+// bootMachine starts systemd-nspawn for n, a node of the lab.
+func (l *Lab) bootMachine(ctx context.Context, n *Node) error {
+	logf, err := os.OpenFile(n.Log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
@@ -408,7 +416,6 @@ func (l *Lab) bootNode(ctx context.Context, n *Node) error {
 	if n.PIDStart, err = procStartTime(n.PID); err != nil {
 		return fmt.Errorf("systemd-nspawn exited at once (log: %s): %w", n.Log, err)
 	}
-	l.Nodes = append(l.Nodes, n)
 	if err := l.save(); err != nil {
 		return err
 	}
@@ -483,7 +490,7 @@ func (l *Lab) waitNodeReady(ctx context.Context, n *Node, timeout time.Duration)
 		case <-time.After(time.Second):
 		}
 	}
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, CRISocketAnnotation, DockershimSocket)
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, inventory.CRISocketAnnotation, DockershimSocket)
 	if _, err := c.CoreV1().Nodes().Patch(ctx, n.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("annotate node %s: %w", n.Name, err)
 	}

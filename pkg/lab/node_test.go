@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"github.com/unshim/unshim/pkg/inventory"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/unshim/unshim/internal/testutil"
 	"github.com/unshim/unshim/pkg/log"
 )
 
@@ -28,7 +30,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 // that the node is a kubeadm-style Docker node that runs a pod whose logs the
 // apiserver serves, then takes the lab down and checks nothing is left.
 func TestNodeRunsPodsOnDocker(t *testing.T) {
-	RequireNodePrereqs(t)
+	if err := CheckNodePrereqs(); err != nil {
+		testutil.Missing(t, "lab nodes: %v", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	dir, err := os.MkdirTemp(filepath.Dir(DefaultDir()), "unshim-lab-nodetest-")
@@ -130,8 +134,8 @@ func checkDockerNode(ctx context.Context, t *testing.T, c kubernetes.Interface, 
 	if info.KubeletVersion != NodeKubeletVersion {
 		t.Errorf("kubeletVersion = %q, want %s", info.KubeletVersion, NodeKubeletVersion)
 	}
-	if got := node.Annotations[CRISocketAnnotation]; got != DockershimSocket {
-		t.Errorf("annotation %s = %q, want %s", CRISocketAnnotation, got, DockershimSocket)
+	if got := node.Annotations[inventory.CRISocketAnnotation]; got != DockershimSocket {
+		t.Errorf("annotation %s = %q, want %s", inventory.CRISocketAnnotation, got, DockershimSocket)
 	}
 	flags, err := n.Run(ctx, "cat", KubeadmFlagsPath)
 	if err != nil {

@@ -12,9 +12,6 @@ import (
 // DockershimSocket is the CRI socket kubeadm records for a Docker node.
 const DockershimSocket = "/var/run/dockershim.sock"
 
-// CRISocketAnnotation is the node annotation where kubeadm (before v1.32) records the CRI socket.
-const CRISocketAnnotation = "kubeadm.alpha.kubernetes.io/cri-socket"
-
 // Paths of the kubeadm-style files on a lab node.
 const (
 	KubeletUnitPath      = "/lib/systemd/system/kubelet.service"

@@ -80,10 +80,7 @@ func filePhases(root string, failAt string) []Phase {
 				if err := countRun(root, name); err != nil {
 					return err
 				}
-				if err := d.Store().BackupFile(ctx, d.Journal(), file); err != nil {
-					return err
-				}
-				if err := d.Store().T.WriteFile(ctx, file, []byte("changed by "+name+"\n"), 0o600); err != nil {
+				if err := WriteFile(ctx, d, file, []byte("changed by "+name+"\n"), 0o600); err != nil {
 					return err
 				}
 				if name == failAt {
@@ -91,10 +88,7 @@ func filePhases(root string, failAt string) []Phase {
 				}
 				return nil
 			},
-			Rollback: func(ctx context.Context, d Data) error {
-				// Restoring is idempotent: every rollback restores all backups.
-				return d.Store().Restore(ctx, d.Journal())
-			},
+			// No Rollback: the runner undoes the writes the journal recorded.
 		})
 	}
 	return ps

@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/unshim/unshim/pkg/lab"
+	"github.com/unshim/unshim/pkg/lab/labtest"
 )
 
 // TestLock runs against the lab's real apiserver.
 func TestLock(t *testing.T) {
-	l := lab.Require(t)
+	l := labtest.Require(t)
 	c, err := l.Client()
 	if err != nil {
 		t.Fatal(err)

@@ -28,9 +28,6 @@ const (
 const (
 	ContainerdEndpoint = nodeconf.DefaultEndpoint
 	CRIDockerdEndpoint = "unix:///var/run/cri-dockerd.sock"
-	// CRISocketAnnotation is where kubeadm before 1.32's NodeLocalCRISocket
-	// keeps the node's CRI socket.
-	CRISocketAnnotation = "kubeadm.alpha.kubernetes.io/cri-socket"
 	// KubeadmFlagsFile carries KUBELET_KUBEADM_ARGS.
 	KubeadmFlagsFile = "/var/lib/kubelet/kubeadm-flags.env"
 	// InstanceConfigFile is kubeadm's per-node kubelet configuration (1.32+).
@@ -74,7 +71,7 @@ type Plan struct {
 	// Kubelet are the kubelet's files (kubeadm-flags.env, config.yaml or
 	// instance-config.yaml).
 	Kubelet []FileChange
-	// Annotation is the new value of CRISocketAnnotation, "" to leave it.
+	// Annotation is the new value of inventory.CRISocketAnnotation, "" to leave it.
 	Annotation    string
 	OldAnnotation string
 	SandboxImage  string

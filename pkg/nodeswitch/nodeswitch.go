@@ -7,16 +7,19 @@ package nodeswitch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -41,54 +44,17 @@ const ResultAnnotation = inventory.SwitchResultAnnotation
 // ("PHASE/STATE", e.g. "drain/running"), for `unshim nodes` and operators.
 const PhaseAnnotation = inventory.SwitchPhaseAnnotation
 
-// Phases returns the switch's phases for target, in order.
+// Phases returns the switch's phases, in order: one list for both targets
+// (phases.All), each phase's RunIf choosing whether it runs.
 func Phases(target string) ([]migrate.Phase, error) {
-	switch target {
-	case nodeplan.Containerd:
-		return []migrate.Phase{
-			phases.NewPreflightPhase(),
-			phases.NewCordonPhase(),
-			phases.NewDrainPhase(),
-			phases.NewPlanBackupPhase(),
-			phases.NewSaveImagesPhase(),
-			phases.NewStopKubeletPhase(),
-			phases.NewStopDockerPhase(),
-			phases.NewInstallContainerdPhase(),
-			phases.NewWriteConfigPhase(),
-			phases.NewStartContainerdPhase(),
-			phases.NewImportImagesPhase(),
-			phases.NewReconfigureKubeletPhase(),
-			phases.NewKubeadmRecordPhase(),
-			phases.NewStartKubeletPhase(),
-			phases.NewVerifyPhase(),
-			phases.NewUncordonPhase(),
-		}, nil
-	case nodeplan.CRIDockerd:
-		return []migrate.Phase{
-			phases.NewPreflightPhase(),
-			phases.NewCordonPhase(),
-			phases.NewDrainPhase(),
-			phases.NewPlanBackupPhase(),
-			phases.NewStopKubeletPhase(),
-			phases.NewReconfigureKubeletPhase(),
-			phases.NewKubeadmRecordPhase(),
-			phases.NewStartKubeletPhase(),
-			phases.NewVerifyPhase(),
-			phases.NewUncordonPhase(),
-		}, nil
+	if target != nodeplan.Containerd && target != nodeplan.CRIDockerd {
+		return nil, fmt.Errorf("unknown target %q: want %s or %s", target, nodeplan.Containerd, nodeplan.CRIDockerd)
 	}
-	return nil, fmt.Errorf("unknown target %q: want %s or %s", target, nodeplan.Containerd, nodeplan.CRIDockerd)
+	return phases.All(), nil
 }
 
-// PhaseNames lists the phases of target.
-func PhaseNames(target string) []string {
-	ps, _ := Phases(target)
-	var out []string
-	for _, p := range ps {
-		out = append(out, p.Name)
-	}
-	return out
-}
+// PhaseNames lists the phases a switch to target runs.
+func PhaseNames(target string) []string { return phases.Names(target) }
 
 // Options are one switch's inputs.
 type Options struct {
@@ -108,6 +74,8 @@ type Options struct {
 	LockTTL time.Duration
 	// AfterPhase is handed to the runner (tests kill runs with it).
 	AfterPhase func(name string)
+	// SkipPhases are phases not to run (--skip-phases).
+	SkipPhases []string
 }
 
 // run is the phases.Data of one switch.
@@ -137,10 +105,10 @@ func (r *run) FilesRoot() string              { return r.root }
 func (r *run) Settings() *phases.Settings     { return &r.stngs }
 func (r *run) Logger() log.Logger             { return r.o.Logger }
 func (r *run) runner(ps []migrate.Phase) *migrate.Runner {
-	return &migrate.Runner{Phases: ps, Logger: r.o.Logger, NoRollback: r.o.NoRollback, AfterPhase: r.o.AfterPhase,
+	return &migrate.Runner{Phases: ps, Logger: r.o.Logger, NoRollback: r.o.NoRollback, AfterPhase: r.o.AfterPhase, Skip: r.o.SkipPhases,
 		OnState: func(ctx context.Context, phase, state string) {
 			v := phase + "/" + state
-			if err := annotatePhase(ctx, r.o.Client, r.o.Node, &v); err != nil {
+			if err := phases.RetryAPI(ctx, 15*time.Second, func(ctx context.Context) error { return annotatePhase(ctx, r.o.Client, r.o.Node, &v) }); err != nil {
 				r.o.Logger.Warnf("record phase on node %s: %v", r.o.Node, err)
 			}
 		}}
@@ -175,6 +143,9 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %s kubelet version: %w", o.Node, err)
 	}
+	if err := checkMachine(ctx, o.Transport, node); err != nil {
+		return nil, err
+	}
 	r := &run{o: o, dry: dry, stngs: o.Settings, st: &journal.Store{T: o.Transport}}
 	r.stngs.KubeletVersion = kv
 	if r.j, err = r.st.Load(ctx, o.Node); err != nil {
@@ -186,8 +157,7 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 	if r.j != nil && r.j.Target != o.Settings.Target {
 		return nil, fmt.Errorf("node %s has an unfinished switch to %s: resume it with --to %s, or undo it with `unshim node rollback %s`", o.Node, r.j.Target, r.j.Target, o.Node)
 	}
-	runtime, _, _ := strings.Cut(node.Status.NodeInfo.ContainerRuntimeVersion, "://")
-	if r.j == nil && runtime != "docker" {
+	if r.j == nil && inventory.RuntimeName(node) != inventory.RuntimeDocker {
 		return nil, &NotDockerError{Node: o.Node, Runtime: node.Status.NodeInfo.ContainerRuntimeVersion}
 	}
 	if r.j == nil {
@@ -212,11 +182,26 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 			return nil, err
 		}
 	}
+	if len(r.j.Plan) > 0 {
+		// A resumed run goes on with the plan of its first run: the node's
+		// files may already be converted, and a plan worked out from them
+		// would have nothing left to change.
+		r.plan = &nodeplan.Plan{}
+		if err := json.Unmarshal(r.j.Plan, r.plan); err != nil {
+			r.close()
+			return nil, fmt.Errorf("the plan kept in the journal of %s is damaged: %w", o.Node, err)
+		}
+		return r, nil
+	}
 	r.plan, err = nodeplan.Build(nodeplan.Input{Root: r.root, Target: o.Settings.Target, KubeletVersion: kv,
-		ContainerdVersion: cv, CRISocket: node.Annotations[nodeplan.CRISocketAnnotation]})
+		ContainerdVersion: cv, CRISocket: node.Annotations[inventory.CRISocketAnnotation]})
 	if err != nil {
 		r.close()
 		return nil, fmt.Errorf("plan the switch of %s: %w", o.Node, err)
+	}
+	if r.j.Plan, err = json.Marshal(r.plan); err != nil {
+		r.close()
+		return nil, fmt.Errorf("keep the plan of %s: %w", o.Node, err)
 	}
 	return r, nil
 }
@@ -240,6 +225,10 @@ type PlanStep struct {
 	Short string   `json:"short"`
 	Done  bool     `json:"done,omitempty"`
 	Lines []string `json:"lines"`
+	// Steps are the changes to the node the phase makes: its Run, in dry-run
+	// mode, records them without making them, exactly as a run records them
+	// in the journal before making them.
+	Steps []journal.Step `json:"steps,omitempty"`
 }
 
 // DryRun returns what a switch would do, phase by phase, changing nothing.
@@ -259,7 +248,19 @@ func DryRun(ctx context.Context, o Options) ([]PlanStep, *nodeplan.Plan, error) 
 	}
 	var out []PlanStep
 	for _, p := range ps {
-		out = append(out, PlanStep{Phase: p.Name, Short: p.Short, Done: r.j.State(p.Name) == journal.Done, Lines: lines[p.Name]})
+		if !p.Applies(r) || slices.Contains(o.SkipPhases, p.Name) {
+			continue
+		}
+		step := PlanStep{Phase: p.Name, Short: p.Short, Done: r.j.State(p.Name) == journal.Done, Lines: lines[p.Name]}
+		if !step.Done {
+			before := len(r.j.Steps)
+			r.j.SetCurrent(p.Name)
+			if err := p.Run(ctx, r); err != nil {
+				step.Lines = append(step.Lines, "would fail now: "+err.Error())
+			}
+			step.Steps = append([]journal.Step(nil), r.j.Steps[before:]...)
+		}
+		out = append(out, step)
 	}
 	return out, r.plan, nil
 }
@@ -276,17 +277,8 @@ func Run(ctx context.Context, o Options, only string) error {
 	if err != nil {
 		return err
 	}
-	if only != "" {
-		var one []migrate.Phase
-		for _, p := range ps {
-			if p.Name == only {
-				one = append(one, p)
-			}
-		}
-		if len(one) == 0 {
-			return fmt.Errorf("no phase %q; phases: %s", only, strings.Join(PhaseNames(o.Settings.Target), ", "))
-		}
-		ps = one
+	if only != "" && !slices.Contains(PhaseNames(o.Settings.Target), only) {
+		return fmt.Errorf("no phase %q; phases: %s", only, strings.Join(PhaseNames(o.Settings.Target), ", "))
 	}
 	unlock, err := lock(ctx, &o)
 	if err != nil {
@@ -305,10 +297,14 @@ func Run(ctx context.Context, o Options, only string) error {
 		o.Logger.V(0).Infof("note: %s", n)
 	}
 	runner := r.runner(ps)
-	err = runner.Run(ctx, r)
 	if only != "" {
-		return err
+		return runner.RunPhase(ctx, r, only)
 	}
+	err = runner.Run(ctx, r)
+	// The outcome is recorded even when the run was interrupted: never on
+	// the run's own (then cancelled) context.
+	ctx, cancel := migrate.RollbackContext(ctx, time.Minute)
+	defer cancel()
 	result := "succeeded"
 	var pe *migrate.PhaseError
 	switch {
@@ -322,7 +318,7 @@ func Run(ctx context.Context, o Options, only string) error {
 	default:
 		result = "failed: " + firstLine(err.Error())
 	}
-	if aerr := annotate(ctx, o.Client, o.Node, ResultAnnotation, &result); aerr != nil {
+	if aerr := phases.RetryAPI(ctx, 30*time.Second, func(ctx context.Context) error { return annotate(ctx, o.Client, o.Node, ResultAnnotation, &result) }); aerr != nil {
 		o.Logger.Warnf("record the result on node %s: %v", o.Node, aerr)
 	}
 	return err
@@ -336,10 +332,20 @@ func firstLine(s string) string {
 	return s
 }
 
-// Rollback undoes the node's unfinished (or failed) switch from its journal.
+// Rollback undoes the node's unfinished (or failed, or finished) switch from
+// its journal. When the kubelet ran on the new runtime, the node is cordoned
+// and drained first, PDBs respected, as for the switch itself: the pods
+// running there would otherwise all go at once when that runtime stops.
 func Rollback(ctx context.Context, o Options) error {
 	if o.Logger == nil {
 		o.Logger = log.NoopLogger()
+	}
+	node, err := o.Client.CoreV1().Nodes().Get(ctx, o.Node, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("node %s: %w", o.Node, err)
+	}
+	if err := checkMachine(ctx, o.Transport, node); err != nil {
+		return err
 	}
 	st := &journal.Store{T: o.Transport}
 	j, err := st.Load(ctx, o.Node)
@@ -361,37 +367,59 @@ func Rollback(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	// The plan is only needed for the paths it writes: read it from the
-	// journal's backups rather than from files the switch changed.
-	r := &run{o: &o, j: j, st: st, stngs: o.Settings, plan: planFromJournal(j)}
+	r := &run{o: &o, j: j, st: st, stngs: o.Settings, plan: &nodeplan.Plan{Target: j.Target}}
+	if len(j.Plan) > 0 {
+		if err := json.Unmarshal(j.Plan, r.plan); err != nil {
+			return fmt.Errorf("the plan kept in the journal of %s is damaged: %w", o.Node, err)
+		}
+	}
 	unlock, err := lock(ctx, &o)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := r.runner(ps).Rollback(ctx, r); err != nil {
+	if err := drainBeforeRollback(ctx, r, ps); err != nil {
 		return err
 	}
-	if err := annotatePhase(ctx, o.Client, o.Node, nil); err != nil {
+	rctx, cancel := migrate.RollbackContext(ctx, 0)
+	defer cancel()
+	if err := r.runner(ps).Rollback(rctx, r); err != nil {
+		return err
+	}
+	if err := annotatePhase(rctx, o.Client, o.Node, nil); err != nil {
 		o.Logger.Warnf("clear %s: %v", PhaseAnnotation, err)
+	}
+	result := "rolled-back: on demand (unshim node rollback)"
+	if err := annotate(rctx, o.Client, o.Node, ResultAnnotation, &result); err != nil {
+		o.Logger.Warnf("record the result on node %s: %v", o.Node, err)
 	}
 	o.Logger.V(0).Infof("node %s is back on Docker", o.Node)
 	return nil
 }
 
-// planFromJournal rebuilds the file lists of a plan from the backups (a
-// rollback restores files; it needs no new content).
-func planFromJournal(j *journal.Journal) *nodeplan.Plan {
-	p := &nodeplan.Plan{Target: j.Target}
-	for _, b := range j.Backups {
-		fc := nodeplan.FileChange{Path: b.Path, Existed: !b.Absent}
-		if strings.HasPrefix(b.Path, "/etc/containerd/") || strings.Contains(b.Path, "containerd.service.d") {
-			p.Containerd = append(p.Containerd, fc)
-		} else {
-			p.Kubelet = append(p.Kubelet, fc)
+// drainBeforeRollback cordons and drains the node when the kubelet may run
+// pods on the new runtime (start-kubelet ran and is not undone), with the
+// switch's own cordon and drain phases: the cordon records whether the node
+// was schedulable only if the switch had not, so the rollback of the
+// cordon still uncordons only a node that was schedulable before the
+// switch.
+func drainBeforeRollback(ctx context.Context, r *run, ps []migrate.Phase) error {
+	switch r.j.State("start-kubelet") {
+	case "", journal.RolledBack:
+		return nil
+	}
+	for _, p := range ps {
+		if p.Name != "cordon" && p.Name != "drain" {
+			continue
+		}
+		r.o.Logger.V(0).Infof("[%s] before the rollback: %s", p.Name, p.Short)
+		r.j.SetCurrent(p.Name)
+		if err := p.Run(ctx, r); err != nil {
+			return fmt.Errorf("%s %s before the rollback (nothing was undone; fix it and run the rollback again): %w", p.Name, r.o.Node, err)
 		}
 	}
-	return p
+	r.j.SetCurrent("")
+	return nil
 }
 
 func lock(ctx context.Context, o *Options) (func(), error) {
@@ -408,6 +436,9 @@ func lock(ctx context.Context, o *Options) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+	// Renewals and the release outlive an interrupt: the rollback that
+	// follows one still holds the lock.
+	ctx = context.WithoutCancel(ctx)
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -428,8 +459,15 @@ func lock(ctx context.Context, o *Options) (func(), error) {
 	return func() {
 		close(stop)
 		<-done
-		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
-			o.Logger.Warnf("%v", err)
+		// Retried while the apiserver is away, up to the lock's TTL; after
+		// that the lock expires by itself.
+		var last error
+		err := wait.PollUntilContextTimeout(ctx, time.Second, ttl, true, func(ctx context.Context) (bool, error) {
+			last = l.Release(ctx)
+			return last == nil, nil
+		})
+		if err != nil {
+			o.Logger.Warnf("release the lock of node %s (it expires by itself within %s): %v", o.Node, ttl, last)
 		}
 	}, nil
 }
@@ -478,6 +516,9 @@ func WritePlan(w io.Writer, node string, p *nodeplan.Plan, steps []PlanStep) {
 		fmt.Fprintf(w, "\n[%d/%d] %s: %s%s\n", i+1, len(steps), s.Phase, s.Short, mark)
 		for _, l := range s.Lines {
 			fmt.Fprintf(w, "    %s\n", l)
+		}
+		for _, st := range s.Steps {
+			fmt.Fprintf(w, "    step: %s\n", migrate.DescribeStep(st))
 		}
 	}
 	if len(p.Unmapped) > 0 {

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,7 @@ import (
 	"github.com/unshim/unshim/pkg/inventory"
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/lab"
+	"github.com/unshim/unshim/pkg/lab/labtest"
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/migrate/phases"
@@ -72,7 +74,7 @@ type fixture struct {
 }
 
 func newFixture(ctx context.Context, t *testing.T) *fixture {
-	l := lab.UpForTest(ctx, t, "switchtest", lab.Options{Nodes: 2, Controllers: true, Logger: log.New(testWriter{t}, 0)})
+	l := labtest.UpForTest(ctx, t, "switchtest", lab.Options{Nodes: 2, Controllers: true, Logger: log.New(testWriter{t}, 0)})
 	f := &fixture{l: l, n1: l.Nodes[0], n2: l.Nodes[1]}
 	var err error
 	if f.c, err = l.Client(); err != nil {
@@ -274,7 +276,7 @@ func runtimeOf(ctx context.Context, t *testing.T, c kubernetes.Interface, node s
 			ready = cond.Status == corev1.ConditionTrue
 		}
 	}
-	return n.Status.NodeInfo.ContainerRuntimeVersion, ready && !n.Spec.Unschedulable, n.Annotations[nodeplan.CRISocketAnnotation]
+	return n.Status.NodeInfo.ContainerRuntimeVersion, ready && !n.Spec.Unschedulable, n.Annotations[inventory.CRISocketAnnotation]
 }
 
 // backOnDocker waits until the node reports Docker again, Ready and schedulable,
@@ -327,8 +329,10 @@ func TestSwitchNode(t *testing.T) {
 	f.deploy(ctx, t)
 	before := snapshot(ctx, t, f.n1)
 
+	var dry []PlanStep
 	t.Run("dry run changes nothing", func(t *testing.T) {
 		steps, p, err := DryRun(ctx, f.options(t, f.n1))
+		dry = steps
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -347,6 +351,166 @@ func TestSwitchNode(t *testing.T) {
 		if rt, _, _ := runtimeOf(ctx, t, f.c, f.n1.Name); !strings.HasPrefix(rt, "docker://") {
 			t.Errorf("dry run switched the node: %s", rt)
 		}
+	})
+
+	t.Run("wrong machine: refused, nothing changed", func(t *testing.T) {
+		// lab-node-1 named, lab-node-2's machine reached (a wrong --target-pid).
+		o := f.options(t, f.n1)
+		o.Transport = f.n2.Transport()
+		err := Run(ctx, o, "")
+		var wm *WrongMachineError
+		if !errors.As(err, &wm) {
+			t.Fatalf("switch of %s through %s's machine: %v; want a WrongMachineError", f.n1.Name, f.n2.Name, err)
+		}
+		if err := Rollback(ctx, o); !errors.As(err, &wm) {
+			t.Errorf("rollback through the wrong machine: %v; want a WrongMachineError", err)
+		}
+		for _, n := range []*lab.Node{f.n1, f.n2} {
+			if rt, ok, ann := runtimeOf(ctx, t, f.c, n.Name); !strings.HasPrefix(rt, "docker://") || !ok || ann != lab.DockershimSocket {
+				t.Errorf("%s after the refusal: %s, ready+schedulable %t, annotation %q", n.Name, rt, ok, ann)
+			}
+			if j, err := (&journal.Store{T: n.Transport()}).Load(ctx, n.Name); err != nil || j != nil {
+				t.Errorf("%s has a journal after the refusal: %+v, %v", n.Name, j, err)
+			}
+		}
+	})
+
+	t.Run("interrupted in drain: rolled back on a fresh context", func(t *testing.T) {
+		rctx, interrupt := context.WithCancel(ctx)
+		defer interrupt()
+		go func() { // Ctrl-C once drain is under way (the PDB holds it there)
+			for rctx.Err() == nil {
+				if j, _ := (&journal.Store{T: f.n1.Transport()}).Load(rctx, f.n1.Name); j != nil && j.State("drain") == journal.Running {
+					time.Sleep(500 * time.Millisecond)
+					interrupt()
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+		err := Run(rctx, f.options(t, f.n1), "")
+		var pe *migrate.PhaseError
+		if !errors.As(err, &pe) || !pe.Interrupted || !pe.RolledBack || pe.Phase != "drain" {
+			t.Fatalf("interrupted run: %v; want an interrupt in drain, rolled back", err)
+		}
+		backOnDocker(ctx, t, f, f.n1, before)
+		f.released(ctx, t, f.n1)
+	})
+
+	// Signals through the real CLI: SIGINT in stop-docker, SIGTERM in verify.
+	// The switch stops at the next step boundary and rolls back.
+	bin := filepath.Join(t.TempDir(), "unshim")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/unshim/unshim/cmd/unshim").CombinedOutput(); err != nil {
+		t.Fatalf("build unshim: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		phase string
+		sig   syscall.Signal
+	}{{"stop-docker", syscall.SIGINT}, {"verify", syscall.SIGTERM}} {
+		t.Run(tc.sig.String()+" in "+tc.phase+": rolled back", func(t *testing.T) {
+			out, inside := f.runSignalledIn(ctx, t, bin, tc.phase, tc.sig)
+			if !inside {
+				t.Errorf("the signal came after %s, not inside it", tc.phase)
+			}
+			if !strings.Contains(out, "rolling back") || !strings.Contains(out, "interrupted") {
+				t.Errorf("the run did not say it was interrupted and rolled back:\n%s", out)
+			}
+			backOnDocker(ctx, t, f, f.n1, before)
+			f.released(ctx, t, f.n1)
+			if n, err := f.c.CoreV1().Nodes().Get(ctx, f.n1.Name, metav1.GetOptions{}); err != nil || !strings.HasPrefix(n.Annotations[ResultAnnotation], "rolled-back") {
+				t.Errorf("result annotation after the interrupt: %q, %v", n.Annotations[ResultAnnotation], err)
+			}
+		})
+	}
+
+	for _, tc := range []struct{ phase, dir string }{
+		{"backup", "/var/lib/unshim/backup"},
+		{"save-images", "/var/lib/unshim/images"},
+	} {
+		t.Run("disk full at "+tc.phase+": stopped before writing, rolled back", func(t *testing.T) {
+			// A 1 MiB file system where the phase writes: the check of free
+			// space must stop it before it fills the disk.
+			if _, err := f.n1.Run(ctx, "mkdir", "-p", tc.dir); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.n1.Run(ctx, "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", tc.dir); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if _, err := f.n1.Run(ctx, "umount", tc.dir); err != nil {
+					t.Error(err)
+				}
+			}()
+			err := Run(ctx, f.options(t, f.n1), "")
+			var pe *migrate.PhaseError
+			if !errors.As(err, &pe) || pe.Phase != tc.phase || !pe.RolledBack || !errors.Is(err, journal.ErrNoSpace) {
+				t.Fatalf("run with %s full: %v; want %s to fail for want of space, rolled back", tc.dir, err, tc.phase)
+			}
+			backOnDocker(ctx, t, f, f.n1, before)
+			f.released(ctx, t, f.n1)
+		})
+	}
+
+	t.Run("power loss in start-containerd, then the re-run finishes", func(t *testing.T) {
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		cut := make(chan error, 1)
+		go func() {
+			for rctx.Err() == nil {
+				if j, _ := (&journal.Store{T: f.n1.Transport()}).Load(rctx, f.n1.Name); j != nil && j.State("start-containerd") == journal.Running {
+					cut <- f.l.PowerOff(f.n1)
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
+		err := Run(rctx, f.options(t, f.n1), "")
+		cancel()
+		if perr := <-cut; perr != nil {
+			t.Fatal(perr)
+		}
+		if err == nil {
+			t.Fatal("the switch succeeded although its node lost power")
+		}
+		t.Logf("the run that lost its node: %v", err)
+		if err := f.l.Boot(ctx, f.n1); err != nil {
+			t.Fatal(err)
+		}
+		// The operator runs the switch again: it resumes from the journal
+		// the node kept on its disk.
+		if err := Run(ctx, f.options(t, f.n1), ""); err != nil {
+			t.Fatalf("the re-run after the power loss: %v", err)
+		}
+		if rt, ok, ann := runtimeOf(ctx, t, f.c, f.n1.Name); !strings.HasPrefix(rt, "containerd://") || !ok || ann != nodeplan.ContainerdEndpoint {
+			t.Fatalf("node after the re-run: runtime %s, ready+schedulable %t, annotation %q", rt, ok, ann)
+		}
+		f.waitPods(ctx, t, "solo and agent running on containerd", func(pods []corev1.Pod) bool {
+			return count(pods, "solo", f.n1.Name) == 1 && count(pods, "agent", f.n1.Name) == 1
+		})
+		if err := Rollback(ctx, f.options(t, f.n1)); err != nil {
+			t.Fatal(err)
+		}
+		backOnDocker(ctx, t, f, f.n1, before)
+	})
+
+	t.Run("killed inside each long phase, resumed", func(t *testing.T) {
+		f.webOnNode1(ctx, t) // the drain waits on the PDB
+		for _, phase := range []string{"drain", "save-images", "stop-docker", "start-containerd", "verify"} {
+			_, inside := f.runSignalledIn(ctx, t, bin, phase, syscall.SIGKILL)
+			if phase == "drain" && !inside {
+				t.Errorf("the kill came after drain, not inside it")
+			}
+		}
+		if out, err := exec.CommandContext(ctx, bin, f.args()...).CombinedOutput(); err != nil {
+			t.Fatalf("resume: %v\n%s", err, out)
+		}
+		if rt, ok, ann := runtimeOf(ctx, t, f.c, f.n1.Name); !strings.HasPrefix(rt, "containerd://") || !ok || ann != nodeplan.ContainerdEndpoint {
+			t.Fatalf("node after the resumed switch: runtime %s, ready+schedulable %t, annotation %q", rt, ok, ann)
+		}
+		if err := Rollback(ctx, f.options(t, f.n1)); err != nil {
+			t.Fatal(err)
+		}
+		backOnDocker(ctx, t, f, f.n1, before)
 	})
 
 	t.Run("switch to containerd", func(t *testing.T) {
@@ -368,8 +532,17 @@ func TestSwitchNode(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 			}
 		}()
+		// The apiserver goes away for a while during drain and during
+		// verify: the switch must ride both outages out.
+		outages := make(chan error, 1)
+		octx, ocancel := context.WithCancel(ctx)
+		go func() { outages <- f.outageIn(octx, "drain", "verify") }()
 		start := time.Now()
 		err := Run(ctx, f.options(t, f.n1), "")
+		ocancel()
+		if oerr := <-outages; oerr != nil {
+			t.Errorf("outages: %v", oerr)
+		}
 		stop()
 		<-done
 		if err != nil {
@@ -411,11 +584,73 @@ func TestSwitchNode(t *testing.T) {
 		}
 		j, err := (&journal.Store{T: f.n1.Transport()}).Load(ctx, f.n1.Name)
 		if err != nil || j == nil || !j.Finished {
-			t.Errorf("journal: %+v, %v", j, err)
+			t.Fatalf("journal: %+v, %v", j, err)
+		}
+		// The dry run printed the steps the run then recorded (but the
+		// containers stopped before Docker: the dry run saw the pods the
+		// drain then evicted).
+		comparable := func(steps []journal.Step) []string {
+			var out []string
+			for _, st := range steps {
+				if len(st.Argv) > 1 && st.Argv[0] == "docker" && st.Argv[1] == "stop" {
+					continue
+				}
+				out = append(out, st.Phase+": "+migrate.DescribeStep(st))
+			}
+			return out
+		}
+		var planned []journal.Step
+		for _, ps := range dry {
+			planned = append(planned, ps.Steps...)
+		}
+		want, got := comparable(planned), comparable(j.Steps)
+		if strings.Join(want, "\n") != strings.Join(got, "\n") {
+			t.Errorf("the run's steps differ from the dry run's:\n dry run:\n  %s\n run:\n  %s", strings.Join(want, "\n  "), strings.Join(got, "\n  "))
+		}
+		if len(got) < 8 {
+			t.Errorf("only %d steps recorded: %v", len(got), got)
 		}
 	})
 
-	t.Run("rollback on demand", func(t *testing.T) {
+	t.Run("rollback on demand with replicas on the node drains first", func(t *testing.T) {
+		f.webOnNode1(ctx, t) // both replicas on the node, now on containerd
+		stop := f.watchWeb(ctx)
+		err := Rollback(ctx, f.options(t, f.n1))
+		if got := stop(); got < 1 {
+			t.Errorf("the PDB (minAvailable 1) was violated during the rollback: %d ready web pods seen", got)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		backOnDocker(ctx, t, f, f.n1, before)
+		f.released(ctx, t, f.n1)
+		if n, err := f.c.CoreV1().Nodes().Get(ctx, f.n1.Name, metav1.GetOptions{}); err != nil || n.Annotations[ResultAnnotation] == "succeeded" {
+			t.Errorf("result annotation after the rollback: %q, %v", n.Annotations[ResultAnnotation], err)
+		}
+		f.waitPods(ctx, t, "both web replicas running", func(pods []corev1.Pod) bool { return count(pods, "web", "") == 2 })
+	})
+
+	t.Run("a single phase after a kill records only itself", func(t *testing.T) {
+		f.runKilledAfter(ctx, t, bin, "start-kubelet")
+		args := f.args() // migrate node NAME ...: run as migrate node phase verify NAME ...
+		args = append(append(append([]string{}, args[:6]...), "phase", "verify"), args[6:]...)
+		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("phase verify: %v\n%s", err, out)
+		}
+		j, err := (&journal.Store{T: f.n1.Transport()}).Load(ctx, f.n1.Name)
+		if err != nil || j == nil || j.Finished || j.State("uncordon") != "" {
+			t.Fatalf("journal after a single verify: %+v, %v; want unfinished, uncordon not run", j, err)
+		}
+		if n, _ := f.c.CoreV1().Nodes().Get(ctx, f.n1.Name, metav1.GetOptions{}); !n.Spec.Unschedulable {
+			t.Error("the node was uncordoned by a single verify")
+		}
+		if out, err := exec.CommandContext(ctx, bin, f.args()...).CombinedOutput(); err != nil {
+			t.Fatalf("resume: %v\n%s", err, out)
+		}
+		if rt, ok, _ := runtimeOf(ctx, t, f.c, f.n1.Name); !strings.HasPrefix(rt, "containerd://") || !ok {
+			t.Fatalf("after the resume: %s, ready+schedulable %t", rt, ok)
+		}
 		if err := Rollback(ctx, f.options(t, f.n1)); err != nil {
 			t.Fatal(err)
 		}
@@ -458,10 +693,6 @@ func TestSwitchNode(t *testing.T) {
 	})
 
 	t.Run("killed after each phase, resumed", func(t *testing.T) {
-		bin := filepath.Join(t.TempDir(), "unshim")
-		if out, err := exec.Command("go", "build", "-o", bin, "github.com/unshim/unshim/cmd/unshim").CombinedOutput(); err != nil {
-			t.Fatalf("build unshim: %v\n%s", err, out)
-		}
 		names := PhaseNames(nodeplan.Containerd)
 		for i, phase := range names {
 			if i == len(names)-1 {
@@ -617,6 +848,124 @@ func (f *fixture) runKilledAfter(ctx context.Context, t *testing.T, bin, phase s
 			<-exited
 			return n.Annotations[PhaseAnnotation]
 		}
+	}
+}
+
+// runSignalledIn runs the CLI and sends it sig as soon as the journal says
+// phase is running (inside is then true), or at once if the phase ran too
+// fast to be caught; it waits for the run to end and returns its output.
+func (f *fixture) runSignalledIn(ctx context.Context, t *testing.T, bin, phase string, sig syscall.Signal) (string, bool) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, bin, f.args()...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	inside := false
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("run exited before phase %s ran (%v):\n%s", phase, err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		j, _ := (&journal.Store{T: f.n1.Transport()}).Load(ctx, f.n1.Name)
+		if j == nil {
+			continue
+		}
+		if st := j.State(phase); st == journal.Running || st == journal.Done {
+			inside = st == journal.Running
+			_ = cmd.Process.Signal(sig)
+			break
+		}
+	}
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Errorf("the run succeeded although it was sent %v in %s:\n%s", sig, phase, out.String())
+		}
+	case <-time.After(10 * time.Minute):
+		t.Fatalf("the run did not end after %v:\n%s", sig, out.String())
+	}
+	t.Logf("run sent %v in %s (inside it: %t):\n%s", sig, phase, inside, out.String())
+	return out.String(), inside
+}
+
+// outageIn stops the lab's apiserver for 8 s as soon as the journal of
+// lab-node-1 says each phase is running, then starts it again.
+func (f *fixture) outageIn(ctx context.Context, phases ...string) error {
+	for _, phase := range phases {
+		for {
+			if ctx.Err() != nil {
+				return fmt.Errorf("phase %s never ran", phase)
+			}
+			if j, _ := (&journal.Store{T: f.n1.Transport()}).Load(ctx, f.n1.Name); j != nil && j.State(phase) == journal.Running {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := f.l.StopProcess("kube-apiserver"); err != nil {
+			return err
+		}
+		time.Sleep(8 * time.Second)
+		if err := f.l.RestartProcess(ctx, "kube-apiserver"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// webOnNode1 puts both web replicas on lab-node-1, so that draining it
+// waits on the PDB.
+func (f *fixture) webOnNode1(ctx context.Context, t *testing.T) {
+	t.Helper()
+	setUnschedulable(ctx, t, f.c, f.n2.Name, true)
+	for _, p := range f.pods(ctx, t) {
+		if p.Labels["app"] == "web" && p.Spec.NodeName != f.n1.Name {
+			if err := f.c.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	f.waitPods(ctx, t, "both web replicas on lab-node-1", func(pods []corev1.Pod) bool { return count(pods, "web", f.n1.Name) == 2 })
+	setUnschedulable(ctx, t, f.c, f.n2.Name, false)
+}
+
+// released checks that the node's lock is not held.
+func (f *fixture) released(ctx context.Context, t *testing.T, n *lab.Node) {
+	t.Helper()
+	if l, err := f.c.CoordinationV1().Leases("kube-system").Get(ctx, "unshim-node-"+n.Name, metav1.GetOptions{}); err == nil {
+		t.Errorf("the lock of %s is still held by %v", n.Name, l.Spec.HolderIdentity)
+	}
+}
+
+// watchWeb samples the ready web replicas until the function it returns is
+// called, which returns the fewest seen.
+func (f *fixture) watchWeb(ctx context.Context) func() int {
+	var mu sync.Mutex
+	minReady := 99
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for wctx.Err() == nil {
+			list, err := f.c.CoreV1().Pods(ns).List(wctx, metav1.ListOptions{LabelSelector: "app=web"})
+			if err == nil {
+				mu.Lock()
+				minReady = min(minReady, count(list.Items, "web", ""))
+				mu.Unlock()
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	return func() int {
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return minReady
 	}
 }
 

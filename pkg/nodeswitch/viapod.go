@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -29,8 +28,12 @@ import (
 // whose short-lived token the agent on the node uses.
 const AgentServiceAccount = "unshim-agent"
 
-// agentKubeconfig is where the agent's kubeconfig lands on the node.
-const agentKubeconfig = "/var/lib/unshim/agent/kubeconfig"
+// agentKubeconfig and agentSettings are where the agent's kubeconfig and the
+// switch's settings land on the node.
+const (
+	agentKubeconfig = "/var/lib/unshim/agent/kubeconfig"
+	agentSettings   = "/var/lib/unshim/agent/settings.json"
+)
 
 // PodOptions are a switch run from the cluster: a privileged agent pod on
 // the node hands `unshim node migrate` to a transient systemd unit of the
@@ -81,12 +84,16 @@ func RunViaPod(ctx context.Context, o PodOptions) error {
 	if err != nil {
 		return err
 	}
+	settings, err := RunSettings{Settings: o.Settings, NoRollback: o.NoRollback, ContainerdVersion: o.ContainerdVersion, SkipPhases: o.SkipPhases}.Encode()
+	if err != nil {
+		return err
+	}
 	secret := podagent.PodName(o.Node) // one per node, like the pod
 	secrets := c.CoreV1().Secrets(o.Namespace)
 	_ = secrets.Delete(ctx, secret, metav1.DeleteOptions{})
 	if _, err := secrets.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: secret, Labels: map[string]string{podagent.NameLabel: podagent.NameLabelValue}},
-		Data:       map[string][]byte{"kubeconfig": kubeconfig},
+		Data:       map[string][]byte{"kubeconfig": kubeconfig, "settings.json": settings},
 	}, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("agent kubeconfig secret: %w", err)
 	}
@@ -98,28 +105,12 @@ func RunViaPod(ctx context.Context, o PodOptions) error {
 		}
 	}()
 
-	s := o.Settings
-	argv := []string{"unshim", "--kubeconfig", agentKubeconfig, "node", "migrate", o.Node, "--via", "local",
-		"--to", s.Target, "--drain-timeout", s.DrainTimeout.String(), "--verify-timeout", s.VerifyTimeout.String()}
-	if len(s.Allow) > 0 {
-		argv = append(argv, "--allow", strings.Join(s.Allow, ","))
-	}
-	if s.Force {
-		argv = append(argv, "--force")
-	}
-	if s.DeleteEmptyDirData {
-		argv = append(argv, "--delete-emptydir-data")
-	}
-	if o.NoRollback {
-		argv = append(argv, "--no-rollback")
-	}
-	if o.ContainerdVersion != "" {
-		argv = append(argv, "--containerd-version", o.ContainerdVersion)
-	}
+	// The settings travel as data, not rebuilt as flags.
+	argv := []string{"unshim", "--kubeconfig", agentKubeconfig, "node", "migrate", o.Node, "--via", "local", "--settings", agentSettings}
 	fmt.Fprintf(o.Out, "starting the agent on %s (%s)\n", o.Node, node.Status.NodeInfo.ContainerRuntimeVersion)
 	err = podagent.Run(ctx, c, podagent.Options{
 		Node: o.Node, Namespace: o.Namespace, Image: o.Image, Unit: "unshim-migrate", Argv: argv,
-		Secret: secret, Copies: [][2]string{{"kubeconfig", agentKubeconfig}},
+		Secret: secret, Copies: [][2]string{{"kubeconfig", agentKubeconfig}, {"settings.json", agentSettings}},
 	}, o.Out)
 	if err != nil {
 		return fmt.Errorf("agent on %s: %w", o.Node, err)

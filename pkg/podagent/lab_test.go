@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/unshim/unshim/pkg/lab"
+	"github.com/unshim/unshim/pkg/lab/labtest"
 	"github.com/unshim/unshim/pkg/podagent"
 	"github.com/unshim/unshim/pkg/release"
 	"github.com/unshim/unshim/pkg/version"
@@ -32,13 +33,13 @@ const (
 // pod), and still finishes its work. Before that, a second agent for a unit
 // still active starts nothing.
 func TestHandoffSurvivesDocker(t *testing.T) {
-	lab.RequireNodePrereqs(t)
+	labtest.RequireNodePrereqs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	archive, bin := buildAgentImage(ctx, t)
 
 	start := time.Now()
-	l := lab.UpForTest(ctx, t, "podagenttest", lab.Options{Nodes: 1})
+	l := labtest.UpForTest(ctx, t, "podagenttest", lab.Options{Nodes: 1})
 	t.Logf("lab with one node up in %s", time.Since(start).Round(time.Second))
 	n := l.Nodes[0]
 	// The image `make agent-image` builds, loaded as an operator would:

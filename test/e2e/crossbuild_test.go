@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -24,5 +25,21 @@ func TestBuildsForWindows(t *testing.T) {
 	defer f.Close()
 	if _, err := f.Read(head); err != nil || string(head) != "MZ" {
 		t.Errorf("not a Windows executable: %q %v", head, err)
+	}
+}
+
+// TestBinaryLinksNoTestFramework: test helpers stay out of the product (a
+// package of the binary importing testing would ship the test framework).
+func TestBinaryLinksNoTestFramework(t *testing.T) {
+	c := exec.Command("go", "list", "-deps", "./cmd/unshim")
+	c.Dir = "../.."
+	out, err := c.Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p == "testing" || strings.HasSuffix(p, "/labtest") || strings.HasSuffix(p, "/testutil") {
+			t.Errorf("unshim links %s", p)
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/unshim/unshim/cmd/unshim/app"
 	"github.com/unshim/unshim/pkg/lab"
+	"github.com/unshim/unshim/pkg/lab/labtest"
 	"github.com/unshim/unshim/pkg/manifest"
 	"github.com/unshim/unshim/pkg/report"
 )
@@ -34,7 +35,7 @@ type env struct {
 
 func requireLab(t *testing.T) *env {
 	t.Helper()
-	l := lab.Require(t)
+	l := labtest.Require(t)
 	c, err := l.Client()
 	if err != nil {
 		t.Fatal(err)

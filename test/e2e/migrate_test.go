@@ -27,7 +27,7 @@ func TestMigrateBadInput(t *testing.T) {
 		want []string
 	}{
 		{"unknown target", []string{"migrate", "node", "n1", "--to", "crio", "--via", "nsenter", "--target-pid", self}, []string{"--to", "containerd or cri-dockerd"}},
-		{"unknown phase", []string{"migrate", "node", "n1", "phase", "nosuch", "--via", "nsenter", "--target-pid", self}, []string{"no phase \"nosuch\"", "preflight"}},
+		{"unknown phase", []string{"migrate", "node", "phase", "nosuch", "n1", "--via", "nsenter", "--target-pid", self}, []string{"no phase \"nosuch\"", "preflight"}},
 		{"stray arguments", []string{"migrate", "node", "n1", "n2"}, []string{"NAME phase PHASE"}},
 		{"unknown node", []string{"migrate", "node", "no-such-node", "--dry-run", "--via", "nsenter", "--target-pid", self}, []string{"no-such-node", "not found"}},
 		{"unknown via", []string{"migrate", "node", "n1", "--via", "carrier-pigeon"}, []string{"--via", "carrier-pigeon"}},

@@ -19,11 +19,26 @@ import (
 )
 
 // Main runs unshim with the process's arguments and streams and exits with its code.
+//
+// The first SIGINT or SIGTERM cancels the command's context: a node switch
+// stops at the next step boundary and rolls back on a context of its own.
+// A second one exits at once, leaving the switch's journal to resume from.
 func Main() {
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		fmt.Fprintf(streams.ErrOut, "\n%v: stopping at the next step (a node switch then rolls back); %v again stops at once\n", sig, sig)
+		cancel(fmt.Errorf("%v received", sig))
+		sig = <-sigs
+		fmt.Fprintf(streams.ErrOut, "\n%v again: stopping now; a node switch's journal keeps where it stopped: run it again to resume, or roll it back\n", sig)
+		os.Exit(130)
+	}()
 	code := Run(ctx, streams, filepath.Base(os.Args[0]), os.Args[1:])
-	stop()
+	signal.Stop(sigs)
+	cancel(nil)
 	os.Exit(code)
 }
 

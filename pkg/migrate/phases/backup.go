@@ -6,9 +6,9 @@ import (
 	"github.com/unshim/unshim/pkg/migrate"
 )
 
-// NewBackupPhase backs up files before any phase changes them; rollback
-// restores every file the journal backed up, byte for byte, and removes the
-// ones that did not exist.
+// NewBackupPhase backs up files before any phase changes them. It has no
+// rollback: each phase that writes a file records the write, and the
+// runner restores it from the backup when it undoes that phase.
 func NewBackupPhase(paths ...string) migrate.Phase {
 	return migrate.Phase{
 		Name:  "backup",
@@ -20,9 +20,6 @@ func NewBackupPhase(paths ...string) migrate.Phase {
 				}
 			}
 			return nil
-		},
-		Rollback: func(ctx context.Context, d migrate.Data) error {
-			return d.Store().Restore(ctx, d.Journal())
 		},
 		Plan: func(context.Context, migrate.Data) ([]string, error) {
 			lines := make([]string, len(paths))

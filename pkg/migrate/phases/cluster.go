@@ -4,14 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/unshim/unshim/pkg/inventory"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubectl/pkg/drain"
 
@@ -26,6 +27,9 @@ func NewCordonPhase() migrate.Phase {
 		Name:  "cordon",
 		Short: "Cordon the node",
 		Run: run(func(ctx context.Context, d Data) error {
+			if d.DryRun() {
+				return nil // an API change: the plan describes it
+			}
 			node, err := d.Client().CoreV1().Nodes().Get(ctx, d.Node(), metav1.GetOptions{})
 			if err != nil {
 				return fmt.Errorf("read node %s: %w", d.Node(), err)
@@ -53,7 +57,11 @@ func NewCordonPhase() migrate.Phase {
 
 func setUnschedulable(ctx context.Context, d Data, v bool) error {
 	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"unschedulable": v}})
-	if _, err := d.Client().CoreV1().Nodes().Patch(ctx, d.Node(), types.StrategicMergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	err := RetryAPI(ctx, apiRetryTimeout, func(ctx context.Context) error {
+		_, err := d.Client().CoreV1().Nodes().Patch(ctx, d.Node(), types.StrategicMergePatchType, patch, metav1.PatchOptions{})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("set node %s unschedulable=%t: %w", d.Node(), v, err)
 	}
 	return nil
@@ -69,20 +77,28 @@ func NewDrainPhase() migrate.Phase {
 		Name:  "drain",
 		Short: "Evict the node's pods (PDBs respected, DaemonSets ignored)",
 		Run: run(func(ctx context.Context, d Data) error {
-			h := drainHelper(ctx, d)
-			list, errs := h.GetPodsForDeletion(d.Node())
-			if len(errs) > 0 {
-				return fmt.Errorf("drain %s: %v", d.Node(), errs)
+			if d.DryRun() {
+				return nil // an API change: the plan describes it
 			}
-			if w := list.Warnings(); w != "" {
-				d.Logger().V(0).Infof("[drain] %s", w)
+			// The drain as a whole is retried on API errors a retry may
+			// clear (an apiserver restarting), until --drain-timeout.
+			timeout := d.Settings().DrainTimeout
+			if timeout <= 0 {
+				timeout = 10 * time.Minute
 			}
-			pods := list.Pods()
-			d.Logger().V(0).Infof("[drain] evicting %d pods", len(pods))
-			if err := h.DeleteOrEvictPods(pods); err != nil {
-				return fmt.Errorf("drain %s: %w", d.Node(), err)
+			deadline := time.Now().Add(timeout)
+			for {
+				err := drainOnce(ctx, d)
+				if err == nil || !Transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+					return err
+				}
+				d.Logger().V(0).Infof("[drain] the API failed, retrying: %v", err)
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(2 * time.Second):
+				}
 			}
-			return nil
 		}),
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
 			h := drainHelper(ctx, d)
@@ -100,6 +116,27 @@ func NewDrainPhase() migrate.Phase {
 			return lines, nil
 		}),
 	}
+}
+
+// apiRetryTimeout bounds the retries of one API change (a patch of the
+// node) through a short outage of the apiserver.
+const apiRetryTimeout = time.Minute
+
+func drainOnce(ctx context.Context, d Data) error {
+	h := drainHelper(ctx, d)
+	list, errs := h.GetPodsForDeletion(d.Node())
+	if len(errs) > 0 {
+		return fmt.Errorf("drain %s: %w", d.Node(), utilerrors.NewAggregate(errs))
+	}
+	if w := list.Warnings(); w != "" {
+		d.Logger().V(0).Infof("[drain] %s", w)
+	}
+	pods := list.Pods()
+	d.Logger().V(0).Infof("[drain] evicting %d pods", len(pods))
+	if err := h.DeleteOrEvictPods(pods); err != nil {
+		return fmt.Errorf("drain %s: %w", d.Node(), err)
+	}
+	return nil
 }
 
 func drainHelper(ctx context.Context, d Data) *drain.Helper {
@@ -143,6 +180,9 @@ func NewUncordonPhase() migrate.Phase {
 		Name:  "uncordon",
 		Short: "Uncordon the node if it was schedulable before",
 		Run: run(func(ctx context.Context, d Data) error {
+			if d.DryRun() {
+				return nil // an API change: the plan describes it
+			}
 			if d.Journal().Values[keyWasSchedulable] != "true" {
 				d.Logger().V(0).Infof("[uncordon] the node was cordoned before the migration: it stays cordoned")
 				return nil
@@ -169,6 +209,9 @@ func NewKubeadmRecordPhase() migrate.Phase {
 		Name:  "kubeadm-record",
 		Short: "Update kubeadm's record of the CRI socket",
 		Run: run(func(ctx context.Context, d Data) error {
+			if d.DryRun() {
+				return nil // an API change: the plan describes it
+			}
 			p := d.Plan()
 			if p.Annotation == "" {
 				return nil
@@ -179,7 +222,7 @@ func NewKubeadmRecordPhase() migrate.Phase {
 				if err != nil {
 					return err
 				}
-				old, had := node.Annotations[nodeplan.CRISocketAnnotation]
+				old, had := node.Annotations[inventory.CRISocketAnnotation]
 				j.Values[keyOldAnnotation], j.Values[keyHadAnnotation] = old, strconv.FormatBool(had)
 				if err := d.Store().Save(ctx, j); err != nil {
 					return err
@@ -201,16 +244,16 @@ func NewKubeadmRecordPhase() migrate.Phase {
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
 			p := d.Plan()
 			if p.Annotation == "" {
-				return []string{"annotation " + nodeplan.CRISocketAnnotation + " left alone (kubeadm reads " + nodeplan.InstanceConfigFile + ")"}, nil
+				return []string{"annotation " + inventory.CRISocketAnnotation + " left alone (kubeadm reads " + nodeplan.InstanceConfigFile + ")"}, nil
 			}
-			return []string{fmt.Sprintf("PATCH node %s annotation %s: %q -> %q", d.Node(), nodeplan.CRISocketAnnotation, p.OldAnnotation, p.Annotation)}, nil
+			return []string{fmt.Sprintf("PATCH node %s annotation %s: %q -> %q", d.Node(), inventory.CRISocketAnnotation, p.OldAnnotation, p.Annotation)}, nil
 		}),
 	}
 }
 
 // annotate sets (or, with nil, removes) the cri-socket annotation.
 func annotate(ctx context.Context, d Data, v *string) error {
-	return Annotate(ctx, d.Client(), d.Node(), nodeplan.CRISocketAnnotation, v)
+	return Annotate(ctx, d.Client(), d.Node(), inventory.CRISocketAnnotation, v)
 }
 
 // Annotate sets (or, with nil, removes) annotation key on node.
@@ -220,14 +263,12 @@ func Annotate(ctx context.Context, c kubernetes.Interface, node, key string, v *
 		val = *v
 	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: val}}})
-	if _, err := c.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+	err := RetryAPI(ctx, apiRetryTimeout, func(ctx context.Context) error {
+		_, err := c.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("annotate node %s: %w", node, err)
 	}
 	return nil
-}
-
-// runtimeOf returns the node's runtime name ("docker", "containerd").
-func runtimeOf(n *corev1.Node) string {
-	name, _, _ := strings.Cut(n.Status.NodeInfo.ContainerRuntimeVersion, "://")
-	return name
 }

@@ -31,24 +31,26 @@ type Data interface {
 	Logger() log.Logger
 }
 
-// Settings are the operator's choices for one switch.
+// Settings are the operator's choices for one switch. They are one
+// serialisable value: the agent pod hands them to the node as a file.
 type Settings struct {
-	Target         string
-	KubeletVersion nodeconf.Version
+	Target string `json:"target"`
+	// KubeletVersion is the node's, read from its Node by the switch.
+	KubeletVersion nodeconf.Version `json:"-"`
 	// Allow lists preflight rule IDs not to treat as blockers.
-	Allow []string
+	Allow []string `json:"allow,omitempty"`
 	// Force evicts pods without a controller too; by default they stay on
 	// the node and restart on the new runtime, as after a reboot.
-	Force bool
+	Force bool `json:"force,omitempty"`
 	// DeleteEmptyDirData lets drain evict pods with emptyDir volumes.
-	DeleteEmptyDirData bool
-	DrainTimeout       time.Duration
-	VerifyTimeout      time.Duration
+	DeleteEmptyDirData bool          `json:"deleteEmptyDirData,omitempty"`
+	DrainTimeout       time.Duration `json:"drainTimeout"`
+	VerifyTimeout      time.Duration `json:"verifyTimeout"`
 	// InstallCommand installs containerd when it is missing (argv); nil
 	// picks apt-get, dnf or yum, whichever the node has.
-	InstallCommand []string
+	InstallCommand []string `json:"installCommand,omitempty"`
 	// Progress receives detail lines (drain evictions); may be nil.
-	Progress io.Writer
+	Progress io.Writer `json:"-"`
 }
 
 func data(d migrate.Data) (Data, error) {
@@ -90,3 +92,54 @@ const (
 	keyImageArchive   = "images.archive"
 	keyContainerd     = "containerd.installed-by-unshim"
 )
+
+// toContainerd is the RunIf of the phases only a switch to containerd runs:
+// with cri-dockerd, Docker keeps running and keeps its images.
+func toContainerd(d migrate.Data) bool {
+	pd, err := data(d)
+	return err == nil && pd.Settings().Target == nodeplan.Containerd
+}
+
+// All returns the switch's phases in order, one list for every target:
+// each phase's RunIf leaves out those a target does not run.
+func All() []migrate.Phase {
+	return []migrate.Phase{
+		NewPreflightPhase(),
+		NewCordonPhase(),
+		NewDrainPhase(),
+		NewPlanBackupPhase(),
+		NewSaveImagesPhase(),
+		NewStopKubeletPhase(),
+		NewStopDockerPhase(),
+		NewInstallContainerdPhase(),
+		NewWriteConfigPhase(),
+		NewStartContainerdPhase(),
+		NewImportImagesPhase(),
+		NewReconfigureKubeletPhase(),
+		NewKubeadmRecordPhase(),
+		NewStartKubeletPhase(),
+		NewVerifyPhase(),
+		NewUncordonPhase(),
+	}
+}
+
+// Names lists the phases of All that a switch to target runs.
+func Names(target string) []string {
+	d := targetOnly{s: Settings{Target: target}}
+	var out []string
+	for _, p := range All() {
+		if p.Applies(d) {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+// targetOnly answers a RunIf for a target, before any run exists; RunIf
+// reads only the settings.
+type targetOnly struct {
+	Data
+	s Settings
+}
+
+func (t targetOnly) Settings() *Settings { return &t.s }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/lab"
+	"github.com/unshim/unshim/pkg/lab/labtest"
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/transport"
@@ -42,10 +43,10 @@ const (
 // containerd does not start: the rollback must bring back the kubelet
 // on Docker, with every changed file byte-identical.
 func TestFailedSwitchRollsBackToDocker(t *testing.T) {
-	lab.RequireNodePrereqs(t)
+	labtest.RequireNodePrereqs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	l := lab.UpForTest(ctx, t, "phasetest", lab.Options{Nodes: 1})
+	l := labtest.UpForTest(ctx, t, "phasetest", lab.Options{Nodes: 1})
 	n := l.Nodes[0]
 	tr := n.Transport()
 	st := &journal.Store{T: tr}
@@ -61,12 +62,12 @@ func TestFailedSwitchRollsBackToDocker(t *testing.T) {
 	rewrite := migrate.Phase{
 		Name: "write-config", Short: "point the kubelet at containerd",
 		Run: func(ctx context.Context, d migrate.Data) error {
-			if err := d.Transport().WriteFile(ctx, flagsFile, []byte("KUBELET_KUBEADM_ARGS=\"--container-runtime=remote --container-runtime-endpoint=unix:///run/containerd/containerd.sock\"\n"), 0o600); err != nil {
+			if err := migrate.WriteFile(ctx, d, flagsFile, []byte("KUBELET_KUBEADM_ARGS=\"--container-runtime=remote --container-runtime-endpoint=unix:///run/containerd/containerd.sock\"\n"), 0o600); err != nil {
 				return err
 			}
-			return d.Transport().WriteFile(ctx, containerdConf, []byte("version = 2\n"), 0o600)
+			return migrate.WriteFile(ctx, d, containerdConf, []byte("version = 2\n"), 0o600)
 		},
-		Rollback: func(ctx context.Context, d migrate.Data) error { return d.Store().Restore(ctx, d.Journal()) },
+		// No Rollback: the runner undoes the recorded writes.
 	}
 	var stoppedBeforeFailure bool
 	fail := migrate.Phase{

@@ -3,6 +3,7 @@ package phases
 import (
 	"context"
 	"fmt"
+	"github.com/unshim/unshim/pkg/inventory"
 	"sort"
 	"strings"
 
@@ -68,6 +69,9 @@ func NewPreflightPhase() migrate.Phase {
 		Name:  "preflight",
 		Short: "Check the node and its pods for what the switch would break",
 		Run: run(func(ctx context.Context, d Data) error {
+			if d.DryRun() {
+				return nil // read-only: the plan lists the findings
+			}
 			fs, err := preflight(ctx, d)
 			if err != nil {
 				return err
@@ -113,7 +117,7 @@ func preflight(ctx context.Context, d Data) ([]check.Finding, error) {
 		return nil, fmt.Errorf("read node %s: %w", d.Node(), err)
 	}
 	target := d.Settings().Target
-	if rt := runtimeOf(node); rt != "docker" {
+	if rt := inventory.RuntimeName(node); rt != "docker" {
 		return nil, fmt.Errorf("node %s runs %s, not Docker: nothing to switch", d.Node(), node.Status.NodeInfo.ContainerRuntimeVersion)
 	}
 	t := d.Transport()

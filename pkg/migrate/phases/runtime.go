@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,6 +30,16 @@ func NewPlanBackupPhase() migrate.Phase {
 		Name:  "backup",
 		Short: "Back up every file the switch changes",
 		Run: run(func(ctx context.Context, d Data) error {
+			if d.DryRun() {
+				return nil
+			}
+			var need int64
+			for _, f := range d.Plan().Files() {
+				need += int64(len(f.Old))
+			}
+			if err := journal.EnsureFree(ctx, d.Transport(), path.Join(journal.DefaultDir, "backup"), need); err != nil {
+				return fmt.Errorf("back up the node's files: %w", err)
+			}
 			for _, p := range d.Plan().Paths() {
 				if err := d.Store().BackupFile(ctx, d.Journal(), p); err != nil {
 					return err
@@ -36,9 +47,8 @@ func NewPlanBackupPhase() migrate.Phase {
 			}
 			return nil
 		}),
-		Rollback: func(ctx context.Context, d migrate.Data) error {
-			return d.Store().Restore(ctx, d.Journal())
-		},
+		// Nothing to undo: the backups are kept, and each file written later
+		// is restored by the phase that wrote it.
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
 			var lines []string
 			for _, p := range d.Plan().Paths() {
@@ -47,6 +57,14 @@ func NewPlanBackupPhase() migrate.Phase {
 			return lines, nil
 		}),
 	}
+}
+
+// saveJournal keeps the journal's values on the node (not in a dry run).
+func saveJournal(ctx context.Context, d migrate.Data) error {
+	if d.DryRun() {
+		return nil
+	}
+	return d.Store().Save(ctx, d.Journal())
 }
 
 // imageArchive is where saved images wait for containerd.
@@ -90,10 +108,29 @@ func neededImages(ctx context.Context, d Data) ([]string, error) {
 	return out, nil
 }
 
+// imagesSize is what Docker says the images take, an upper bound of the
+// archive `docker save` writes of them.
+func imagesSize(ctx context.Context, d Data, refs []string) (int64, error) {
+	var total int64
+	for _, ref := range refs {
+		out, err := d.Transport().Run(ctx, "docker", "image", "inspect", "--format", "{{.Size}}", "--", ref)
+		if err != nil {
+			return 0, fmt.Errorf("size of image %s: %w", ref, err)
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("size of image %s: docker said %q", ref, out)
+		}
+		total += n
+	}
+	return total, nil
+}
+
 // NewSaveImagesPhase saves, while Docker still runs, the images that only
 // Docker has and that the node's remaining pods or the sandbox need.
 func NewSaveImagesPhase() migrate.Phase {
 	return migrate.Phase{
+		RunIf: toContainerd,
 		Name:  "save-images",
 		Short: "Save the images only Docker has (docker save)",
 		Run: run(func(ctx context.Context, d Data) error {
@@ -104,18 +141,24 @@ func NewSaveImagesPhase() migrate.Phase {
 			j := d.Journal()
 			j.Values[keySavedImages] = strings.Join(refs, " ")
 			if len(refs) == 0 {
-				return d.Store().Save(ctx, j)
+				return saveJournal(ctx, d)
 			}
 			archive := imageArchive(d.Node())
-			if _, err := d.Transport().Run(ctx, "mkdir", "-p", path.Dir(archive)); err != nil {
+			need, err := imagesSize(ctx, d, refs)
+			if err != nil {
 				return err
 			}
+			if !d.DryRun() {
+				if err := journal.EnsureFree(ctx, d.Transport(), path.Dir(archive), need); err != nil {
+					return fmt.Errorf("save the images only Docker has: %w", err)
+				}
+			}
 			d.Logger().V(0).Infof("[save-images] docker save %s", strings.Join(refs, " "))
-			if _, err := d.Transport().Run(ctx, append([]string{"docker", "save", "-o", archive, "--"}, refs...)...); err != nil {
+			if _, err := migrate.Exec(ctx, d, append([]string{"docker", "save", "-o", archive, "--"}, refs...), []string{"rm", "-f", "--", archive}); err != nil {
 				return err
 			}
 			j.Values[keyImageArchive] = archive
-			return d.Store().Save(ctx, j)
+			return saveJournal(ctx, d)
 		}),
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
 			refs, err := neededImages(ctx, d)
@@ -134,6 +177,7 @@ func NewSaveImagesPhase() migrate.Phase {
 // namespace, where the CRI looks for them, and checks each is there.
 func NewImportImagesPhase() migrate.Phase {
 	return migrate.Phase{
+		RunIf: toContainerd,
 		Name:  "import-images",
 		Short: "Import the saved images into containerd (k8s.io namespace)",
 		Run: run(func(ctx context.Context, d Data) error {
@@ -141,11 +185,11 @@ func NewImportImagesPhase() migrate.Phase {
 			if archive == "" {
 				return nil
 			}
-			t := d.Transport()
-			if _, err := t.Run(ctx, "ctr", "-n", "k8s.io", "images", "import", archive); err != nil {
+			// Not undone: images in containerd's store harm nothing.
+			if _, err := migrate.Exec(ctx, d, []string{"ctr", "-n", "k8s.io", "images", "import", archive}); err != nil || d.DryRun() {
 				return err
 			}
-			out, err := t.Run(ctx, "ctr", "-n", "k8s.io", "images", "ls", "-q")
+			out, err := d.Transport().Run(ctx, "ctr", "-n", "k8s.io", "images", "ls", "-q")
 			if err != nil {
 				return err
 			}
@@ -220,6 +264,7 @@ func installCommand(ctx context.Context, d Data) ([]string, error) {
 // Docker's packages ship it, so on most Docker nodes this does nothing.
 func NewInstallContainerdPhase() migrate.Phase {
 	return migrate.Phase{
+		RunIf: toContainerd,
 		Name:  "install-containerd",
 		Short: "Install containerd if it is missing",
 		Run: run(func(ctx context.Context, d Data) error {
@@ -231,10 +276,11 @@ func NewInstallContainerdPhase() migrate.Phase {
 				return err
 			}
 			d.Journal().Values[keyContainerd] = "true"
-			if err := d.Store().Save(ctx, d.Journal()); err != nil {
+			if err := saveJournal(ctx, d); err != nil {
 				return err
 			}
-			_, err = d.Transport().Run(ctx, argv...)
+			// Not undone: containerd stays installed (Docker's packages depend on it).
+			_, err = migrate.Exec(ctx, d, argv)
 			return err
 		}),
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
@@ -255,23 +301,37 @@ func writeFiles(ctx context.Context, d Data, files []nodeplan.FileChange) error 
 		if !f.Changed() {
 			continue
 		}
-		if err := d.Transport().WriteFile(ctx, f.Path, f.New, f.Perm); err != nil {
-			return fmt.Errorf("write %s: %w", f.Path, err)
+		if err := migrate.WriteFile(ctx, d, f.Path, f.New, f.Perm); err != nil {
+			return err
 		}
 		d.Logger().V(1).Infof("wrote %s", f.Path)
 	}
 	return nil
 }
 
-func restoreFiles(ctx context.Context, d Data, files []nodeplan.FileChange) error {
-	if len(files) == 0 {
-		return nil
+// writtenDropIn says whether phase wrote (and has not yet undone) a systemd
+// drop-in, according to the journal.
+func writtenDropIn(d migrate.Data, phase string) bool {
+	for _, s := range d.Journal().Steps {
+		if s.Phase == phase && s.Kind == journal.StepWrite && !s.Undone && strings.Contains(s.Path, ".service.d/") {
+			return true
+		}
 	}
-	var paths []string
-	for _, f := range files {
-		paths = append(paths, f.Path)
+	return false
+}
+
+// undoWrites restores the files phase wrote, from the journal, and reloads
+// systemd when one of them was a drop-in.
+func undoWrites(ctx context.Context, d migrate.Data, phase string) error {
+	reload := writtenDropIn(d, phase)
+	if err := migrate.Undo(ctx, d, phase); err != nil {
+		return err
 	}
-	return d.Store().RestorePaths(ctx, d.Journal(), paths...)
+	if reload {
+		_, err := d.Transport().Run(ctx, "systemctl", "daemon-reload")
+		return err
+	}
+	return nil
 }
 
 func planFiles(files []nodeplan.FileChange) ([]string, error) {
@@ -307,6 +367,7 @@ func hasDropIn(files []nodeplan.FileChange) bool {
 // NewWriteConfigPhase writes containerd's configuration from the plan.
 func NewWriteConfigPhase() migrate.Phase {
 	return migrate.Phase{
+		RunIf: toContainerd,
 		Name:  "write-config",
 		Short: "Write containerd's configuration (converted from Docker's)",
 		Run: run(func(ctx context.Context, d Data) error {
@@ -315,21 +376,15 @@ func NewWriteConfigPhase() migrate.Phase {
 				return err
 			}
 			if hasDropIn(files) {
-				_, err := d.Transport().Run(ctx, "systemctl", "daemon-reload")
+				// Undone by undoWrites, once the drop-ins are back.
+				_, err := migrate.Exec(ctx, d, []string{"systemctl", "daemon-reload"})
 				return err
 			}
 			return nil
 		}),
-		Rollback: run(func(ctx context.Context, d Data) error {
-			if err := restoreFiles(ctx, d, d.Plan().Containerd); err != nil {
-				return err
-			}
-			if hasDropIn(d.Plan().Containerd) {
-				_, err := d.Transport().Run(ctx, "systemctl", "daemon-reload")
-				return err
-			}
-			return nil
-		}),
+		Rollback: func(ctx context.Context, d migrate.Data) error {
+			return undoWrites(ctx, d, d.Journal().Current())
+		},
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) { return planFiles(d.Plan().Containerd) }),
 	}
 }
@@ -340,17 +395,29 @@ func NewWriteConfigPhase() migrate.Phase {
 // was (Docker needs it), or stops it if it did not run.
 func NewStartContainerdPhase() migrate.Phase {
 	return migrate.Phase{
+		RunIf: toContainerd,
 		Name:  "start-containerd",
 		Short: "Start containerd and check its CRI",
 		Run: run(func(ctx context.Context, d Data) error {
-			if err := recordUnits(ctx, d, "containerd.service"); err != nil {
+			const unit = "containerd.service"
+			if err := recordUnits(ctx, d, unit); err != nil {
 				return err
 			}
-			t := d.Transport()
-			if _, err := t.Run(ctx, "systemctl", "enable", "containerd.service"); err != nil {
+			j := d.Journal()
+			var undoEnable [][]string
+			if j.Values["unit."+unit+".enabled"] == "disabled" {
+				undoEnable = append(undoEnable, []string{"systemctl", "disable", unit})
+			}
+			if _, err := migrate.Exec(ctx, d, []string{"systemctl", "enable", unit}, undoEnable...); err != nil {
 				return err
 			}
-			if _, err := t.Run(ctx, "systemctl", "restart", "containerd.service"); err != nil {
+			// Undone after containerd's own files are back (see Rollback):
+			// Docker needs containerd as it ran before.
+			undoRestart := []string{"systemctl", "restart", unit}
+			if j.Values["unit."+unit+".active"] != "active" {
+				undoRestart = []string{"systemctl", "stop", unit}
+			}
+			if _, err := migrate.Exec(ctx, d, []string{"systemctl", "restart", unit}, undoRestart); err != nil || d.DryRun() {
 				return err
 			}
 			return waitCRI(ctx, d, 2*time.Minute)
@@ -361,26 +428,12 @@ func NewStartContainerdPhase() migrate.Phase {
 			if err := removeCRIPods(ctx, d); err != nil {
 				d.Logger().Warnf("[start-containerd] remove the pods the kubelet ran on containerd: %v", err)
 			}
-			if err := restoreFiles(ctx, d, d.Plan().Containerd); err != nil {
+			// containerd's files back first, so that undoing the restart
+			// starts it as it ran for Docker.
+			if err := undoWrites(ctx, d, "write-config"); err != nil {
 				return err
 			}
-			j, t := d.Journal(), d.Transport()
-			if hasDropIn(d.Plan().Containerd) {
-				if _, err := t.Run(ctx, "systemctl", "daemon-reload"); err != nil {
-					return err
-				}
-			}
-			if j.Values["unit.containerd.service.enabled"] == "disabled" {
-				if _, err := t.Run(ctx, "systemctl", "disable", "containerd.service"); err != nil {
-					return err
-				}
-			}
-			verb := "restart"
-			if j.Values["unit.containerd.service.active"] != "active" {
-				verb = "stop"
-			}
-			_, err := t.Run(ctx, "systemctl", verb, "containerd.service")
-			return err
+			return migrate.Undo(ctx, d, "start-containerd")
 		}),
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
 			return []string{"systemctl enable containerd.service", "systemctl restart containerd.service",
@@ -516,9 +569,7 @@ func NewReconfigureKubeletPhase() migrate.Phase {
 		Run: run(func(ctx context.Context, d Data) error {
 			return writeFiles(ctx, d, d.Plan().Kubelet)
 		}),
-		Rollback: run(func(ctx context.Context, d Data) error {
-			return restoreFiles(ctx, d, d.Plan().Kubelet)
-		}),
+		// Rollback: the files it wrote are restored from the journal.
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) { return planFiles(d.Plan().Kubelet) }),
 	}
 }
@@ -531,18 +582,16 @@ func NewStartKubeletPhase() migrate.Phase {
 		Short: "Start the kubelet",
 		Run: run(func(ctx context.Context, d Data) error {
 			d.Journal().Values["kubelet.started"] = time.Now().UTC().Format(time.RFC3339)
-			if err := d.Store().Save(ctx, d.Journal()); err != nil {
+			if err := saveJournal(ctx, d); err != nil {
 				return err
 			}
-			_, err := d.Transport().Run(ctx, "systemctl", "start", "kubelet.service")
-			return err
-		}),
-		Rollback: run(func(ctx context.Context, d Data) error {
-			_, err := d.Transport().Run(ctx, "systemctl", "stop", "kubelet.service")
+			// restart, not start: a kubelet that a reboot started meanwhile with its
+			// old flags must read the new ones.
+			_, err := migrate.Exec(ctx, d, []string{"systemctl", "restart", "kubelet.service"}, []string{"systemctl", "stop", "kubelet.service"})
 			return err
 		}),
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
-			return []string{"systemctl start kubelet.service"}, nil
+			return []string{"systemctl restart kubelet.service"}, nil
 		}),
 	}
 }

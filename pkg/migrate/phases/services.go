@@ -5,8 +5,8 @@ package phases
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/unshim/unshim/pkg/migrate"
@@ -49,32 +49,28 @@ func recordUnits(ctx context.Context, d migrate.Data, units ...string) error {
 		j.Values["unit."+u+".enabled"] = enabled
 		j.Values["unit."+u+".active"] = active
 	}
+	if d.DryRun() {
+		return nil
+	}
 	return d.Store().Save(ctx, j)
 }
 
-// restoreUnits puts units back as the journal recorded them.
-func restoreUnits(ctx context.Context, d migrate.Data, units ...string) error {
-	j, t := d.Journal(), d.Transport()
-	var errs []error
+// undoUnits are the commands that put units back as the journal recorded
+// them: enabled again, then started again, where they were.
+func undoUnits(d migrate.Data, units ...string) [][]string {
+	j := d.Journal()
+	var out [][]string
 	for _, u := range units {
-		enabled, ok := j.Values["unit."+u+".enabled"]
-		if !ok {
-			continue // the phase never got to record (or change) it
-		}
-		if enabled == "enabled" {
-			if _, err := t.Run(ctx, "systemctl", "enable", u); err != nil {
-				errs = append(errs, err)
-			}
+		if j.Values["unit."+u+".enabled"] == "enabled" {
+			out = append(out, []string{"systemctl", "enable", u})
 		}
 	}
 	for _, u := range units {
 		if j.Values["unit."+u+".active"] == "active" {
-			if _, err := t.Run(ctx, "systemctl", "start", u); err != nil {
-				errs = append(errs, err)
-			}
+			out = append(out, []string{"systemctl", "start", u})
 		}
 	}
-	return errors.Join(errs...)
+	return out
 }
 
 var dockerUnits = []string{"docker.socket", "docker.service"}
@@ -88,11 +84,8 @@ func NewStopKubeletPhase() migrate.Phase {
 			if err := recordUnits(ctx, d, "kubelet.service"); err != nil {
 				return err
 			}
-			_, err := d.Transport().Run(ctx, "systemctl", "stop", "kubelet.service")
+			_, err := migrate.Exec(ctx, d, []string{"systemctl", "stop", "kubelet.service"}, undoUnits(d, "kubelet.service")...)
 			return err
-		},
-		Rollback: func(ctx context.Context, d migrate.Data) error {
-			return restoreUnits(ctx, d, "kubelet.service")
 		},
 		Plan: func(context.Context, migrate.Data) ([]string, error) {
 			return []string{"systemctl stop kubelet.service"}, nil
@@ -105,20 +98,82 @@ func NewStopKubeletPhase() migrate.Phase {
 // Rollback enables and starts what was enabled and running before.
 func NewStopDockerPhase() migrate.Phase {
 	return migrate.Phase{
+		RunIf: toContainerd,
 		Name:  "stop-docker",
 		Short: "Stop and disable docker.service and docker.socket",
 		Run: func(ctx context.Context, d migrate.Data) error {
 			if err := recordUnits(ctx, d, dockerUnits...); err != nil {
 				return err
 			}
-			_, err := d.Transport().Run(ctx, append([]string{"systemctl", "disable", "--now"}, dockerUnits...)...)
+			if err := stopPodContainers(ctx, d); err != nil {
+				return err
+			}
+			_, err := migrate.Exec(ctx, d, append([]string{"systemctl", "disable", "--now"}, dockerUnits...), undoUnits(d, dockerUnits...)...)
 			return err
 		},
-		Rollback: func(ctx context.Context, d migrate.Data) error {
-			return restoreUnits(ctx, d, dockerUnits...)
-		},
 		Plan: func(context.Context, migrate.Data) ([]string, error) {
-			return []string{"systemctl disable --now " + strings.Join(dockerUnits, " ")}, nil
+			return []string{"docker stop -t GRACE the containers of the pods left on the node, each pod with its own grace period, all at once; then their sandboxes",
+				"systemctl disable --now " + strings.Join(dockerUnits, " ")}, nil
 		},
 	}
+}
+
+// Labels dockershim and cri-dockerd put on the containers they create: the
+// kind of container, and the kubelet's annotations under "annotation."
+// (the kubelet sets io.kubernetes.pod.terminationGracePeriod on each
+// container it creates).
+const (
+	dockerTypeLabel  = "io.kubernetes.docker.type"
+	dockerGraceLabel = "annotation.io.kubernetes.pod.terminationGracePeriod"
+)
+
+// stopPodContainers stops the containers of the pods still on the node (the
+// drain leaves DaemonSet, static and kept pods) before Docker stops: each
+// with its pod's grace period, all at once, then their sandboxes. Left to
+// Docker's own shutdown, each would get Docker's stop timeout (10 s by
+// default) whatever its pod asked for.
+func stopPodContainers(ctx context.Context, d migrate.Data) error {
+	t := d.Transport()
+	out, err := t.Run(ctx, "docker", "ps", "--quiet", "--no-trunc", "--filter", "label="+dockerTypeLabel+"=container",
+		"--format", `{{.ID}} {{.Label "`+dockerGraceLabel+`"}}`)
+	if err != nil {
+		return fmt.Errorf("list the pods' containers: %w", err)
+	}
+	byGrace := map[string][]string{}
+	var graces []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		grace := "30" // the API's default terminationGracePeriodSeconds
+		if len(f) > 1 {
+			if n, err := strconv.Atoi(f[1]); err == nil && n >= 0 {
+				grace = strconv.Itoa(n)
+			}
+		}
+		if _, ok := byGrace[grace]; !ok {
+			graces = append(graces, grace)
+		}
+		byGrace[grace] = append(byGrace[grace], f[0])
+	}
+	var argvs [][]string
+	for _, g := range graces {
+		argvs = append(argvs, append([]string{"docker", "stop", "--time", g, "--"}, byGrace[g]...))
+	}
+	if len(argvs) > 0 {
+		if err := migrate.ExecParallel(ctx, d, argvs); err != nil {
+			return fmt.Errorf("stop the pods' containers: %w", err)
+		}
+	}
+	out, err = t.Run(ctx, "docker", "ps", "--quiet", "--no-trunc", "--filter", "label="+dockerTypeLabel+"=podsandbox")
+	if err != nil {
+		return fmt.Errorf("list the pods' sandboxes: %w", err)
+	}
+	if ids := strings.Fields(string(out)); len(ids) > 0 {
+		if err := migrate.ExecParallel(ctx, d, [][]string{append([]string{"docker", "stop", "--"}, ids...)}); err != nil {
+			return fmt.Errorf("stop the pods' sandboxes: %w", err)
+		}
+	}
+	return nil
 }

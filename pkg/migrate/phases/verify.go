@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/unshim/unshim/pkg/inventory"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -27,11 +30,18 @@ func NewVerifyPhase() migrate.Phase {
 		Name:  "verify",
 		Short: "Verify the node: Ready, runtime, CRI, DaemonSet pods, logs and exec",
 		Run: run(func(ctx context.Context, d Data) error {
+			if d.DryRun() {
+				return nil // a wait: the plan describes it
+			}
 			timeout := d.Settings().VerifyTimeout
 			if timeout <= 0 {
 				timeout = 5 * time.Minute
 			}
 			deadline := time.Now().Add(timeout)
+			// Checked again on every change of the node or its pods, as a
+			// watch reports it, rather than on a timer.
+			changes := watchNode(ctx, d)
+			defer changes.stop()
 			var last error
 			for {
 				last = verifyOnce(ctx, d)
@@ -42,10 +52,8 @@ func NewVerifyPhase() migrate.Phase {
 				if time.Now().After(deadline) {
 					return fmt.Errorf("node %s not healthy on %s after %s: %w", d.Node(), d.Settings().Target, timeout, last)
 				}
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(2 * time.Second):
+				if err := changes.wait(ctx); err != nil {
+					return err
 				}
 			}
 		}),
@@ -60,6 +68,66 @@ func NewVerifyPhase() migrate.Phase {
 	}
 }
 
+// nodeChanges are the watches of a node and of the pods bound to it.
+type nodeChanges struct {
+	d       Data
+	watches []watch.Interface
+}
+
+func watchNode(ctx context.Context, d Data) *nodeChanges {
+	return &nodeChanges{d: d, watches: openWatches(ctx, d)}
+}
+
+func openWatches(ctx context.Context, d Data) []watch.Interface {
+	var ws []watch.Interface
+	c := d.Client().CoreV1()
+	if w, err := c.Nodes().Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", d.Node()).String()}); err == nil {
+		ws = append(ws, w)
+	}
+	if w, err := c.Pods("").Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", d.Node()).String()}); err == nil {
+		ws = append(ws, w)
+	}
+	return ws
+}
+
+// wait returns on the next change (or after 5 s: the CRI and the node's
+// lease are not watched; after 1 s while the watches cannot be had, as when
+// the apiserver is away, when they are opened again).
+func (n *nodeChanges) wait(ctx context.Context) error {
+	if len(n.watches) < 2 {
+		n.stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+		n.watches = openWatches(ctx, n.d)
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		n.stop()
+		return ctx.Err()
+	case _, ok := <-n.watches[0].ResultChan():
+		if !ok {
+			n.stop()
+		}
+	case _, ok := <-n.watches[1].ResultChan():
+		if !ok {
+			n.stop()
+		}
+	case <-time.After(5 * time.Second):
+	}
+	return nil
+}
+
+func (n *nodeChanges) stop() {
+	for _, w := range n.watches {
+		w.Stop()
+	}
+	n.watches = nil
+}
+
 func verifyOnce(ctx context.Context, d Data) error {
 	c := d.Client()
 	node, err := c.CoreV1().Nodes().Get(ctx, d.Node(), metav1.GetOptions{})
@@ -70,7 +138,7 @@ func verifyOnce(ctx context.Context, d Data) error {
 	if d.Settings().Target == nodeplan.CRIDockerd {
 		want = "docker"
 	}
-	if rt := runtimeOf(node); rt != want {
+	if rt := inventory.RuntimeName(node); rt != want {
 		return fmt.Errorf("runtime is %q, want %s://", node.Status.NodeInfo.ContainerRuntimeVersion, want)
 	}
 	started, _ := time.Parse(time.RFC3339, d.Journal().Values["kubelet.started"])

@@ -10,11 +10,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -61,6 +62,10 @@ type Options struct {
 	SSH                transport.SSHConfig
 	AgentImage         string
 	AgentNamespace     string
+	// SettingsFile holds the switch's settings as JSON (what the agent pod
+	// hands to the node), in place of the flags.
+	SettingsFile string
+	SkipPhases   []string
 
 	kube   *cmd.KubeFlags
 	logger log.Logger
@@ -68,13 +73,13 @@ type Options struct {
 	phase  string
 }
 
-func (o *Options) addTransportFlags(c *cobra.Command) {
-	c.Flags().StringVar(&o.Via, "via", "local", "where the node steps run: local (this machine is the node; run as root), ssh, pod (migrate node only: an agent pod hands the run to a systemd unit on the node) or nsenter (a node whose init process this machine sees, with --target-pid)")
-	c.Flags().IntVar(&o.TargetPID, "target-pid", 0, "with --via nsenter: the node's init process (e.g. a lab node's systemd)")
-	c.Flags().StringVar(&o.SSH.Host, "ssh-host", "", "with --via ssh: HOST[:PORT] of the node (default: its InternalIP)")
-	c.Flags().StringVar(&o.SSH.User, "ssh-user", "root", "with --via ssh: login user; other than root, commands run through sudo -n")
-	c.Flags().StringVar(&o.SSH.KeyFile, "ssh-key", "", "with --via ssh: private key file (default: the agent at SSH_AUTH_SOCK)")
-	c.Flags().StringVar(&o.SSH.KnownHostsFile, "ssh-known-hosts", "", "with --via ssh: known_hosts file the node's host key is checked against (default ~/.ssh/known_hosts)")
+func (o *Options) addTransportFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.Via, "via", "local", "where the node steps run: local (this machine is the node; run as root), ssh, pod (migrate node only: an agent pod hands the run to a systemd unit on the node) or nsenter (a node whose init process this machine sees, with --target-pid)")
+	f.IntVar(&o.TargetPID, "target-pid", 0, "with --via nsenter: the node's init process (e.g. a lab node's systemd)")
+	f.StringVar(&o.SSH.Host, "ssh-host", "", "with --via ssh: HOST[:PORT] of the node (default: its InternalIP)")
+	f.StringVar(&o.SSH.User, "ssh-user", "root", "with --via ssh: login user; other than root, commands run through sudo -n")
+	f.StringVar(&o.SSH.KeyFile, "ssh-key", "", "with --via ssh: private key file (default: the agent at SSH_AUTH_SOCK)")
+	f.StringVar(&o.SSH.KnownHostsFile, "ssh-known-hosts", "", "with --via ssh: known_hosts file the node's host key is checked against (default ~/.ssh/known_hosts)")
 }
 
 // NewNodeCommand returns the switch command, named use (`node` under
@@ -83,7 +88,7 @@ func NewNodeCommand(logger log.Logger, streams genericiooptions.IOStreams, kube 
 	o := &Options{IOStreams: streams, kube: kube, logger: logger, Target: nodeplan.Containerd,
 		DrainTimeout: 10 * time.Minute, VerifyTimeout: 5 * time.Minute, Output: "text"}
 	c := &cobra.Command{
-		Use:   use + " NAME [phase PHASE]",
+		Use:   use + " NAME",
 		Short: "Switch one node's runtime from Docker to containerd (or cri-dockerd), with rollback and resume",
 		Long: `Switches one node in named phases, each recorded in a journal on the node
 (/var/lib/unshim/journal/NAME.json) and in the node's annotation
@@ -99,19 +104,25 @@ Phases (--to cri-dockerd; Docker keeps running):
   ` + strings.Join(nodeswitch.PhaseNames(nodeplan.CRIDockerd), ", ") + `
 
 --dry-run prints each phase's plan: the files with diffs, the services, the API
-changes. "phase PHASE" runs one phase only.`,
-		Example: `  unshim migrate node worker-1 --dry-run
-  unshim migrate node worker-1 --to containerd
-  unshim migrate node worker-1 phase preflight
-  unshim node migrate worker-1            # on the node itself, as root`,
+changes, and the steps each phase records. "phase PHASE NAME" runs one phase
+only; --skip-phases leaves phases out.`,
+		Example: `  unshim ` + use + ` worker-1 --dry-run
+  unshim ` + use + ` worker-1 --to containerd
+  unshim ` + use + ` phase preflight worker-1
+  unshim ` + use + ` worker-1 --skip-phases save-images,import-images`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := o.Complete(args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
 				return err
 			}
 			return o.Run(c)
 		},
 	}
-	f := c.Flags()
+	c.AddCommand(o.newPhaseCommand(use))
+	f := c.PersistentFlags()
 	f.StringVar(&o.Target, "to", o.Target, "target runtime: containerd or cri-dockerd")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan, change nothing")
 	f.StringVarP(&o.Output, "output", "o", o.Output, "dry-run output: text|json")
@@ -124,23 +135,69 @@ changes. "phase PHASE" runs one phase only.`,
 	f.StringVar(&o.AgentImage, "agent-image", "", "with --via pod: image holding the unshim binary at /unshim, present on the node or pullable")
 	f.StringVar(&o.AgentNamespace, "agent-namespace", "kube-system", "with --via pod: namespace of the agent pod and of ServiceAccount unshim-agent (deploy/rbac/unshim-agent.yaml)")
 	f.StringVar(&o.ContainerdVersion, "containerd-version", "", "containerd version the config is written for (default: what containerd --version says on the node)")
-	o.addTransportFlags(c)
+	f.StringVar(&o.SettingsFile, "settings", "", "read the switch's settings from this JSON file (as --via pod hands them to the node) instead of the flags")
+	f.StringSliceVar(&o.SkipPhases, "skip-phases", nil, "phases not to run (comma-separated)")
+	o.addTransportFlags(f)
 	return c
+}
+
+// newPhaseCommand returns `... phase`, with a subcommand per phase made
+// from the phase list, as kubeadm's phase runner makes them: each runs that
+// phase alone, with the parent's flags.
+func (o *Options) newPhaseCommand(use string) *cobra.Command {
+	pc := &cobra.Command{
+		Use:   "phase PHASE NAME",
+		Short: "Run one phase of the switch (recorded in the journal as that phase only)",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			// Only reached when PHASE names no phase.
+			what := "a phase and a node"
+			if len(args) > 0 {
+				what = fmt.Sprintf("no phase %q", args[0])
+			}
+			return &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("%s; phases: %s", what, strings.Join(nodeswitch.PhaseNames(nodeplan.Containerd), ", "))}
+		},
+	}
+	for _, p := range phases.All() {
+		name := p.Name
+		pc.AddCommand(&cobra.Command{
+			Use:     name + " NAME",
+			Short:   p.Short,
+			Example: "  unshim " + use + " phase " + name + " worker-1",
+			Args:    cobra.ExactArgs(1),
+			RunE: func(c *cobra.Command, args []string) error {
+				o.phase = name
+				if err := o.Complete(args); err != nil {
+					return err
+				}
+				if err := o.Validate(); err != nil {
+					return err
+				}
+				return o.Run(c)
+			},
+		})
+	}
+	return pc
 }
 
 // NewRollbackCommand returns `unshim node rollback`.
 func NewRollbackCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd.KubeFlags) *cobra.Command {
-	o := &Options{IOStreams: streams, kube: kube, logger: logger, Target: nodeplan.Containerd} // the journal says the real target
+	o := &Options{IOStreams: streams, kube: kube, logger: logger, Target: nodeplan.Containerd, DrainTimeout: 10 * time.Minute} // the journal says the real target
 	c := &cobra.Command{
 		Use:   "rollback NAME",
 		Short: "Undo a node's switch from its journal: back to Docker",
 		Long: `Undoes the node's last switch, finished or not, from the journal on the node:
-every phase that ran is undone in reverse (files restored byte for byte,
-services as they were, the cri-socket annotation restored, the node uncordoned
-only if it was schedulable before).`,
+every change the switch recorded is undone in reverse (files restored byte for
+byte from their backups, services as they were, the cri-socket annotation
+restored, the node uncordoned only if it was schedulable before). When the
+kubelet already ran on the new runtime, the node is cordoned and drained first
+(PDBs respected), so its pods move instead of all stopping at once.`,
 		Example: `  unshim node rollback worker-1`,
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := o.Complete(args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
 				return err
 			}
 			so, err := o.switchOptions(c.Context())
@@ -154,75 +211,60 @@ only if it was schedulable before).`,
 			return nil
 		},
 	}
-	o.addTransportFlags(c)
+	c.Flags().BoolVar(&o.Force, "force", false, "also evict pods without a controller when draining first")
+	c.Flags().BoolVar(&o.DeleteEmptyDirData, "delete-emptydir-data", false, "evict pods with emptyDir volumes when draining first (their data is lost)")
+	c.Flags().DurationVar(&o.DrainTimeout, "drain-timeout", o.DrainTimeout, "give up draining after this long (nothing is undone then)")
+	o.addTransportFlags(c.Flags())
 	return c
 }
 
-// Complete reads the arguments: NAME, or NAME phase PHASE.
+// Complete reads the arguments: the node's name.
 func (o *Options) Complete(args []string) error {
-	switch {
-	case len(args) == 1:
-	case len(args) == 3 && args[1] == "phase":
-		o.phase = args[2]
-	default:
-		return &cmd.ExitError{Code: cmd.ExitFailure, Err: errors.New("want NAME, or NAME phase PHASE")}
+	if len(args) != 1 {
+		return &cmd.ExitError{Code: cmd.ExitFailure, Err: errors.New("want NAME")}
 	}
 	o.node = args[0]
+	return nil
+}
+
+// Validate checks the flags before anything is read or changed.
+func (o *Options) Validate() error {
+	fail := func(err error) error { return &cmd.ExitError{Code: cmd.ExitFailure, Err: err} }
 	if o.Target != nodeplan.Containerd && o.Target != nodeplan.CRIDockerd {
-		return &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("--to %q: want containerd or cri-dockerd", o.Target)}
+		return fail(fmt.Errorf("--to %q: want containerd or cri-dockerd", o.Target))
+	}
+	if o.DrainTimeout < 0 || o.VerifyTimeout < 0 {
+		return fail(fmt.Errorf("--drain-timeout %s, --verify-timeout %s: a timeout cannot be negative", o.DrainTimeout, o.VerifyTimeout))
 	}
 	if o.Output != "text" && o.Output != "json" && o.Output != "" {
-		return &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("-o %q: want text or json", o.Output)}
+		return fail(fmt.Errorf("-o %q: want text or json", o.Output))
 	}
-	if o.phase != "" {
-		found := false
-		for _, p := range nodeswitch.PhaseNames(o.Target) {
-			found = found || p == o.phase
-		}
-		if !found {
-			return &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("no phase %q for --to %s; phases: %s", o.phase, o.Target, strings.Join(nodeswitch.PhaseNames(o.Target), ", "))}
+	names := nodeswitch.PhaseNames(o.Target)
+	for _, p := range append(append([]string{}, o.SkipPhases...), o.phase) {
+		if p != "" && !slices.Contains(names, p) {
+			return fail(fmt.Errorf("no phase %q for --to %s; phases: %s", p, o.Target, strings.Join(names, ", ")))
 		}
 	}
 	return nil
 }
 
 func (o *Options) transport(ctx context.Context, client kubernetes.Interface) (transport.Transport, error) {
-	switch o.Via {
-	case "local", "":
-		if os.Geteuid() != 0 {
-			return nil, errors.New("--via local changes this machine's services and files: run as root on the node")
-		}
-		return &transport.Local{}, nil
-	case "nsenter":
-		if o.TargetPID <= 0 {
-			return nil, errors.New("--via nsenter needs --target-pid")
-		}
-		if _, err := os.Stat("/proc/" + strconv.Itoa(o.TargetPID) + "/root"); err != nil {
-			return nil, fmt.Errorf("--target-pid %d: %w", o.TargetPID, err)
-		}
-		return &transport.Nsenter{PID: o.TargetPID}, nil
-	case "ssh":
-		cfg := o.SSH
-		if cfg.Host == "" {
-			node, err := client.CoreV1().Nodes().Get(ctx, o.node, metav1.GetOptions{})
-			if err != nil {
-				return nil, fmt.Errorf("node %s: %w", o.node, err)
-			}
-			for _, a := range node.Status.Addresses {
-				if a.Type == corev1.NodeInternalIP && cfg.Host == "" {
-					cfg.Host = a.Address
-				}
-			}
-			if cfg.Host == "" {
-				return nil, fmt.Errorf("node %s has no InternalIP: give --ssh-host", o.node)
-			}
-		}
-		if cfg.KeyFile == "" {
-			cfg.AgentSocket = os.Getenv("SSH_AUTH_SOCK")
-		}
-		return transport.DialSSH(ctx, cfg)
+	spec := transport.Spec{Via: o.Via, TargetPID: o.TargetPID, SSH: o.SSH}
+	if spec.SSH.KeyFile == "" {
+		spec.SSH.AgentSocket = os.Getenv("SSH_AUTH_SOCK")
 	}
-	return nil, fmt.Errorf("--via %q: want local, ssh or nsenter (pod: migrate node only)", o.Via)
+	return transport.Open(ctx, spec, func(ctx context.Context) (string, error) {
+		node, err := client.CoreV1().Nodes().Get(ctx, o.node, metav1.GetOptions{})
+		if err != nil {
+			return "", fmt.Errorf("node %s: %w", o.node, err)
+		}
+		for _, a := range node.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				return a.Address, nil
+			}
+		}
+		return "", fmt.Errorf("node %s has no InternalIP: give --ssh-host", o.node)
+	})
 }
 
 // clusterOptions are the switch's options without a transport: the
@@ -236,11 +278,22 @@ func (o *Options) clusterOptions() (nodeswitch.Options, error) {
 	if err != nil {
 		return nodeswitch.Options{}, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
 	}
-	return nodeswitch.Options{
-		Node: o.node, Client: client, RESTConfig: rc, Logger: o.logger,
-		NoRollback: o.NoRollback, ContainerdVersion: o.ContainerdVersion,
+	rs := nodeswitch.RunSettings{NoRollback: o.NoRollback, ContainerdVersion: o.ContainerdVersion, SkipPhases: o.SkipPhases,
 		Settings: phases.Settings{Target: o.Target, Allow: o.Allow, Force: o.Force, DeleteEmptyDirData: o.DeleteEmptyDirData,
-			DrainTimeout: o.DrainTimeout, VerifyTimeout: o.VerifyTimeout, Progress: o.ErrOut},
+			DrainTimeout: o.DrainTimeout, VerifyTimeout: o.VerifyTimeout}}
+	if o.SettingsFile != "" {
+		data, err := os.ReadFile(o.SettingsFile)
+		if err != nil {
+			return nodeswitch.Options{}, &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("--settings: %w", err)}
+		}
+		if rs, err = nodeswitch.DecodeRunSettings(data, o.SettingsFile); err != nil {
+			return nodeswitch.Options{}, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+		}
+	}
+	rs.Progress = o.ErrOut
+	return nodeswitch.Options{
+		Node: o.node, Client: client, RESTConfig: rc, Logger: o.logger, SkipPhases: rs.SkipPhases,
+		NoRollback: rs.NoRollback, ContainerdVersion: rs.ContainerdVersion, Settings: rs.Settings,
 	}, nil
 }
 
@@ -406,6 +459,6 @@ no rollback to Docker: purge once the node has proven itself.`,
 	}
 	c.Flags().BoolVar(&o.DryRun, "dry-run", false, "print what would be removed, change nothing")
 	c.Flags().BoolVar(&removeData, "remove-data", false, "also delete /var/lib/docker and /etc/docker (backed up first)")
-	o.addTransportFlags(c)
+	o.addTransportFlags(c.Flags())
 	return c
 }

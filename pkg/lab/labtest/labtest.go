@@ -1,4 +1,8 @@
-package lab
+// Package labtest is what tests use of the lab: the rule that a missing lab
+// skips a test on a laptop but fails it under CI=true, and a lab of a test's
+// own. It imports testing, so only tests import it: the unshim binary never
+// links the test framework.
+package labtest
 
 import (
 	"context"
@@ -7,33 +11,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
-)
 
-// FromEnv returns the running lab named by $UNSHIM_LAB (or the default
-// directory), checking that its apiserver answers.
-func FromEnv() (*Lab, error) {
-	l, err := Load(DefaultDir())
-	if err != nil {
-		return nil, fmt.Errorf("%w (start one with `unshim lab up` or `make test`)", err)
-	}
-	if _, dead := l.Running(); len(dead) > 0 {
-		return nil, fmt.Errorf("lab in %s is not running: %v stopped", l.Dir, dead)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := l.waitReady(ctx, 15*time.Second); err != nil {
-		return nil, fmt.Errorf("lab in %s does not answer: %w", l.Dir, err)
-	}
-	return l, nil
-}
+	"github.com/unshim/unshim/pkg/lab"
+)
 
 // Require returns the running lab. Without one it skips the test, except
 // under CI=true, where a missing lab fails it: CI can never pass green
 // without running the lab tests.
-func Require(t testing.TB) *Lab {
+func Require(t testing.TB) *lab.Lab {
 	t.Helper()
-	l, err := FromEnv()
+	l, err := lab.FromEnv()
 	if err == nil {
 		return l
 	}
@@ -49,7 +36,7 @@ func Require(t testing.TB) *Lab {
 // CI=true, where it fails it.
 func RequireNodePrereqs(t testing.TB) {
 	t.Helper()
-	err := CheckNodePrereqs()
+	err := lab.CheckNodePrereqs()
 	if err == nil {
 		if _, lerr := exec.LookPath("etcd"); lerr != nil {
 			err = fmt.Errorf("etcd not found: install hack/apt-packages.txt")
@@ -67,15 +54,15 @@ func RequireNodePrereqs(t testing.TB) {
 // UpForTest checks the node prerequisites (RequireNodePrereqs), brings up a
 // lab of the test's own in a fresh directory beside the default one (name
 // says whose it is), and takes it down when the test ends.
-func UpForTest(ctx context.Context, t testing.TB, name string, o Options) *Lab {
+func UpForTest(ctx context.Context, t testing.TB, name string, o lab.Options) *lab.Lab {
 	t.Helper()
 	RequireNodePrereqs(t)
-	dir, err := os.MkdirTemp(filepath.Dir(DefaultDir()), "unshim-lab-"+name+"-")
+	dir, err := os.MkdirTemp(filepath.Dir(lab.DefaultDir()), "unshim-lab-"+name+"-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	o.Dir = dir
-	l, err := Up(ctx, o)
+	l, err := lab.Up(ctx, o)
 	if err != nil {
 		t.Fatalf("lab up: %v", err)
 	}

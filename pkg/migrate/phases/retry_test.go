@@ -1,0 +1,62 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+)
+
+func TestTransient(t *testing.T) {
+	gr := schema.GroupResource{Resource: "nodes"}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"connection refused", fmt.Errorf("get node: %w", syscall.ECONNREFUSED), true},
+		{"service unavailable", apierrors.NewServiceUnavailable("starting"), true},
+		{"too many requests", apierrors.NewTooManyRequests("slow down", 1), true},
+		{"not found", apierrors.NewNotFound(gr, "n1"), false},
+		{"forbidden", apierrors.NewForbidden(gr, "n1", errors.New("no")), false},
+		{"aggregate of transient", utilerrors.NewAggregate([]error{syscall.ECONNREFUSED, apierrors.NewInternalError(errors.New("x"))}), true},
+		{"aggregate with a real failure", utilerrors.NewAggregate([]error{syscall.ECONNREFUSED, apierrors.NewNotFound(gr, "n1")}), false},
+		{"nil", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Transient(tt.err); got != tt.want {
+				t.Errorf("Transient(%v) = %t, want %t", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRetryAPI(t *testing.T) {
+	calls := 0
+	err := RetryAPI(context.Background(), 10*time.Second, func(context.Context) error {
+		calls++
+		if calls < 3 {
+			return syscall.ECONNREFUSED
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		t.Errorf("transient errors: %v after %d calls, want success after 3", err, calls)
+	}
+	calls = 0
+	gr := schema.GroupResource{Resource: "nodes"}
+	err = RetryAPI(context.Background(), 10*time.Second, func(context.Context) error {
+		calls++
+		return apierrors.NewNotFound(gr, "n1")
+	})
+	if !apierrors.IsNotFound(err) || calls != 1 {
+		t.Errorf("a lasting error: %v after %d calls, want NotFound at once", err, calls)
+	}
+}
