@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/unshim/unshim/internal/testutil"
-	"github.com/unshim/unshim/pkg/nodeswitch"
+	"github.com/unshim/unshim/pkg/migrate/phases"
 )
 
 // completions runs `unshim __complete ARGS...` (or, as name
@@ -60,6 +60,7 @@ func TestCompleteNodeNames(t *testing.T) {
 		{"migrate node", "unshim", []string{"__complete", "migrate", "node", "--kubeconfig", e.lab.Kubeconfig, prefix}, want},
 		{"node rollback, prefix narrows", "unshim", []string{"__complete", "node", "rollback", "--kubeconfig", e.lab.Kubeconfig, prefix + "b"}, want[1:2]},
 		{"node purge-docker", "unshim", []string{"__complete", "node", "purge-docker", "--kubeconfig", e.lab.Kubeconfig, prefix}, want},
+		{"one phase", "unshim", []string{"__complete", "migrate", "node", "phase", "drain", "--kubeconfig", e.lab.Kubeconfig, prefix}, want},
 		{"nodes leaves out names given", "unshim", []string{"__complete", "nodes", "--kubeconfig", e.lab.Kubeconfig, want[0], prefix}, want[1:]},
 		{"kubectl plugin helper", "kubectl_complete-unshim", []string{"migrate", "node", "--kubeconfig", e.lab.Kubeconfig, prefix}, want},
 		{"no such prefix", "unshim", []string{"__complete", "migrate", "node", "--kubeconfig", e.lab.Kubeconfig, prefix + "zz"}, nil},
@@ -77,16 +78,18 @@ func TestCompleteNodeNames(t *testing.T) {
 	}
 }
 
-// TestCompleteValues: phases, --via and --to complete without a cluster.
+// TestCompleteValues: phases (the phase subcommands), --via and --to
+// complete without a cluster.
 func TestCompleteValues(t *testing.T) {
 	tests := []struct {
 		name string
 		args []string
 		want []string
 	}{
-		{"phase keyword", []string{"migrate", "node", "n1", ""}, []string{"phase"}},
-		{"phases", []string{"migrate", "node", "n1", "phase", ""}, nodeswitch.PhaseNames("containerd")},
-		{"phases for --to cri-dockerd", []string{"node", "migrate", "--to", "cri-dockerd", "n1", "phase", ""}, nodeswitch.PhaseNames("cri-dockerd")},
+		{"phase subcommand, no cluster", []string{"migrate", "node", "--kubeconfig", "/nonexistent", ""}, []string{"phase"}},
+		{"phases", []string{"migrate", "node", "phase", ""}, phaseNames()},
+		{"phases under node migrate", []string{"node", "migrate", "phase", ""}, phaseNames()},
+		{"--via of a phase", []string{"migrate", "node", "phase", "drain", "n1", "--via", ""}, []string{"local", "ssh", "pod", "nsenter"}},
 		{"--via of migrate node", []string{"migrate", "node", "n1", "--via", ""}, []string{"local", "ssh", "pod", "nsenter"}},
 		{"--via of node rollback", []string{"node", "rollback", "n1", "--via", ""}, []string{"local", "ssh", "nsenter"}},
 		{"--to", []string{"migrate", "node", "n1", "--to", ""}, []string{"containerd", "cri-dockerd"}},
@@ -101,9 +104,19 @@ func TestCompleteValues(t *testing.T) {
 			}
 		})
 	}
-	if len(nodeswitch.PhaseNames("containerd")) < 2 {
+	if len(phaseNames()) < 2 {
 		t.Fatal("no phases to complete")
 	}
+}
+
+// phaseNames are the names of every phase, in cobra's (sorted) order.
+func phaseNames() []string {
+	var names []string
+	for _, p := range phases.All() {
+		names = append(names, p.Name)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // TestCompletionScripts: `unshim completion SHELL` writes a script for
@@ -127,7 +140,6 @@ func TestCompletionScripts(t *testing.T) {
 		}
 	}
 	script := func(shell string) string { return filepath.Join(dir, "unshim."+shell) }
-	phases := nodeswitch.PhaseNames("containerd")
 	tests := []struct {
 		shell string
 		argv  []string
@@ -137,8 +149,8 @@ func TestCompletionScripts(t *testing.T) {
 		// function for `unshim migrate node n1 --via <TAB>`.
 		{"bash", []string{"bash", "--norc", "-c", `source /usr/share/bash-completion/bash_completion; source "$1"; COMP_WORDS=(unshim migrate node n1 --via ""); COMP_CWORD=5; COMP_LINE="unshim migrate node n1 --via "; COMP_POINT=${#COMP_LINE}; __start_unshim 2>/dev/null; printf '%s\n' "${COMPREPLY[@]}"`, "bash", script("bash")},
 			[]string{"local", "ssh", "pod", "nsenter"}},
-		{"bash", []string{"bash", "--norc", "-c", `source /usr/share/bash-completion/bash_completion; source "$1"; COMP_WORDS=(unshim node migrate n1 phase ""); COMP_CWORD=5; COMP_LINE="unshim node migrate n1 phase "; COMP_POINT=${#COMP_LINE}; __start_unshim 2>/dev/null; printf '%s\n' "${COMPREPLY[@]}"`, "bash", script("bash")},
-			phases},
+		{"bash", []string{"bash", "--norc", "-c", `source /usr/share/bash-completion/bash_completion; source "$1"; COMP_WORDS=(unshim node migrate phase ""); COMP_CWORD=4; COMP_LINE="unshim node migrate phase "; COMP_POINT=${#COMP_LINE}; __start_unshim 2>/dev/null; printf '%s\n' "${COMPREPLY[@]}"`, "bash", script("bash")},
+			phaseNames()},
 		// zsh: compdef and _describe (of compsys) stubbed; _describe lists the candidates it was given.
 		{"zsh", []string{"zsh", "-f", "-c", `compdef() { :; }; _describe() { print -rl -- "${completions[@]%%:*}"; }; source "$1"; words=(unshim migrate node n1 --to ""); CURRENT=6; _unshim`, "zsh", script("zsh")},
 			[]string{"containerd", "cri-dockerd"}},

@@ -1,5 +1,6 @@
 // Package completion owns unshim's dynamic shell completion: node names read
-// from the cluster, phase names, and the values of --via and --to. cobra's
+// from the cluster, and the values of --via and --to (phase names complete
+// as the phase subcommands they are). cobra's
 // own `completion` command writes the bash, zsh, fish and PowerShell scripts;
 // those scripts call `unshim __complete ...`, which ends in the functions
 // registered here.
@@ -18,14 +19,15 @@ import (
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/kubelist"
 	"github.com/unshim/unshim/pkg/nodeplan"
-	"github.com/unshim/unshim/pkg/nodeswitch"
 )
 
 // nodeCommands are the commands (paths under the root) whose first argument
-// is a node name. "nodes" takes any number of them.
+// is a node name. "nodes" takes any number of them. Each phase subcommand
+// of phaseCommands (`migrate node phase drain NAME`) takes one too.
 var nodeCommands = []string{"nodes", "migrate node", "node migrate", "node rollback", "node purge-docker"}
 
-// phaseCommands are the node commands that take "phase PHASE" after the name.
+// phaseCommands are the switch commands, with --to and a `phase`
+// subcommand holding a subcommand per phase (whose names cobra completes).
 var phaseCommands = []string{"migrate node", "node migrate"}
 
 // via holds the values of --via per command path; "pod" is for `migrate node` only.
@@ -46,25 +48,23 @@ const Timeout = 5 * time.Second
 // node names are listed with kube's connection flags, as the command would
 // use them (--kubeconfig, --context, ... on the command line being completed).
 func Register(root *cobra.Command, kube *cmd.KubeFlags) {
+	var withNode []*cobra.Command
 	for _, path := range nodeCommands {
-		c := find(root, path)
+		withNode = append(withNode, find(root, path))
+	}
+	for _, path := range phaseCommands {
+		if pc := find(root, path+" phase"); pc != nil {
+			withNode = append(withNode, pc.Commands()...)
+		}
+	}
+	for _, c := range withNode {
 		if c == nil || c.ValidArgsFunction != nil {
 			continue
 		}
-		many := path == "nodes"
-		phases := contains(phaseCommands, path)
+		many := c.Name() == "nodes"
 		c.ValidArgsFunction = func(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-			switch {
-			case len(args) == 0 || many:
+			if len(args) == 0 || many {
 				return nodeNames(c.Context(), kube, args, toComplete)
-			case phases && len(args) == 1:
-				return []string{"phase"}, cobra.ShellCompDirectiveNoFileComp
-			case phases && len(args) == 2 && args[1] == "phase":
-				target := nodeplan.Containerd
-				if f := c.Flags().Lookup("to"); f != nil && f.Value.String() != "" {
-					target = f.Value.String()
-				}
-				return nodeswitch.PhaseNames(target), cobra.ShellCompDirectiveNoFileComp
 			}
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
@@ -79,7 +79,7 @@ func Register(root *cobra.Command, kube *cmd.KubeFlags) {
 
 // flag registers fixed values for c's flag name, if c has that flag.
 func flag(c *cobra.Command, name string, values []string) {
-	if c == nil || c.Flags().Lookup(name) == nil {
+	if c == nil || c.Flag(name) == nil { // its own flag or one it inherits
 		return
 	}
 	if _, ok := c.GetFlagCompletionFunc(name); ok {
