@@ -1,13 +1,14 @@
 # unshim: see README.md. `make test` runs every test; `make demo` runs the main job on the lab.
 GO ?= go
 
-.PHONY: all build deps test demo bench lint clean
+.PHONY: all build deps test demo bench lint clean release agent-image man
 
 all: build
 
 build:
 	$(GO) build -o bin/unshim ./cmd/unshim
 	ln -sf unshim bin/kubectl-unshim
+	ln -sf unshim bin/kubectl_complete-unshim
 
 deps:
 	hack/install-deps.sh
@@ -28,5 +29,24 @@ lint:
 	test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
 	$(GO) run $(STATICCHECK) ./...
 
+# Release artifacts in dist/ (see README "Install"): stamped, reproducible
+# archives for linux/amd64, linux/arm64 and windows/amd64 with SHA256SUMS and
+# the krew manifest unshim.yaml, and the man pages. The version, commit and
+# date come from git; VERSION=v1.2.3 and RELEASE_BASE_URI=https://... override.
+RELEASE_FLAGS = $(if $(VERSION),-version $(VERSION)) $(if $(RELEASE_BASE_URI),-base-uri $(RELEASE_BASE_URI))
+
+release:
+	$(GO) run ./hack/release archives -out dist $(RELEASE_FLAGS)
+	$(GO) run ./hack/release man -out dist/man $(RELEASE_FLAGS)
+
+# The --via pod agent image (the static binary at /unshim), built without
+# Docker, as dist/unshim-agent-VERSION-linux-ARCH.tar; prints its digest.
+AGENT_ARCH ?= amd64
+agent-image:
+	$(GO) run ./hack/release agent-image -out dist -arch $(AGENT_ARCH) $(if $(VERSION),-version $(VERSION))
+
+man:
+	$(GO) run ./hack/release man -out bin/man
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

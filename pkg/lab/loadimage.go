@@ -45,3 +45,31 @@ func (n *Node) LoadImage(ctx context.Context, ref string, entrypoint []string, f
 	}
 	return nil
 }
+
+// LoadArchive loads an image tarball from the host (a docker-archive, as
+// `make agent-image` writes) into the node's Docker (`docker load`) and,
+// with containerd too, into its containerd's k8s.io namespace, the one the
+// kubelet's CRI reads (`ctr images import`).
+func (n *Node) LoadArchive(ctx context.Context, hostPath string, containerd bool) error {
+	data, err := os.ReadFile(hostPath)
+	if err != nil {
+		return fmt.Errorf("load image archive: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	inNode := filepath.Join(nodeImagesDir, "archive-"+hex.EncodeToString(sum[:6])+".tar")
+	if err := os.MkdirAll(filepath.Join(n.Root, nodeImagesDir), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(n.Root, inNode), data, 0o644); err != nil {
+		return fmt.Errorf("copy %s to node %s: %w", filepath.Base(hostPath), n.Name, err)
+	}
+	if _, err := n.Run(ctx, "docker", "load", "--input", inNode); err != nil {
+		return fmt.Errorf("docker load %s on node %s: %w", filepath.Base(hostPath), n.Name, err)
+	}
+	if containerd {
+		if _, err := n.Run(ctx, "ctr", "--namespace", "k8s.io", "images", "import", inNode); err != nil {
+			return fmt.Errorf("ctr images import %s on node %s: %w", filepath.Base(hostPath), n.Name, err)
+		}
+	}
+	return nil
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,7 +42,9 @@ import (
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/migrate/phases"
 	"github.com/unshim/unshim/pkg/nodeplan"
+	"github.com/unshim/unshim/pkg/release"
 	"github.com/unshim/unshim/pkg/transport"
+	"github.com/unshim/unshim/pkg/version"
 )
 
 type testWriter struct{ t testing.TB }
@@ -716,19 +719,20 @@ func TestSwitchNode(t *testing.T) {
 	})
 
 	t.Run("switch through an agent pod", func(t *testing.T) {
-		bin := filepath.Join(t.TempDir(), "unshim")
-		build := exec.Command("go", "build", "-o", bin, "github.com/unshim/unshim/cmd/unshim")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("build unshim: %v\n%s", err, out)
-		}
+		// The image `make agent-image` builds (go-containerregistry, no
+		// Docker), loaded into the node's Docker and containerd.
 		const image = "unshim-agent:test"
-		if err := f.n2.LoadImage(ctx, image, []string{"/unshim"}, map[string]string{"/unshim": bin}); err != nil {
+		o := release.Options{Dir: filepath.Join("..", ".."), Stamp: version.Stamp{Version: "v0.0.0-test", GitCommit: "test", BuildDate: "2025-01-01T00:00:00Z"}}
+		img, err := release.BuildAgentImage(ctx, o, runtime.GOARCH, image, filepath.Join(t.TempDir(), "agent.tar"))
+		if err != nil {
+			t.Fatalf("build the agent image: %v", err)
+		}
+		if err := f.n2.LoadArchive(ctx, img.File, true); err != nil {
 			t.Fatal(err)
 		}
 		f.applyAgentRBAC(ctx, t)
 		var out bytes.Buffer
-		err := RunViaPod(ctx, PodOptions{Options: f.options(t, f.n2), Image: image, Out: &out, Timeout: 10 * time.Minute})
+		err = RunViaPod(ctx, PodOptions{Options: f.options(t, f.n2), Image: image, Out: &out, Timeout: 10 * time.Minute})
 		t.Logf("agent run:\n%s", out.String())
 		if err != nil {
 			t.Fatalf("switch through an agent pod: %v", err)

@@ -5,8 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +17,8 @@ import (
 	"github.com/unshim/unshim/pkg/lab"
 	"github.com/unshim/unshim/pkg/lab/labtest"
 	"github.com/unshim/unshim/pkg/podagent"
+	"github.com/unshim/unshim/pkg/release"
+	"github.com/unshim/unshim/pkg/version"
 )
 
 const (
@@ -34,14 +36,19 @@ func TestHandoffSurvivesDocker(t *testing.T) {
 	labtest.RequireNodePrereqs(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	bin := buildUnshim(ctx, t)
+	archive, bin := buildAgentImage(ctx, t)
 
 	start := time.Now()
 	l := labtest.UpForTest(ctx, t, "podagenttest", lab.Options{Nodes: 1})
 	t.Logf("lab with one node up in %s", time.Since(start).Round(time.Second))
 	n := l.Nodes[0]
-	if err := n.LoadImage(ctx, agentImage, nil, map[string]string{"unshim": bin}); err != nil {
+	// The image `make agent-image` builds, loaded as an operator would:
+	// into the node's Docker (which runs the pod) and its containerd.
+	if err := n.LoadArchive(ctx, archive, true); err != nil {
 		t.Fatal(err)
+	}
+	if out, err := n.Run(ctx, "ctr", "--namespace", "k8s.io", "images", "ls", "--quiet"); err != nil || !strings.Contains(string(out), "docker.io/library/"+agentImage) {
+		t.Fatalf("the agent image is not in the node's containerd: %v\n%s", err, out)
 	}
 	c, err := l.Client()
 	if err != nil {
@@ -169,16 +176,17 @@ func phase(p *corev1.Pod) corev1.PodPhase {
 	return p.Status.Phase
 }
 
-// buildUnshim builds a static unshim binary, as the agent image holds it.
-func buildUnshim(ctx context.Context, t *testing.T) string {
+// buildAgentImage builds the agent image as `make agent-image` does (a
+// static unshim at /unshim, go-containerregistry, no Docker) and returns
+// the tarball and the binary it holds.
+func buildAgentImage(ctx context.Context, t *testing.T) (string, string) {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "unshim")
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "github.com/unshim/unshim/cmd/unshim")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build unshim: %v\n%s", err, b)
+	o := release.Options{Dir: filepath.Join("..", ".."), Stamp: version.Stamp{Version: "v0.0.0-test", GitCommit: "test", BuildDate: "2025-01-01T00:00:00Z"}}
+	img, err := release.BuildAgentImage(ctx, o, runtime.GOARCH, agentImage, filepath.Join(t.TempDir(), "agent.tar"))
+	if err != nil {
+		t.Fatalf("build the agent image: %v", err)
 	}
-	t.Logf("built unshim in %s", time.Since(start).Round(100*time.Millisecond))
-	return out
+	t.Logf("built the agent image %s (%s) in %s", img.Ref, img.Digest, time.Since(start).Round(100*time.Millisecond))
+	return img.File, filepath.Join(filepath.Dir(img.File), "build", "linux-"+runtime.GOARCH, "unshim")
 }

@@ -22,6 +22,7 @@ const (
 	JSON  Format = "json"
 	YAML  Format = "yaml"
 	SARIF Format = "sarif"
+	Text  Format = "text"
 )
 
 // ParseFormat checks name against the formats a command accepts; "" means table.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/unshim/unshim/pkg/cmd"
@@ -41,11 +42,20 @@ func Main() {
 	os.Exit(code)
 }
 
-// Run runs unshim as program name (kubectl-unshim makes it a kubectl plugin)
-// and returns the exit code: 0 success, 1 findings at or above --fail-on,
-// 2 the command itself failed.
+// CompletionHelper is the name kubectl (1.26+) runs to complete the
+// arguments of `kubectl unshim`: a copy of (or link to) this binary by that
+// name answers as `kubectl unshim __complete ARGS...`.
+const CompletionHelper = "kubectl_complete-unshim"
+
+// Run runs unshim as program name (kubectl-unshim makes it a kubectl plugin,
+// kubectl_complete-unshim its completion helper) and returns the exit code:
+// 0 success, 1 findings at or above --fail-on, 2 the command itself failed.
 func Run(ctx context.Context, streams genericiooptions.IOStreams, name string, args []string) int {
-	root := unshim.NewCommand(streams, strings.HasPrefix(name, "kubectl-"))
+	name = strings.TrimSuffix(name, ".exe")
+	if name == CompletionHelper {
+		args = append([]string{cobra.ShellCompRequestCmd}, args...)
+	}
+	root := unshim.NewCommand(streams, strings.HasPrefix(name, "kubectl-") || name == CompletionHelper)
 	root.SetArgs(args)
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)

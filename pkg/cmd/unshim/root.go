@@ -2,16 +2,21 @@
 package unshim
 
 import (
+	"strings"
+
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/cmd/unshim/check"
+	"github.com/unshim/unshim/pkg/cmd/unshim/completion"
 	"github.com/unshim/unshim/pkg/cmd/unshim/convert"
 	"github.com/unshim/unshim/pkg/cmd/unshim/migrate"
 	"github.com/unshim/unshim/pkg/cmd/unshim/node"
 	"github.com/unshim/unshim/pkg/cmd/unshim/nodes"
+	versioncmd "github.com/unshim/unshim/pkg/cmd/unshim/version"
 	"github.com/unshim/unshim/pkg/log"
+	"github.com/unshim/unshim/pkg/version"
 )
 
 // NewCommand returns the root command. asPlugin names it `kubectl unshim`.
@@ -46,7 +51,10 @@ Exit codes: 0 success; 1 findings at or above --fail-on (check); 2 the command f
 		// Run as kubectl-unshim: usage lines read `kubectl unshim ...`.
 		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl unshim"}
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
+	// `unshim --version` prints one line; `unshim version` the details.
+	info := version.Get()
+	root.Version = info.Version
+	root.SetVersionTemplate("{{with .DisplayName}}{{printf \"%s \" .}}{{end}}" + strings.NewReplacer("{", "{{`{`}}", "}", "{{`}`}}").Replace(info.String()) + "\n")
 	root.PersistentFlags().IntVarP(&verbosity, "v", "v", 0, "log verbosity on stderr (0: progress, 1+: detail)")
 	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "print only results and errors")
 	kube.AddFlags(root.PersistentFlags())
@@ -56,9 +64,13 @@ Exit codes: 0 success; 1 findings at or above --fail-on (check); 2 the command f
 		convert.NewCommand(logger, streams),
 		migrate.NewCommand(logger, streams, kube),
 		node.NewCommand(logger, streams, kube),
+		versioncmd.NewCommand(streams),
 	)
 	if c := labCommand(logger, streams); c != nil {
 		root.AddCommand(c)
 	}
+	// cobra's `completion bash|zsh|fish|powershell` writes the scripts;
+	// node names, phases and flag values complete through these functions.
+	completion.Register(root, kube)
 	return root
 }
