@@ -87,6 +87,39 @@ func cached(out string, build func() error) (string, error) {
 }
 
 func buildKubeBinary(ctx context.Context, component, kubeVersion, dir, out string) error {
+	if err := writeKubeModule(ctx, dir, kubeVersion); err != nil {
+		return err
+	}
+	tools := fmt.Sprintf("//go:build tools\n\npackage unshimlabbuild\n\nimport _ \"k8s.io/kubernetes/cmd/%s\"\n", component)
+	if err := os.WriteFile(filepath.Join(dir, "tools_"+component+".go"), []byte(tools), 0o644); err != nil {
+		return err
+	}
+	if _, err := goCmd(ctx, dir, nil, "mod", "tidy"); err != nil {
+		return err
+	}
+	tmp := out + ".tmp"
+	if _, err := goCmd(ctx, dir, []string{"CGO_ENABLED=0"}, "build", "-trimpath", "-ldflags", kubeLDFlags(kubeVersion), "-o", tmp, "k8s.io/kubernetes/cmd/"+component); err != nil {
+		return err
+	}
+	return os.Rename(tmp, out)
+}
+
+// kubeLDFlags stamp kubeVersion into a binary built from k8s.io/kubernetes.
+func kubeLDFlags(kubeVersion string) string {
+	return strings.Join([]string{
+		"-s", "-w",
+		"-X k8s.io/component-base/version.gitVersion=" + kubeVersion,
+		"-X k8s.io/component-base/version.gitMajor=1",
+		"-X k8s.io/component-base/version.gitMinor=" + strings.Split(strings.TrimPrefix(kubeVersion, "v1."), ".")[0],
+		"-X k8s.io/component-base/version.gitTreeState=clean",
+		"-X k8s.io/client-go/pkg/version.gitVersion=" + kubeVersion,
+	}, " ")
+}
+
+// writeKubeModule writes into dir the go.mod of a throwaway module that
+// requires k8s.io/kubernetes at kubeVersion, with its staging modules
+// pinned to their published versions.
+func writeKubeModule(ctx context.Context, dir, kubeVersion string) error {
 	staging, err := stagingVersion(kubeVersion)
 	if err != nil {
 		return err
@@ -120,29 +153,7 @@ func buildKubeBinary(ctx context.Context, component, kubeVersion, dir, out strin
 			fmt.Fprintf(&mod, "replace %s => %s %s\n", f[0], f[0], staging)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), mod.Bytes(), 0o644); err != nil {
-		return err
-	}
-	tools := fmt.Sprintf("//go:build tools\n\npackage unshimlabbuild\n\nimport _ \"k8s.io/kubernetes/cmd/%s\"\n", component)
-	if err := os.WriteFile(filepath.Join(dir, "tools_"+component+".go"), []byte(tools), 0o644); err != nil {
-		return err
-	}
-	if _, err := goCmd(ctx, dir, nil, "mod", "tidy"); err != nil {
-		return err
-	}
-	ldflags := strings.Join([]string{
-		"-s", "-w",
-		"-X k8s.io/component-base/version.gitVersion=" + kubeVersion,
-		"-X k8s.io/component-base/version.gitMajor=1",
-		"-X k8s.io/component-base/version.gitMinor=" + strings.Split(strings.TrimPrefix(kubeVersion, "v1."), ".")[0],
-		"-X k8s.io/component-base/version.gitTreeState=clean",
-		"-X k8s.io/client-go/pkg/version.gitVersion=" + kubeVersion,
-	}, " ")
-	tmp := out + ".tmp"
-	if _, err := goCmd(ctx, dir, []string{"CGO_ENABLED=0"}, "build", "-trimpath", "-ldflags", ldflags, "-o", tmp, "k8s.io/kubernetes/cmd/"+component); err != nil {
-		return err
-	}
-	return os.Rename(tmp, out)
+	return os.WriteFile(filepath.Join(dir, "go.mod"), mod.Bytes(), 0o644)
 }
 
 // goCmd runs the go tool in dir and returns its stdout; a failure carries its output.

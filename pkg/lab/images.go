@@ -26,7 +26,7 @@ const BusyboxImage = "busybox:1.35"
 
 // labbin holds the sources of the small programs the lab builds for its nodes.
 //
-//go:embed labbin/pause/main.go labbin/runcwrap/main.go
+//go:embed labbin/pause/main.go labbin/runcwrap/main.go labbin/cridockerd/main.go
 var labbin embed.FS
 
 // ensureHelper builds the program labbin/NAME (pure Go, static) into the

@@ -45,6 +45,9 @@ type Options struct {
 	// Nodes is how many Docker nodes (systemd-nspawn machines with a kubelet
 	// NodeKubeletVersion) the lab should have; 0 starts the control plane only.
 	Nodes int
+	// NodeShape is what the nodes this call starts look like (nodes the lab
+	// has already keep theirs): dockershim on kubelet 1.23 by default.
+	NodeShape NodeShape
 }
 
 // Process is one process the lab started.
@@ -101,6 +104,7 @@ func (o *Options) complete() {
 	if o.Logger == nil {
 		o.Logger = log.NoopLogger()
 	}
+	o.NodeShape.complete()
 }
 
 // Load reads the lab recorded in dir; it does not check that it runs.
@@ -138,6 +142,9 @@ func (l *Lab) Running() (alive, dead []string) {
 // Up starts a lab, or returns the one already running in the directory.
 func Up(ctx context.Context, o Options) (*Lab, error) {
 	o.complete()
+	if err := o.NodeShape.Validate(); err != nil {
+		return nil, err
+	}
 	if l, err := Load(o.Dir); err == nil {
 		if _, dead := l.Running(); len(dead) == 0 && len(l.Processes) > 0 && l.Controllers == o.Controllers {
 			if err := l.waitReady(ctx, 10*time.Second); err == nil {

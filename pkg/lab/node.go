@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/unshim/unshim/pkg/log"
+	"github.com/unshim/unshim/pkg/nodeplan"
 	"github.com/unshim/unshim/pkg/transport"
 )
 
@@ -58,6 +59,11 @@ type Node struct {
 	// SSHPort is where the node's sshd listens, on 127.0.0.1 (nodes share
 	// the host's network, so each has its own port).
 	SSHPort int `json:"sshPort,omitempty"`
+	// Shape is how the kubelet reaches Docker as the lab made the node:
+	// ShapeDockershim or ShapeCRIDockerd (a switch may change it since).
+	Shape string `json:"shape"`
+	// KubeletVersion is the node's kubelet.
+	KubeletVersion string `json:"kubeletVersion"`
 }
 
 // SSHAddr is the node's sshd address.
@@ -156,6 +162,9 @@ type nodeArtifacts struct {
 	kubelet, rootfs string
 	// wrapper is the runtime wrapper binary, empty where CAP_SYS_RESOURCE is present.
 	wrapper string
+	// criDockerd is the lab's cri-dockerd, for ShapeCRIDockerd only.
+	criDockerd string
+	shape      NodeShape
 }
 
 // PrepareNodes builds and caches what lab nodes are made from (the kubelet,
@@ -165,21 +174,33 @@ func PrepareNodes(ctx context.Context, logger log.Logger) error {
 	if logger == nil {
 		logger = log.NoopLogger()
 	}
-	if _, err := prepareNodes(ctx, logger); err != nil {
+	if _, err := prepareNodes(ctx, logger, NodeShape{}); err != nil {
+		return err
+	}
+	if _, err := prepareNodes(ctx, logger, NodeShape{Shape: ShapeCRIDockerd, KubeletVersion: NewestKubeletVersion}); err != nil {
 		return err
 	}
 	_, err := ensureHelper(ctx, "pause")
 	return err
 }
 
-func prepareNodes(ctx context.Context, logger log.Logger) (nodeArtifacts, error) {
-	var art nodeArtifacts
+func prepareNodes(ctx context.Context, logger log.Logger, shape NodeShape) (nodeArtifacts, error) {
+	shape.complete()
+	art := nodeArtifacts{shape: shape}
 	if err := CheckNodePrereqs(); err != nil {
 		return art, err
 	}
-	var err error
-	if art.kubelet, err = EnsureKubeBinary(ctx, logger, "kubelet", NodeKubeletVersion); err != nil {
+	if err := shape.Validate(); err != nil {
 		return art, err
+	}
+	var err error
+	if art.kubelet, err = EnsureKubeBinary(ctx, logger, "kubelet", shape.KubeletVersion); err != nil {
+		return art, err
+	}
+	if shape.Shape == ShapeCRIDockerd {
+		if art.criDockerd, err = EnsureCRIDockerd(ctx, logger); err != nil {
+			return art, err
+		}
 	}
 	if art.rootfs, err = EnsureRootfs(ctx, logger, DefaultRootfs()); err != nil {
 		return art, err
@@ -202,7 +223,7 @@ func (l *Lab) addNodes(ctx context.Context, o Options) error {
 	if o.Nodes <= len(l.Nodes) {
 		return nil
 	}
-	art, err := prepareNodes(ctx, o.Logger)
+	art, err := prepareNodes(ctx, o.Logger, o.NodeShape)
 	if err != nil {
 		return err
 	}
@@ -226,7 +247,7 @@ func (l *Lab) addNodes(ctx context.Context, o Options) error {
 	for i := len(l.Nodes) + 1; i <= o.Nodes; i++ {
 		start := time.Now()
 		name := nodeName(i)
-		o.Logger.V(0).Infof("starting node %s (Docker, kubelet %s)", name, NodeKubeletVersion)
+		o.Logger.V(0).Infof("starting node %s (Docker through %s, kubelet %s)", name, art.shape.Shape, art.shape.KubeletVersion)
 		if err := l.startNode(ctx, o.Logger, p, name, art); err != nil {
 			return errors.Join(fmt.Errorf("start node %s: %w", name, err), l.removeNode(name))
 		}
@@ -246,6 +267,8 @@ func (l *Lab) startNode(ctx context.Context, logger log.Logger, p *pki, name str
 		Root:           filepath.Join(dir, "rootfs"),
 		Log:            l.logPath("node-" + name),
 		RuntimeWrapper: art.wrapper != "",
+		Shape:          art.shape.Shape,
+		KubeletVersion: art.shape.KubeletVersion,
 	}
 	ports, err := freePorts(3)
 	if err != nil {
@@ -268,8 +291,9 @@ func (l *Lab) startNode(ctx context.Context, logger log.Logger, p *pki, name str
 		return err
 	}
 	n.NodeIP = nodeIP
-	cfg := nodeConfig{Name: name, NodeIP: nodeIP, KubeletPort: ports[0], HealthzPort: ports[1], PodCIDR: n.PodCIDR, RuntimeWrapper: n.RuntimeWrapper}
-	if err := l.writeNodeFiles(ctx, p, n, cfg, art.kubelet, art.wrapper); err != nil {
+	cfg := nodeConfig{Name: name, NodeIP: nodeIP, KubeletPort: ports[0], HealthzPort: ports[1], PodCIDR: n.PodCIDR, RuntimeWrapper: n.RuntimeWrapper,
+		Shape: n.Shape, KubeletVersion: n.KubeletVersion}
+	if err := l.writeNodeFiles(ctx, p, n, cfg, art); err != nil {
 		return fmt.Errorf("write node files: %w", err)
 	}
 	logger.V(1).Infof("[%s] booting machine %s", name, n.Machine)
@@ -285,11 +309,18 @@ func (l *Lab) startNode(ctx context.Context, logger log.Logger, p *pki, name str
 			return fmt.Errorf("load image %s: %w", img, err)
 		}
 	}
+	if n.Shape == ShapeCRIDockerd {
+		logger.V(1).Infof("[%s] starting cri-dockerd", name)
+		if _, err := n.Run(ctx, "systemctl", "enable", "--now", nodeplan.CRIDockerdSocket, nodeplan.CRIDockerdService); err != nil {
+			journal, _ := n.Run(ctx, "journalctl", "--no-pager", "--lines=30", "--unit="+nodeplan.CRIDockerdService)
+			return fmt.Errorf("start cri-dockerd: %w\n%s", err, journal)
+		}
+	}
 	logger.V(1).Infof("[%s] starting kubelet", name)
 	if _, err := n.Run(ctx, "systemctl", "enable", "--now", "kubelet.service"); err != nil {
 		return err
 	}
-	return l.waitNodeReady(ctx, n, 180*time.Second)
+	return l.waitNodeReady(ctx, n, cfg.criSocket(), 180*time.Second)
 }
 
 // nodeImagesDir is where a node keeps the image archives it loads.
@@ -297,7 +328,7 @@ const nodeImagesDir = "/var/lib/unshim-lab/images"
 
 // writeNodeFiles writes the kubeadm-style files, Docker's and CNI's
 // configuration, the kubelet and the images into the node's root.
-func (l *Lab) writeNodeFiles(ctx context.Context, p *pki, n *Node, cfg nodeConfig, kubelet, wrapper string) error {
+func (l *Lab) writeNodeFiles(ctx context.Context, p *pki, n *Node, cfg nodeConfig, art nodeArtifacts) error {
 	ca, err := os.ReadFile(p.path("ca.crt"))
 	if err != nil {
 		return err
@@ -352,11 +383,16 @@ func (l *Lab) writeNodeFiles(ctx context.Context, p *pki, n *Node, cfg nodeConfi
 	if err := os.MkdirAll(filepath.Join(n.Root, "etc/kubernetes/manifests"), 0o755); err != nil {
 		return err
 	}
-	if err := copyFile(kubelet, filepath.Join(n.Root, "usr/bin/kubelet"), 0o755); err != nil {
+	if err := copyFile(art.kubelet, filepath.Join(n.Root, "usr/bin/kubelet"), 0o755); err != nil {
 		return err
 	}
-	if wrapper != "" {
-		if err := copyFile(wrapper, filepath.Join(n.Root, RuntimeWrapperPath), 0o755); err != nil {
+	if art.wrapper != "" {
+		if err := copyFile(art.wrapper, filepath.Join(n.Root, RuntimeWrapperPath), 0o755); err != nil {
+			return err
+		}
+	}
+	if cfg.Shape == ShapeCRIDockerd {
+		if err := installCRIDockerd(n.Root, art.criDockerd); err != nil {
 			return err
 		}
 	}
@@ -465,7 +501,7 @@ func (n *Node) waitBooted(ctx context.Context, timeout time.Duration) error {
 
 // waitNodeReady waits for the Node to register and turn Ready, then records
 // its CRI socket in kubeadm's annotation, as `kubeadm join` does.
-func (l *Lab) waitNodeReady(ctx context.Context, n *Node, timeout time.Duration) error {
+func (l *Lab) waitNodeReady(ctx context.Context, n *Node, criSocket string, timeout time.Duration) error {
 	c, err := l.Client()
 	if err != nil {
 		return err
@@ -490,7 +526,7 @@ func (l *Lab) waitNodeReady(ctx context.Context, n *Node, timeout time.Duration)
 		case <-time.After(time.Second):
 		}
 	}
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, inventory.CRISocketAnnotation, DockershimSocket)
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, inventory.CRISocketAnnotation, criSocket)
 	if _, err := c.CoreV1().Nodes().Patch(ctx, n.Name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("annotate node %s: %w", n.Name, err)
 	}

@@ -69,7 +69,7 @@ func TestNodeRunsPodsOnDocker(t *testing.T) {
 		checkDockerNode(ctx, t, c, n)
 	})
 	t.Run("pod runs on Docker and its logs are served", func(t *testing.T) {
-		checkPod(ctx, t, c, n)
+		checkPod(ctx, t, c, n, "lab-busybox")
 	})
 
 	// Down must leave no process of the lab and nothing mounted.
@@ -168,8 +168,8 @@ func checkDockerNode(ctx context.Context, t *testing.T, c kubernetes.Interface, 
 	}
 }
 
-func checkPod(ctx context.Context, t *testing.T, c kubernetes.Interface, n *Node) {
-	const ns, name, greeting = "default", "lab-busybox", "hello from a lab node"
+func checkPod(ctx context.Context, t *testing.T, c kubernetes.Interface, n *Node, name string) {
+	const ns, greeting = "default", "hello from a lab node"
 	no := false
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},

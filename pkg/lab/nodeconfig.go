@@ -38,6 +38,10 @@ type nodeConfig struct {
 	PodCIDR     string
 	// RuntimeWrapper registers RuntimeWrapperPath as Docker's default runtime.
 	RuntimeWrapper bool
+	// Shape is ShapeDockershim or ShapeCRIDockerd.
+	Shape string
+	// KubeletVersion is the node's kubelet, "v1.MINOR.PATCH".
+	KubeletVersion string
 }
 
 // kubeletUnit is the kubelet.service of Kubernetes' deb packages.
@@ -71,10 +75,34 @@ ExecStart=
 ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
 `
 
-// kubeadmFlags is kubeadm 1.23's kubeadm-flags.env for a Docker node (flags
-// sorted as kubeadm writes them), with the runtime named explicitly.
+// kubeadmFlags is the node's kubeadm-flags.env:
+//   - dockershim: kubeadm 1.23's for a Docker node (flags sorted as kubeadm
+//     writes them), with the runtime named explicitly;
+//   - cri-dockerd on kubelet 1.23: that file after the Kubernetes docs'
+//     "Migrate Docker Engine nodes from dockershim to cri-dockerd" (the
+//     endpoint added, --container-runtime=remote), as `unshim migrate node
+//     --to cri-dockerd` writes it;
+//   - cri-dockerd on kubelet 1.24+: what kubeadm of that release writes (no
+//     --container-runtime, gone from 1.27; no dockershim networking flags).
 func (c nodeConfig) kubeadmFlags() []byte {
-	return []byte(fmt.Sprintf("KUBELET_KUBEADM_ARGS=\"--container-runtime=docker --network-plugin=cni --pod-infra-container-image=%s\"\n", PauseImage))
+	var flags string
+	switch {
+	case c.Shape != ShapeCRIDockerd:
+		flags = "--container-runtime=docker --network-plugin=cni --pod-infra-container-image=" + PauseImage
+	case kubeletMinor(c.KubeletVersion) < 24:
+		flags = "--container-runtime=remote --network-plugin=cni --pod-infra-container-image=" + PauseImage + " --container-runtime-endpoint=" + CRIDockerdEndpoint
+	default:
+		flags = "--container-runtime-endpoint=" + CRIDockerdEndpoint + " --pod-infra-container-image=" + PauseImage
+	}
+	return []byte(fmt.Sprintf("KUBELET_KUBEADM_ARGS=\"%s\"\n", flags))
+}
+
+// criSocket is the node's kubeadm.alpha.kubernetes.io/cri-socket annotation.
+func (c nodeConfig) criSocket() string {
+	if c.Shape == ShapeCRIDockerd {
+		return CRIDockerdEndpoint
+	}
+	return DockershimSocket
 }
 
 // kubeletDefaults holds what only the lab needs: its name and address, as

@@ -24,6 +24,9 @@ type Options struct {
 	Nodes       int
 	Output      string
 	Controllers bool
+	// NodeShape and KubeletVersion shape the nodes `lab up` starts.
+	NodeShape      string
+	KubeletVersion string
 }
 
 // NewCommand returns `unshim lab` with its up, down and status subcommands.
@@ -39,9 +42,17 @@ The first start builds kube-apiserver (a few minutes) into the cache
 
 With --nodes N (root only) the lab also runs N Docker nodes: Debian bookworm
 machines booted with systemd-nspawn on the host's network, with Debian's
-docker.io, containerd and runc and a kubelet ` + lab.NodeKubeletVersion + ` (dockershim) set up
-as kubeadm does. The first such start builds the kubelet and debootstraps the
-root into the cache too; later ones take well under a minute.
+docker.io, containerd and runc and a kubelet set up as kubeadm does. The first
+such start builds the kubelet and debootstraps the root into the cache too;
+later ones take well under a minute. --node-shape says how the kubelet reaches
+Docker:
+  dockershim   kubelet ` + lab.NodeKubeletVersion + ` with its built-in dockershim (the default)
+  cri-dockerd  the lab's cri-dockerd on /var/run/cri-dockerd.sock: kubelet 1.23
+               with --container-runtime=remote, or a later one (--kubelet-version
+               ` + lab.NewestKubeletVersion + `) through CRI v1. The lab's cri-dockerd is a stand-in
+               built from the Kubernetes 1.23 dockershim, not Mirantis's binary.
+Running up again with more --nodes adds nodes of the shape given; the nodes
+the lab has keep theirs.
 
 Use it with: export KUBECONFIG=$(unshim lab status -o kubeconfig)`,
 		Args: cobra.NoArgs,
@@ -55,20 +66,26 @@ Use it with: export KUBECONFIG=$(unshim lab status -o kubeconfig)`,
 			if o.Nodes < 0 {
 				return fmt.Errorf("--nodes %d: want 0 or more", o.Nodes)
 			}
-			l, err := lab.Up(c.Context(), lab.Options{Dir: o.Dir, KubeVersion: o.KubeVersion, Nodes: o.Nodes, Logger: logger, Controllers: o.Controllers})
+			shape := lab.NodeShape{Shape: o.NodeShape, KubeletVersion: o.KubeletVersion}
+			if err := shape.Validate(); err != nil {
+				return &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+			}
+			l, err := lab.Up(c.Context(), lab.Options{Dir: o.Dir, KubeVersion: o.KubeVersion, Nodes: o.Nodes, Logger: logger, Controllers: o.Controllers, NodeShape: shape})
 			if err != nil {
 				return fmt.Errorf("start lab: %w", err)
 			}
 			fmt.Fprintf(o.Out, "lab up: kube-apiserver %s at %s\nkubeconfig: %s\n", l.KubeVersion, l.APIServerURL, l.Kubeconfig)
 			for _, n := range l.Nodes {
-				fmt.Fprintf(o.Out, "node %s: Docker, kubelet %s, root %s\n", n.Name, lab.NodeKubeletVersion, n.Root)
+				fmt.Fprintf(o.Out, "node %s: Docker through %s, kubelet %s, root %s\n", n.Name, n.ShapeName(), n.Kubelet(), n.Root)
 			}
 			return nil
 		},
 	}
 	up.Flags().StringVar(&o.KubeVersion, "kube-version", o.KubeVersion, "Kubernetes version of the control plane")
 	up.Flags().BoolVar(&o.Controllers, "controllers", false, "also run kube-controller-manager and kube-scheduler (built on first use)")
-	up.Flags().IntVar(&o.Nodes, "nodes", 0, "number of Docker nodes (systemd-nspawn machines with kubelet "+lab.NodeKubeletVersion+"; needs root)")
+	up.Flags().IntVar(&o.Nodes, "nodes", 0, "number of Docker nodes (systemd-nspawn machines; needs root)")
+	up.Flags().StringVar(&o.NodeShape, "node-shape", lab.ShapeDockershim, "how the new nodes' kubelet reaches Docker: dockershim or cri-dockerd")
+	up.Flags().StringVar(&o.KubeletVersion, "kubelet-version", lab.NodeKubeletVersion, "the new nodes' kubelet (dockershim needs 1.23 or older)")
 	down := &cobra.Command{
 		Use:   "down",
 		Short: "Stop every lab process and remove the lab directory",
@@ -178,7 +195,7 @@ func (o *Options) status() error {
 		fmt.Fprintf(o.Out, "lab in %s: kube-apiserver %s at %s\nkubeconfig: %s\nrunning: %s\n",
 			l.Dir, l.KubeVersion, l.APIServerURL, l.Kubeconfig, strings.Join(alive, ", "))
 		for _, n := range l.Nodes {
-			fmt.Fprintf(o.Out, "node %s: machine %s, pid %d, kubelet port %d, root %s\n", n.Name, n.Machine, n.LeaderPID, n.KubeletPort, n.Root)
+			fmt.Fprintf(o.Out, "node %s: %s, kubelet %s, machine %s, pid %d, kubelet port %d, root %s\n", n.Name, n.ShapeName(), n.Kubelet(), n.Machine, n.LeaderPID, n.KubeletPort, n.Root)
 		}
 		if len(dead) > 0 {
 			fmt.Fprintf(o.Out, "stopped: %s\n", strings.Join(dead, ", "))
