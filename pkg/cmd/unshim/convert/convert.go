@@ -32,6 +32,7 @@ type Options struct {
 	Root              string
 	ContainerdVersion string
 	KubeletVersion    string
+	KernelVersion     string
 	OutDir            string
 	Diff              bool
 	Write             bool
@@ -96,6 +97,7 @@ Exit codes: 0 the setup was produced (unmapped settings included); 2 bad input
 	f.StringVar(&o.Root, "root", o.Root, "the node's file system to read (and --write to)")
 	f.StringVar(&o.ContainerdVersion, "containerd-version", "", "target containerd version (default: what the node's `containerd --version` says)")
 	f.StringVar(&o.KubeletVersion, "kubelet-version", "", "the node's kubelet version (default: what the node's `kubelet --version` says, if it runs)")
+	f.StringVar(&o.KernelVersion, "kernel-version", "", "the node's kernel release, as in the Node's status.nodeInfo.kernelVersion (default: the node's /proc/sys/kernel/osrelease)")
 	f.StringVar(&o.OutDir, "out", "", "write the files under DIR at their node paths")
 	f.BoolVar(&o.Diff, "diff", false, "print a unified diff against the files on the node")
 	f.BoolVar(&o.Write, "write", false, "write the files to the node, backing up each file replaced")
@@ -125,7 +127,7 @@ func (o *Options) Validate() error {
 
 // Run reads the node, converts and writes, diffs or prints the result.
 func (o *Options) Run(ctx context.Context) error {
-	gen, err := Generate(ctx, o.logger, o.Root, o.ContainerdVersion, o.KubeletVersion)
+	gen, err := Generate(ctx, o.logger, Versions{Root: o.Root, Containerd: o.ContainerdVersion, Kubelet: o.KubeletVersion, Kernel: o.KernelVersion})
 	if err != nil {
 		return &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
 	}
@@ -206,12 +208,32 @@ type Generated struct {
 	ContainerdVersion nodeconf.Version
 }
 
-// Generate reads the node under root and converts its setup. Versions not
-// given are asked of the node's binaries.
-func Generate(ctx context.Context, logger log.Logger, root, containerdVersion, kubeletVersion string) (*Generated, error) {
+// Versions says which node to read and the versions given on the command
+// line ("" for: ask the node).
+type Versions struct {
+	Root       string
+	Containerd string
+	Kubelet    string
+	Kernel     string
+}
+
+// Generate reads the node under v.Root and converts its setup. Versions not
+// given are asked of the node's binaries (containerd, kubelet) and files
+// (/proc/sys/kernel/osrelease).
+func Generate(ctx context.Context, logger log.Logger, v Versions) (*Generated, error) {
+	root, containerdVersion, kubeletVersion := v.Root, v.Containerd, v.Kubelet
 	node, err := nodefiles.Load(root)
 	if err != nil {
 		return nil, err
+	}
+	if v.Kernel != "" {
+		kv, err := nodeconf.ParseKernelVersion(v.Kernel)
+		if err != nil {
+			return nil, fmt.Errorf("--kernel-version: %w", err)
+		}
+		node.Input.KernelVersion = &kv
+	} else if node.Input.KernelVersion == nil {
+		logger.V(0).Infof("kernel version unknown (no %s under %s): give --kernel-version", nodefiles.KernelRelease, root)
 	}
 	var cv nodeconf.Version
 	if containerdVersion != "" {
