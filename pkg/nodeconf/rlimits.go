@@ -107,4 +107,3 @@ func (c *converter) runtimeBaseSpecs() {
 		c.setAt(base, c.baseSpec, name, "base_runtime_spec")
 	}
 }
-
