@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -18,8 +19,18 @@ import (
 
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/core/remotes/docker/config"
+	clog "github.com/containerd/log"
 	"github.com/distribution/reference"
+	"github.com/sirupsen/logrus"
 )
+
+// quiet keeps containerd's resolver from logging to the process's stderr:
+// what it tried is returned in Attempts and errors instead.
+func quiet(ctx context.Context) context.Context {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return clog.WithLogger(ctx, logrus.NewEntry(l))
+}
 
 // Host is one registry host a reference may be fetched from, in the order
 // containerd tries them.
@@ -55,6 +66,7 @@ func hostsFor(ctx context.Context, certsDir string, update config.UpdateClientFu
 // Routes returns, for each image reference, the registry hosts containerd
 // configured from certsDir resolves it through. Bad references are errors.
 func Routes(ctx context.Context, certsDir string, refs []string) ([]Route, error) {
+	ctx = quiet(ctx)
 	hosts := hostsFor(ctx, certsDir, nil)
 	var out []Route
 	for _, ref := range refs {
@@ -149,6 +161,7 @@ func Resolve(ctx context.Context, certsDir, ref string) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image reference %q: %w", ref, err)
 	}
+	ctx = quiet(ctx)
 	rec := &recorder{}
 	resolver := docker.NewResolver(docker.ResolverOptions{
 		Hosts: hostsFor(ctx, certsDir, func(c *http.Client) error {
