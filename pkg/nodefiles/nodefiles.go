@@ -225,7 +225,14 @@ func Load(root string) (*Node, error) {
 			return nil, err
 		}
 		n.DockerUnit = u
+		// Environment= first, then the EnvironmentFile=s in order: "settings
+		// from these files override settings made with Environment=" (systemd.exec(5)).
 		env, envSrc := map[string]string{}, map[string]string{}
+		for k, v := range u.Environment {
+			env[k], envSrc[k] = v, u.EnvironmentSource[k]
+			in.DockerEnvironment[k] = v
+			in.DockerEnvironmentSource[k] = u.EnvironmentSource[k]
+		}
 		for _, ef := range u.EnvironmentFiles {
 			vars, err := readEnvFile(root, ef, in)
 			if err != nil {
@@ -236,11 +243,6 @@ func Load(root string) (*Node, error) {
 				in.DockerEnvironment[v.Name] = v.Value
 				in.DockerEnvironmentSource[v.Name] = ef
 			}
-		}
-		for k, v := range u.Environment {
-			env[k], envSrc[k] = v, u.EnvironmentSource[k]
-			in.DockerEnvironment[k] = v
-			in.DockerEnvironmentSource[k] = u.EnvironmentSource[k]
 		}
 		// Each word keeps the file that wrote it, so a flag set through
 		// $OPTIONS is reported as set in /etc/sysconfig/docker, not in the unit.
