@@ -94,7 +94,7 @@ var corpusVersions = []string{"1.6.20", "1.7.28", "2.2.0"}
 var fakeHosts = map[string]string{
 	"@PLAIN@": "registry.plain.example:5000", "@TLS@": "harbor.example.com:8443",
 	"@MIRROR@": "mirror.example.cn", "@PATHMIRROR@": "artifactory.example.com",
-	"@TLS_CA@": "-----BEGIN CERTIFICATE-----\nHARBOR CA\n-----END CERTIFICATE-----\n",
+	"@TLS_CA@":    "-----BEGIN CERTIFICATE-----\nHARBOR CA\n-----END CERTIFICATE-----\n",
 	"@MIRROR_CA@": "-----BEGIN CERTIFICATE-----\nMIRROR CA\n-----END CERTIFICATE-----\n",
 }
 
