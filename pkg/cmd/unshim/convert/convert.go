@@ -75,7 +75,12 @@ produces the containerd setup:
   /etc/systemd/system/containerd.service.d/*.conf  proxies, ulimits
   the kubelet settings to change                   cgroupDriver, containerLogMaxSize/Files, endpoint
 
-Every setting that cannot be carried over is listed with the reason.
+A setup the node's dockerd runs is never refused: EnvironmentFile lines systemd
+skips, RHEL's docker flags, keys older dockerds accepted and settings that cannot
+work under containerd are listed as not carried over, each with the reason.
+Insecure registries are written for the target: HTTPS without verification, then
+plain HTTP (as Docker tries them). The node's kernel (/proc/sys/kernel/osrelease
+or --kernel-version) gates unprivileged ports and ping.
 Without --out, --diff or --write the files are printed.
 --write backs up every file it replaces as FILE.unshim-backup-TIMESTAMP.
 
