@@ -67,7 +67,7 @@ type Input struct {
 	// KernelVersion is the node's kernel (/proc/sys/kernel/osrelease, or the
 	// Node's status.nodeInfo.kernelVersion); nil when unknown.
 	KernelVersion *Version
-	// Mounts are the node's mount points (/etc/fstab and /proc/mounts); nil
+	// Mounts are the node's mount points (/etc/fstab and /proc/1/mounts); nil
 	// when unknown.
 	Mounts []string
 	// Notes are what reading the node's files turned up and skipped (lines

@@ -31,11 +31,13 @@ const (
 )
 
 // MountTables are the files the node's mount points are read from: the
-// ones it mounts at boot and the ones mounted now.
-var MountTables = []string{"/etc/fstab", "/proc/mounts"}
+// ones it mounts at boot, and the ones mounted now as its init sees them
+// (/proc/mounts would be the mounts of whoever reads it: through nsenter's
+// /proc/PID/root, those of unshim's own host).
+var MountTables = []string{"/etc/fstab", "/proc/1/mounts"}
 
 // ReadMounts returns the mount points listed in the node's /etc/fstab and
-// /proc/mounts under root (nil when neither exists).
+// /proc/1/mounts under root (nil when neither exists).
 func ReadMounts(root string) ([]string, error) {
 	var mounts []string
 	found := false
