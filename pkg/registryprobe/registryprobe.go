@@ -13,6 +13,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -22,6 +25,8 @@ import (
 	clog "github.com/containerd/log"
 	"github.com/distribution/reference"
 	"github.com/sirupsen/logrus"
+
+	"github.com/unshim/unshim/pkg/nodeconf"
 )
 
 // quiet keeps containerd's resolver from logging to the process's stderr:
@@ -225,4 +230,30 @@ func (t *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error
 	}
 	t.rec.add(a)
 	return resp, err
+}
+
+// RoutesForFiles is Routes for a conversion not yet written to any node:
+// the certs.d files among files (nodeconf.Output.Files, at their node paths
+// under nodeconf.CertsDir) are laid out in a temporary directory, read as
+// containerd would read them, and removed.
+func RoutesForFiles(ctx context.Context, files []nodeconf.File, refs []string) ([]Route, error) {
+	dir, err := os.MkdirTemp("", "unshim-certs.d-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	for _, f := range files {
+		rel, ok := strings.CutPrefix(f.Path, nodeconf.CertsDir+"/")
+		if !ok {
+			continue
+		}
+		p := filepath.Join(dir, filepath.FromSlash(path.Clean("/"+rel)))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(p, f.Data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return Routes(ctx, dir, refs)
 }

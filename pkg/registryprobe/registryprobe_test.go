@@ -188,6 +188,16 @@ func TestRoutes(t *testing.T) {
 	if regs := registryprobe.Registries(routes); strings.Join(regs, " ") != "art.example.com quay.io reg.local:5000 registry-1.docker.io" {
 		t.Errorf("Registries = %v", regs)
 	}
+	// The same routes from the converted files, before they are on any node.
+	d, _ := nodeconf.ParseDaemonJSON("/etc/docker/daemon.json", []byte(`{"registry-mirrors":["https://art.example.com/artifactory/api/docker/hub"],"insecure-registries":["reg.local:5000"]}`))
+	out, err := nodeconf.Convert(&nodeconf.Input{ContainerdVersion: nodeconf.Version{Major: 1, Minor: 6, Patch: 20}, Daemon: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromFiles, err := registryprobe.RoutesForFiles(context.Background(), out.Files, []string{"busybox", "reg.local:5000/app/web:2", "quay.io/x/y:1"})
+	if err != nil || len(fromFiles) != 3 || strings.Join(registryprobe.Registries(fromFiles), " ") != strings.Join(registryprobe.Registries(routes), " ") {
+		t.Errorf("RoutesForFiles = %+v, %v; want %+v", fromFiles, err, routes)
+	}
 	if _, err := registryprobe.Routes(context.Background(), certsDir, []string{"bad ref!"}); err == nil {
 		t.Error("bad reference: no error")
 	}
