@@ -315,3 +315,60 @@ func tailLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Registries returns the lab's three registries, starting them the first
+// time under DIR/registries. Their processes are recorded in the lab's
+// state, so `unshim lab down` stops them. The lab's nodes share the host's
+// network and reach them on 127.0.0.1. Note that Docker treats 127.0.0.0/8
+// as insecure by default, and containerd without a hosts.toml for a
+// loopback host tries it without TLS verification: a test of certs.d on
+// these registries must write hosts.toml for them, as unshim convert does.
+func (l *Lab) Registries(ctx context.Context) (*Registries, error) {
+	dir := filepath.Join(l.Dir, "registries")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	if rs, err := LoadRegistries(dir); err == nil {
+		alive := true
+		for _, r := range rs.All() {
+			alive = alive && r != nil && processAlive(r.PID, RegistryBinary)
+		}
+		if alive {
+			return rs, nil
+		}
+		_ = rs.Stop()
+	}
+	rs, err := StartRegistries(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	// Record them in lab.json (re-read: another process may have saved it since).
+	cur, err := Load(l.Dir)
+	if err != nil {
+		cur = l
+	}
+	kept := cur.Processes[:0]
+	for _, p := range cur.Processes {
+		if p.Name != RegistryBinary || processAlive(p.PID, RegistryBinary) {
+			kept = append(kept, p) // drop registries that stopped
+		}
+	}
+	cur.Processes = kept
+	for _, r := range rs.All() {
+		cur.Processes = append(cur.Processes, Process{Name: RegistryBinary, PID: r.PID, Log: r.Log})
+	}
+	if err := cur.save(); err != nil {
+		return nil, err
+	}
+	l.Processes = cur.Processes
+	return rs, nil
+}

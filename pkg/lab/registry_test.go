@@ -7,7 +7,9 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,6 +109,47 @@ func TestRegistries(t *testing.T) {
 		resp.Body.Close()
 		if got := resp.Header.Get("Docker-Content-Digest"); resp.StatusCode != http.StatusOK || got != d1 {
 			t.Errorf("HEAD manifest on %s: %s digest %s, want 200 %s", r.Kind, resp.Status, got, d1)
+		}
+	}
+}
+
+// TestLabRegistries: a lab starts its registries once, records them, and
+// `lab down` stops them.
+func TestLabRegistries(t *testing.T) {
+	testutil.RequireBinary(t, lab.RegistryBinary)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l := &lab.Lab{Dir: filepath.Join(t.TempDir(), "lab")}
+	if err := os.MkdirAll(l.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := l.Registries(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := l.Registries(ctx)
+	if err != nil || again.Mirror.Host != rs.Mirror.Host {
+		t.Errorf("second Registries = %+v, %v; want the running ones", again, err)
+	}
+	saved, err := lab.Load(l.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range saved.Processes {
+		if p.Name == lab.RegistryBinary {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Errorf("lab.json records %d registries, want 3: %+v", n, saved.Processes)
+	}
+	if err := saved.Down(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs.All() {
+		if err := syscall.Kill(r.PID, 0); err == nil {
+			t.Errorf("%s registry (pid %d) still runs after Down", r.Kind, r.PID)
 		}
 	}
 }
