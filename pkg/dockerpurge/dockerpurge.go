@@ -8,7 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path"
 	"strings"
+
+	"github.com/pelletier/go-toml/v2"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,6 +20,7 @@ import (
 
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/log"
+	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/transport"
 )
 
@@ -125,10 +130,67 @@ func Plan(ctx context.Context, o Options) ([]Step, error) {
 		return nil, errors.New("neither dpkg nor rpm on the node: remove Docker by hand")
 	}
 	if o.RemoveData {
+		root, err := containerdRoot(ctx, t)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", o.Node, err)
+		}
+		var present []string
 		for _, p := range DataPaths {
 			if has(ctx, t, p) {
-				steps = append(steps, Step{"remove " + p, []string{"rm", "-rf", "--one-file-system", "--", p}})
+				present = append(present, p)
 			}
+		}
+		ds, err := dataSteps(present, root)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", o.Node, err)
+		}
+		steps = append(steps, ds...)
+	}
+	return steps, nil
+}
+
+// containerdRoot returns the root directory of the node's containerd: the
+// `root` of /etc/containerd/config.toml, else containerd's default.
+func containerdRoot(ctx context.Context, t transport.Transport) (string, error) {
+	data, err := t.ReadFile(ctx, nodeconf.ConfigPath)
+	if errors.Is(err, fs.ErrNotExist) {
+		return DefaultContainerdRoot, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", nodeconf.ConfigPath, err)
+	}
+	var cfg struct {
+		Root string `toml:"root"`
+	}
+	if err := toml.Unmarshal(data, &cfg); err != nil {
+		return "", fmt.Errorf("%s: %w (not removing Docker's data without knowing containerd's root)", nodeconf.ConfigPath, err)
+	}
+	if cfg.Root == "" {
+		return DefaultContainerdRoot, nil
+	}
+	return path.Clean(cfg.Root), nil
+}
+
+// DefaultContainerdRoot is containerd's root when its config sets none.
+const DefaultContainerdRoot = "/var/lib/containerd"
+
+// dataSteps removes each of paths, but never containerd's root: when Docker's
+// data root was its own disk, `unshim convert` put containerd's root inside
+// it (DATAROOT/containerd). Then every entry of that path except the one
+// holding containerd's root is removed instead of the path itself.
+func dataSteps(paths []string, root string) ([]Step, error) {
+	var steps []Step
+	for _, p := range paths {
+		p = path.Clean(p)
+		switch {
+		case root == p || strings.HasPrefix(p, root+"/"):
+			return nil, fmt.Errorf("containerd's root %s is %s or holds it: not removing it", root, p)
+		case strings.HasPrefix(root, p+"/"):
+			keep, _, _ := strings.Cut(strings.TrimPrefix(root, p+"/"), "/")
+			steps = append(steps, Step{"remove " + p + " except " + path.Join(p, keep) + " (containerd's root " + root + ")",
+				[]string{"find", p, "-mindepth", "1", "-maxdepth", "1", "!", "-name", keep, "-exec", "rm", "-rf", "--one-file-system", "--", "{}", "+"}})
+		default:
+			steps = append(steps, Step{"remove " + p, []string{"rm", "-rf", "--one-file-system", "--", p}})
 		}
 	}
 	return steps, nil

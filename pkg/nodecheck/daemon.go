@@ -24,14 +24,14 @@ var carried = []struct{ key, what string }{
 	{"proxies", "proxies: containerd needs them in a containerd.service.d drop-in"},
 	{"storage-driver", "storage driver: containerd's snapshotter"},
 	{"max-concurrent-downloads", "parallel downloads: containerd's max_concurrent_downloads"},
-	{"default-ulimits", "default ulimits: containers inherit containerd's limits (containerd.service.d drop-in)"},
+	{"default-ulimits", "default ulimits: the containers get them through containerd's base_runtime_spec rlimits"},
 	{"selinux-enabled", "SELinux: containerd's enable_selinux"},
 	{"features", "Docker features (cdi): containerd's enable_cdi"},
 	{"cdi-spec-dirs", "CDI spec directories: containerd's cdi_spec_dirs"},
 	{"debug", "debug logging: containerd's [debug] level"},
 	{"log-level", "log level: containerd's [debug] level"},
 	{"metrics-addr", "metrics address: containerd's [metrics] address"},
-	{"oom-score-adjust", "OOM score: containerd's oom_score"},
+	{"oom-score-adjust", "OOM score: not carried over (containerd.service sets OOMScoreAdjust=-999; oom_score would override it)"},
 }
 
 // daemonConfig reports Docker's daemon settings: those containerd must carry

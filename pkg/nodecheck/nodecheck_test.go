@@ -233,7 +233,8 @@ func TestNodeCheckOnRealDocker(t *testing.T) {
 		{"node-docker-config", "Node/node-a", "/etc/docker/daemon.json", 6, check.SeverityLow, "log-opts=max-file=3,max-size=10m"},
 		{"node-docker-config", "Node/node-a", "/etc/docker/certs.d/reg.local:5000", 0, check.SeverityLow, "reg.local:5000"},
 		{"node-docker-config", "Node/node-a", "/etc/systemd/system/docker.service.d/http-proxy.conf", 2, check.SeverityLow, "HTTPS_PROXY=http://proxy.corp:3128"},
-		{"node-docker-config", "Node/node-a", "/lib/systemd/system/docker.service", 0, check.SeverityLow, "max-concurrent-downloads=5"},
+		// Set through $DOCKER_OPTS: the finding names the EnvironmentFile that set it, not the unit.
+		{"node-docker-config", "Node/node-a", "/etc/default/docker", 1, check.SeverityLow, "max-concurrent-downloads=5"},
 		{"node-docker-config-unmapped", "Node/node-a", "/etc/docker/daemon.json", 10, check.SeverityMedium, "live-restore=true"},
 		{"node-docker-config-unmapped", "Node/node-a", "/etc/docker/daemon.json", 11, check.SeverityMedium, "userns-remap=default"},
 		{"node-docker-config-unmapped", "Node/node-a", "/etc/docker/daemon.json", 4, check.SeverityMedium, "insecure-registries=10.0.0.0/8"},

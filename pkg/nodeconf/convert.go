@@ -64,6 +64,16 @@ type Input struct {
 	// ExistingDirs tells which of CNIDirCandidates (and the kubelet's CNI
 	// flags' directories) exist on the node.
 	ExistingDirs map[string]bool
+	// KernelVersion is the node's kernel (/proc/sys/kernel/osrelease, or the
+	// Node's status.nodeInfo.kernelVersion); nil when unknown.
+	KernelVersion *Version
+	// Mounts are the node's mount points (/etc/fstab and /proc/1/mounts); nil
+	// when unknown.
+	Mounts []string
+	// Notes are what reading the node's files turned up and skipped (lines
+	// of an EnvironmentFile systemd ignores, keys set twice); Convert lists
+	// them in Unmapped.
+	Notes []Unmapped
 }
 
 // File is one generated file, at its path on the node.
@@ -135,10 +145,19 @@ func (o *Output) File(p string) *File {
 type registry struct {
 	name     string // directory name: docker.io or HOST[:PORT]
 	server   string
-	mirrors  []string
+	mirrors  []mirror
 	insecure bool
 	ca       []string
 	client   [][]string
+}
+
+// mirror is one Docker Hub mirror, a [host."URL"] of docker.io's hosts.toml.
+type mirror struct {
+	url        string // scheme://host[/path]
+	host       string // host[:port], the /etc/docker/certs.d directory Docker reads for it
+	skipVerify bool
+	ca         []string   // relative to docker.io's hosts.toml
+	client     [][]string // relative to docker.io's hosts.toml
 }
 
 type converter struct {
@@ -149,10 +168,11 @@ type converter struct {
 	regs    map[string]*registry
 	sandbox string
 	systemd bool
-	// proxyEnv, proxySrc and limits feed the containerd.service.d drop-ins.
+	// proxyEnv and proxySrc feed the containerd.service.d drop-in.
 	proxyEnv [][2]string
 	proxySrc []string
-	limits   [][2]string
+	// baseSpec is the base_runtime_spec file every runtime gets ("" for none).
+	baseSpec string
 }
 
 type runtimeOut struct {
@@ -257,18 +277,17 @@ func (c *converter) convert() error {
 
 	// Top level: root, state, oom_score, grpc, debug, metrics.
 	mark("data-root", "graph", "exec-root", "oom-score-adjust", "containerd", "debug", "log-level", "log-format", "metrics-addr")
-	for _, k := range []string{"data-root", "graph"} {
-		if v := d.str(k); v != "" && path.Clean(v) != defaultDataRoot {
-			root := path.Join(path.Dir(path.Clean(v)), "containerd")
-			c.cfg.set(root, "root")
-			c.unmapped(k, v, fmt.Sprintf("containerd's root is set to %s on the same disk, but Docker's images are not migrated: pull or import them again", root))
-		}
-	}
+	c.dataRoot()
 	if v := d.str("exec-root"); v != "" && path.Clean(v) != defaultExecRoot && path.Clean(v) != "/run/docker" {
 		c.cfg.set(path.Join(path.Dir(path.Clean(v)), "containerd"), "state")
 	}
 	if n, ok := d.integer("oom-score-adjust"); ok {
-		c.cfg.set(n, "oom_score")
+		// Not carried over to containerd's oom_score: containerd applies a
+		// non-zero oom_score to itself at start (cmd/containerd/server
+		// SetOOMScore), overriding the OOMScoreAdjust=-999 its systemd unit
+		// sets, so the node's most important daemon would become easier to
+		// kill than it is with the packaged unit.
+		c.unmapped("oom-score-adjust", n, "not carried over: containerd's oom_score would override the OOMScoreAdjust=-999 of containerd.service; that unit already protects containerd better than Docker's value protected dockerd")
 	}
 	if v := d.str("containerd"); v != "" {
 		switch {
@@ -311,10 +330,7 @@ func (c *converter) convert() error {
 	}
 	c.setAt(c.criTop(), "127.0.0.1", "stream_server_address")
 	c.setAt(c.criTop(), "0", "stream_server_port")
-	// Docker >= 20.10 lets containers bind ports below 1024 and ping as non-root
-	// (moby#41030); containerd 1.x does not by default, 2.x does.
-	c.setAt(c.criRt(), true, "enable_unprivileged_ports")
-	c.setAt(c.criRt(), true, "enable_unprivileged_icmp")
+	c.unprivileged()
 
 	mark("max-concurrent-downloads", "selinux-enabled", "cdi-spec-dirs", "features", "storage-driver", "storage-opts")
 	if n, ok := d.integer("max-concurrent-downloads"); ok {
@@ -380,15 +396,23 @@ func (c *converter) convert() error {
 	if err := c.proxies(); err != nil {
 		return err
 	}
-	c.ulimits()
+	if err := c.ulimits(); err != nil {
+		return err
+	}
 	c.dropIns()
+	c.runtimeBaseSpecs()
 
 	for _, k := range d.Keys() {
 		if handled[k] {
 			continue
 		}
-		c.unmapped(k, d.Get(k).Value, unmappedReason(k))
+		c.unmapped(k, d.Get(k).Value, unmappedReason(k, d.Get(k).Value))
 	}
+	for _, dup := range d.Duplicates {
+		c.out.Unmapped = append(c.out.Unmapped, Unmapped{Key: dup.Key, Source: dup.File,
+			Reason: "set more than once: dockerd (Go's encoding/json) uses the last value, and so does unshim"})
+	}
+	c.out.Unmapped = append(c.out.Unmapped, c.in.Notes...)
 	c.out.Files = append(c.out.Files, File{Path: ConfigPath, Data: c.configHeader()})
 	c.out.SandboxImage = c.sandbox
 	c.out.SystemdCgroup = c.systemd
@@ -403,14 +427,29 @@ func (c *converter) configHeader() []byte {
 
 // unmappedReason explains, for each daemon.json key Convert does not carry
 // over, why (shared/research/config.md section 1).
-func unmappedReason(k string) string {
+func unmappedReason(k string, v any) string {
 	switch k {
+	case "disable-legacy-registry":
+		return "the v1 registry protocol it switched off is gone (dockerd accepted the key up to 18.09); containerd speaks only v2"
+	case "add-registry":
+		return "RHEL's docker searched these registries for short image names; the kubelet and containerd expand short names to docker.io: use fully qualified image names"
+	case "block-registry":
+		return "RHEL's docker refused pulls from these registries; containerd has no equivalent: use an admission policy on image names"
+	case "signature-verification":
+		return "RHEL's docker checked image signatures (/etc/containers/registries.d); containerd does not: use an admission policy that verifies signatures"
+	case "confirm-def-push":
+		return "push only: the kubelet never pushes"
 	case "bip", "bip6", "bridge", "fixed-cidr", "fixed-cidr-v6", "default-gateway", "default-gateway-v6",
 		"default-address-pools", "mtu", "icc", "ip", "ip-masq", "iptables", "ip6tables", "ipv6",
 		"userland-proxy", "userland-proxy-path", "default-network-opts", "allow-direct-routing",
 		"bridge-accept-fwmark", "firewall-backend", "host-gateway-ip", "host-gateway-ips":
 		return "Docker networking setting: the CNI plugin owns pod networking under containerd"
 	case "ip-forward", "ip-forward-no-drop":
+		if b, ok := v.(bool); ok && !b {
+			// dockerd sets net.ipv4.ip_forward=1 only when ip-forward is true
+			// (moby libnetwork/drivers/bridge setupIPForwarding).
+			return "dockerd left IP forwarding alone on this node, so removing Docker changes nothing: the CNI plugin or the node's sysctl settings own net.ipv4.ip_forward"
+		}
 		return "dockerd turned on IP forwarding at start; persist net.ipv4.ip_forward=1 in /etc/sysctl.d before Docker goes"
 	case "dns", "dns-opts", "dns-search":
 		return "no containerd equivalent: the kubelet writes pod resolv.conf (clusterDNS, resolvConf)"
@@ -606,6 +645,20 @@ func (c *converter) runtimesConf() error {
 		if name == "runc" || name == runcRuntimeType {
 			return &InputError{File: d.Get("runtimes").Source, Key: "runtimes." + name, Err: errors.New("runtime name is reserved by dockerd")}
 		}
+		if dockerPackaged(r.Path) {
+			// RHEL/CentOS 7's docker package ships its own runc as
+			// /usr/libexec/docker/docker-runc-current and makes it the default
+			// (--add-runtime docker-runc=... --default-runtime=docker-runc in
+			// its docker.service); docker-ce up to 17.x shipped
+			// /usr/bin/docker-runc. Purging Docker removes the binary, so the
+			// runtime is not carried over and its pods get runc.
+			c.unmapped("runtimes."+name, r.Path, "runc shipped inside the Docker package: it goes away when Docker is purged; containerd's runc is used instead")
+			if def == name {
+				c.unmapped("default-runtime", def, "the default runtime ships inside the Docker package: containerd's default runtime is runc")
+				def = ""
+			}
+			continue
+		}
 		ro := runtimeOut{name: name}
 		switch {
 		case r.Path != "":
@@ -655,6 +708,11 @@ func (c *converter) runtimesConf() error {
 		}
 	}
 	return nil
+}
+
+// dockerPackaged tells whether a runtime binary ships inside a Docker package.
+func dockerPackaged(bin string) bool {
+	return strings.HasPrefix(path.Base(bin), "docker-runc") || strings.HasPrefix(bin, "/usr/libexec/docker/")
 }
 
 func (c *converter) cni() {
@@ -767,14 +825,36 @@ func (c *converter) registries() error {
 	for _, m := range d.strs("registry-mirrors") {
 		src := d.Get("registry-mirrors").Source
 		u, err := url.Parse(m)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			return &InputError{File: src, Key: "registry-mirrors", Err: fmt.Errorf("want an http(s) URL, got %q", m)}
 		}
-		if u.Path != "" && u.Path != "/" {
-			return &InputError{File: src, Key: "registry-mirrors", Err: fmt.Errorf("mirror URL %q has a path (dockerd refuses it)", m)}
+		// A path (Artifactory's /artifactory/api/docker/REPO, Nexus's
+		// /repository/REPO) is accepted by dockerd since 25.0 and the 24.0
+		// backport (moby#46594, moby#46944), which sends PATH/v2/...;
+		// containerd's hosts.toml appends /v2 to a [host] URL's path the same
+		// way (core/remotes/docker/config/hosts.go parseHostConfig).
+		p := strings.TrimSuffix(path.Clean("/"+u.Path), "/")
+		mu := u.Scheme + "://" + u.Host + p
+		mr := mirror{url: mu, host: u.Host}
+		// Docker trusts a mirror that is in insecure-registries without
+		// verifying its certificate, over the scheme given (moby registry
+		// lookupV2Endpoints: the mirror's TLS config from newTLSConfig with
+		// isSecure false); plain http has nothing to verify.
+		mr.skipVerify = insecure[u.Host] && u.Scheme == "https"
+		// Docker reads a mirror's CA and client certificate from
+		// /etc/docker/certs.d/<mirror host>/; containerd uses only the TLS
+		// settings of the [host] entry in docker.io's hosts.toml, so they are
+		// attached there, pointing at the copies in certs.d/<mirror host>/
+		// (relative paths are resolved against the hosts.toml directory).
+		cas, clients := c.certFiles(u.Host)
+		for _, ca := range cas {
+			mr.ca = append(mr.ca, path.Join("..", u.Host, ca))
+		}
+		for _, cl := range clients {
+			mr.client = append(mr.client, []string{path.Join("..", u.Host, cl[0]), path.Join("..", u.Host, cl[1])})
 		}
 		hub := c.reg(dockerHubDirName)
-		hub.mirrors = append(hub.mirrors, u.Scheme+"://"+u.Host)
+		hub.mirrors = append(hub.mirrors, mr)
 	}
 	for h := range insecure {
 		r := c.reg(h)
@@ -782,23 +862,14 @@ func (c *converter) registries() error {
 		r.server = "http://" + h
 	}
 	for _, name := range sortedKeys(c.in.Certs) {
-		var cas []string
-		var clients [][]string
+		cas, clients := c.certFiles(name)
 		files := map[string]bool{}
 		for _, f := range c.in.Certs[name] {
 			files[f.Name] = true
 		}
 		for _, f := range c.in.Certs[name] {
-			switch {
-			case strings.HasSuffix(f.Name, ".crt"):
-				cas = append(cas, f.Name)
-			case strings.HasSuffix(f.Name, ".cert"):
-				key := strings.TrimSuffix(f.Name, ".cert") + ".key"
-				if !files[key] {
-					c.out.Unmapped = append(c.out.Unmapped, Unmapped{Key: "certs.d/" + name + "/" + f.Name, Reason: "client certificate without " + key + ": not carried over"})
-					continue
-				}
-				clients = append(clients, []string{f.Name, key})
+			if strings.HasSuffix(f.Name, ".cert") && !files[strings.TrimSuffix(f.Name, ".cert")+".key"] {
+				c.out.Unmapped = append(c.out.Unmapped, Unmapped{Key: "certs.d/" + name + "/" + f.Name, Reason: "client certificate without " + strings.TrimSuffix(f.Name, ".cert") + ".key: not carried over"})
 			}
 		}
 		if len(cas)+len(clients) == 0 {
@@ -826,17 +897,43 @@ func (c *converter) registries() error {
 	return nil
 }
 
-func (c *converter) hostsFiles() error {
-	insecure := map[string]bool{}
-	for name, r := range c.regs {
-		if r.insecure {
-			insecure[name] = true
+// certFiles returns the CA files (*.crt) and client pairs (*.cert with its
+// *.key) of /etc/docker/certs.d/NAME, as Docker reads them
+// (moby registry ReadCertsDirectory).
+func (c *converter) certFiles(name string) ([]string, [][]string) {
+	var cas []string
+	var clients [][]string
+	files := map[string]bool{}
+	for _, f := range c.in.Certs[name] {
+		files[f.Name] = true
+	}
+	for _, f := range c.in.Certs[name] {
+		switch {
+		case strings.HasSuffix(f.Name, ".crt"):
+			cas = append(cas, f.Name)
+		case strings.HasSuffix(f.Name, ".cert"):
+			if key := strings.TrimSuffix(f.Name, ".cert") + ".key"; files[key] {
+				clients = append(clients, []string{f.Name, key})
+			}
 		}
 	}
+	return cas, clients
+}
+
+// httpFallback tells whether the target containerd tries HTTPS first, then
+// plain HTTP, for an http:// host that has a TLS setting such as
+// skip_verify: containerd 2.x and 1.7.27+ do (docker.NewHTTPFallback in
+// core/remotes/docker/config/hosts.go ConfigureHosts); 1.6 and older 1.7
+// only speak plain HTTP to it.
+func (c *converter) httpFallback() bool {
+	v := c.in.ContainerdVersion
+	return v.Major >= 2 || (v.Major == 1 && v.Minor == 7 && v.Patch >= 27) || (v.Major == 1 && v.Minor > 7)
+}
+
+func (c *converter) hostsFiles() error {
 	for _, name := range sortedKeys(c.regs) {
 		r := c.regs[name]
 		t := newTable()
-		t.set(r.server, "server")
 		hostTLS := func(path ...string) {
 			if len(r.ca) > 0 {
 				t.set(r.ca, append(path, "ca")...)
@@ -845,25 +942,52 @@ func (c *converter) hostsFiles() error {
 				t.set(r.client, append(path, "client")...)
 			}
 		}
-		hostTLS()
-		if r.insecure {
-			t.set(true, "skip_verify")
-		}
 		for _, m := range r.mirrors {
-			t.set([]string{"pull", "resolve"}, "host", m, "capabilities")
-			u, _ := url.Parse(m)
-			if u != nil && insecure[u.Host] {
-				t.set(true, "host", m, "skip_verify")
+			t.set([]string{"pull", "resolve"}, "host", m.url, "capabilities")
+			if m.skipVerify {
+				t.set(true, "host", m.url, "skip_verify")
+			}
+			if len(m.ca) > 0 {
+				t.set(m.ca, "host", m.url, "ca")
+			}
+			if len(m.client) > 0 {
+				t.set(m.client, "host", m.url, "client")
 			}
 		}
-		// Always at least one [host] table: hosts.toml with only root-level
-		// fields is "invalid host tree" in 1.6 and 1.7.0-1.7.31 (containerd#10027).
-		if len(r.mirrors) == 0 || len(r.ca)+len(r.client) > 0 || r.insecure {
-			t.set([]string{"pull", "resolve", "push"}, "host", r.server, "capabilities")
-			if r.insecure {
-				t.set(true, "host", r.server, "skip_verify")
-			}
+		all := []string{"pull", "resolve", "push"}
+		switch {
+		case r.insecure && !c.httpFallback():
+			// Docker tries an insecure registry over HTTPS without verifying
+			// its certificate first, then over plain HTTP (moby registry
+			// lookupV2Endpoints). containerd 1.6 has no HTTPS-to-HTTP
+			// fallback: an http:// server is spoken to in plain HTTP only, and
+			// a registry on TLS answers "400 Bad Request". So HTTPS with
+			// skip_verify is a [host] tried first, plain HTTP the server tried
+			// after it (the resolver goes on to the next host on an error:
+			// core/remotes/docker/resolver.go "trying next host").
+			https := "https://" + name
+			t.set(all, "host", https, "capabilities")
+			t.set(true, "host", https, "skip_verify")
+			hostTLS("host", https)
+			t.set(r.server, "server")
+		case r.insecure:
+			// containerd 2.x and 1.7.27+ try HTTPS first for an http:// host
+			// with a TLS setting and fall back to HTTP: Docker's order.
+			t.set(r.server, "server")
+			hostTLS()
+			t.set(true, "skip_verify")
+			t.set(all, "host", r.server, "capabilities")
+			t.set(true, "host", r.server, "skip_verify")
 			hostTLS("host", r.server)
+		default:
+			t.set(r.server, "server")
+			hostTLS()
+			// Always at least one [host] table: hosts.toml with only root-level
+			// fields is "invalid host tree" in 1.6 and 1.7.0-1.7.31 (containerd#10027).
+			if len(r.mirrors) == 0 || len(r.ca)+len(r.client) > 0 {
+				t.set(all, "host", r.server, "capabilities")
+				hostTLS("host", r.server)
+			}
 		}
 		head := "# Generated by unshim convert from Docker's registry settings.\n"
 		c.out.Files = append(c.out.Files, File{Path: path.Join(CertsDir, name, "hosts.toml"), Data: append([]byte(head), t.render()...)})
@@ -1006,41 +1130,6 @@ func (c *converter) proxies() error {
 	return nil
 }
 
-// systemd Limit* directives for Docker's ulimit names.
-var ulimitDirectives = map[string]string{
-	"core": "LimitCORE", "cpu": "LimitCPU", "data": "LimitDATA", "fsize": "LimitFSIZE",
-	"locks": "LimitLOCKS", "memlock": "LimitMEMLOCK", "msgqueue": "LimitMSGQUEUE", "nice": "LimitNICE",
-	"nofile": "LimitNOFILE", "nproc": "LimitNPROC", "rss": "LimitRSS", "rtprio": "LimitRTPRIO",
-	"rttime": "LimitRTTIME", "sigpending": "LimitSIGPENDING", "stack": "LimitSTACK", "as": "LimitAS",
-}
-
-func (c *converter) ulimits() {
-	s := c.in.Daemon.Get("default-ulimits")
-	if s == nil {
-		return
-	}
-	m, _ := s.Value.(map[string]Ulimit)
-	for _, k := range sortedKeys(m) {
-		u := m[k]
-		name := u.Name
-		if name == "" {
-			name = k
-		}
-		dir, ok := ulimitDirectives[name]
-		if !ok {
-			c.unmapped("default-ulimits."+k, u, "unknown ulimit name")
-			continue
-		}
-		lim := func(n int64) string {
-			if n < 0 {
-				return "infinity"
-			}
-			return strconv.FormatInt(n, 10)
-		}
-		c.limits = append(c.limits, [2]string{dir, lim(u.Soft) + ":" + lim(u.Hard)})
-	}
-}
-
 func (c *converter) dropIns() {
 	if len(c.proxyEnv) > 0 {
 		var b strings.Builder
@@ -1049,14 +1138,6 @@ func (c *converter) dropIns() {
 			fmt.Fprintf(&b, "Environment=%s\n", systemdQuote(kv[0]+"="+kv[1]))
 		}
 		c.out.Files = append(c.out.Files, File{Path: path.Join(DropInDir, "http-proxy.conf"), Data: []byte(b.String())})
-	}
-	if len(c.limits) > 0 {
-		var b strings.Builder
-		fmt.Fprintf(&b, "# Generated by unshim convert from Docker's default-ulimits (%s):\n# containers inherit containerd's resource limits.\n[Service]\n", c.in.Daemon.Get("default-ulimits").Source)
-		for _, kv := range c.limits {
-			fmt.Fprintf(&b, "%s=%s\n", kv[0], kv[1])
-		}
-		c.out.Files = append(c.out.Files, File{Path: path.Join(DropInDir, "ulimits.conf"), Data: []byte(b.String())})
 	}
 }
 

@@ -289,13 +289,12 @@ func TestMalformedInput(t *testing.T) {
 		{"trailing data", func() error { _, err := ParseDaemonJSON("d.json", []byte(`{} {}`)); return err }, []string{"d.json", "after the top-level object"}},
 		{"not an object", func() error { _, err := ParseDaemonJSON("d.json", []byte(`["debug"]`)); return err }, []string{"d.json", "invalid JSON"}},
 		{"unknown key", func() error { _, err := ParseDaemonJSON("d.json", []byte(`{"registry-mirror":["x"]}`)); return err }, []string{"d.json", `"registry-mirror"`, "unknown key"}},
-		{"duplicate key", func() error { _, err := ParseDaemonJSON("d.json", []byte(`{"debug":true,"debug":false}`)); return err }, []string{"d.json", `"debug"`, "more than once"}},
 		{"string for list", func() error {
 			_, err := ParseDaemonJSON("d.json", []byte(`{"registry-mirrors":"https://m"}`))
 			return err
 		}, []string{"d.json", `"registry-mirrors"`, "want a list of strings, got a string"}},
 		{"string for bool", func() error { _, err := ParseDaemonJSON("d.json", []byte(`{"live-restore":"yes"}`)); return err }, []string{"d.json", `"live-restore"`, "want a boolean"}},
-		{"number for log-opts value", func() error { _, err := ParseDaemonJSON("d.json", []byte(`{"log-opts":{"max-file":3}}`)); return err }, []string{"d.json", `"log-opts"`, "want an object of strings"}},
+		{"number for log-opts value", func() error { _, err := ParseDaemonJSON("d.json", []byte(`{"log-opts":{"max-file":3}}`)); return err }, []string{"d.json", `"log-opts.max-file"`, "want a string, got a number 3"}},
 		{"float for int", func() error {
 			_, err := ParseDaemonJSON("d.json", []byte(`{"max-concurrent-downloads":2.5}`))
 			return err
@@ -322,7 +321,8 @@ func TestMalformedInput(t *testing.T) {
 		}, []string{"/etc/docker/daemon.json", `"hosts"`, "both as a dockerd flag"}},
 		{"bad cgroup driver", func() error { return convertErr(`{"exec-opts":["native.cgroupdriver=sytemd"]}`) }, []string{"/etc/docker/daemon.json", `"exec-opts"`, "sytemd"}},
 		{"bad mirror", func() error { return convertErr(`{"registry-mirrors":["mirror.example.com"]}`) }, []string{"/etc/docker/daemon.json", `"registry-mirrors"`, "want an http(s) URL"}},
-		{"mirror with path", func() error { return convertErr(`{"registry-mirrors":["https://m.example.com/v2/x"]}`) }, []string{"/etc/docker/daemon.json", `"registry-mirrors"`, "has a path"}},
+		{"mirror with query", func() error { return convertErr(`{"registry-mirrors":["https://m.example.com/x?y=1"]}`) }, []string{"/etc/docker/daemon.json", `"registry-mirrors"`, "want an http(s) URL"}},
+		{"ulimit soft above hard", func() error { return convertErr(`{"default-ulimits":{"nofile":{"Name":"nofile","Soft":10,"Hard":5}}}`) }, []string{"/etc/docker/daemon.json", `"default-ulimits.nofile"`, "above the hard"}},
 		{"bad insecure registry", func() error { return convertErr(`{"insecure-registries":["a b"]}`) }, []string{"/etc/docker/daemon.json", `"insecure-registries"`}},
 		{"bad max-size", func() error { return convertErr(`{"log-opts":{"max-size":"lots"}}`) }, []string{"/etc/docker/daemon.json", `"log-opts.max-size"`}},
 		{"bad max-file", func() error { return convertErr(`{"log-opts":{"max-file":"0"}}`) }, []string{"/etc/docker/daemon.json", `"log-opts.max-file"`}},

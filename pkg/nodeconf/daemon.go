@@ -69,76 +69,89 @@ var daemonKeys = map[string]keySpec{
 	"cri-containerd":                   {kBool, []string{"cri-containerd"}},
 	"data-root":                        {kString, []string{"data-root"}},
 	"debug":                            {kBool, []string{"debug", "D"}},
-	"default-address-pools":            {kAny, []string{"default-address-pool"}},
-	"default-cgroupns-mode":            {kString, []string{"default-cgroupns-mode"}},
-	"default-gateway":                  {kString, []string{"default-gateway"}},
-	"default-gateway-v6":               {kString, []string{"default-gateway-v6"}},
-	"default-ipc-mode":                 {kString, []string{"default-ipc-mode"}},
-	"default-network-opts":             {kAny, []string{"default-network-opt"}},
-	"default-runtime":                  {kString, []string{"default-runtime"}},
-	"default-shm-size":                 {kString, []string{"default-shm-size"}},
-	"default-ulimits":                  {kUlimits, []string{"default-ulimit"}},
-	"dns":                              {kStrings, []string{"dns"}},
-	"dns-opts":                         {kStrings, []string{"dns-opt"}},
-	"dns-search":                       {kStrings, []string{"dns-search"}},
-	"exec-opts":                        {kStrings, []string{"exec-opt"}},
-	"exec-root":                        {kString, []string{"exec-root"}},
-	"experimental":                     {kBool, []string{"experimental"}},
-	"features":                         {kFeatures, []string{"feature"}},
-	"firewall-backend":                 {kString, []string{"firewall-backend"}},
-	"fixed-cidr":                       {kString, []string{"fixed-cidr"}},
-	"fixed-cidr-v6":                    {kString, []string{"fixed-cidr-v6"}},
-	"graph":                            {kString, []string{"graph", "g"}},
-	"group":                            {kString, []string{"group", "G"}},
-	"host-gateway-ip":                  {kString, []string{"host-gateway-ip"}},
-	"host-gateway-ips":                 {kStrings, nil},
-	"hosts":                            {kStrings, []string{"host", "H"}},
-	"icc":                              {kBool, []string{"icc"}},
-	"init":                             {kBool, []string{"init"}},
-	"init-path":                        {kString, []string{"init-path"}},
-	"insecure-registries":              {kStrings, []string{"insecure-registry"}},
-	"ip":                               {kString, []string{"ip"}},
-	"ip-forward":                       {kBool, []string{"ip-forward"}},
-	"ip-forward-no-drop":               {kBool, []string{"ip-forward-no-drop"}},
-	"ip-masq":                          {kBool, []string{"ip-masq"}},
-	"ip6tables":                        {kBool, []string{"ip6tables"}},
-	"iptables":                         {kBool, []string{"iptables"}},
-	"ipv6":                             {kBool, []string{"ipv6"}},
-	"labels":                           {kStrings, []string{"label"}},
-	"live-restore":                     {kBool, []string{"live-restore"}},
-	"log-driver":                       {kString, []string{"log-driver"}},
-	"log-format":                       {kString, []string{"log-format"}},
-	"log-level":                        {kString, []string{"log-level", "l"}},
-	"log-opts":                         {kStringMap, []string{"log-opt"}},
-	"max-concurrent-downloads":         {kInt, []string{"max-concurrent-downloads"}},
-	"max-concurrent-uploads":           {kInt, []string{"max-concurrent-uploads"}},
-	"max-download-attempts":            {kInt, []string{"max-download-attempts"}},
-	"metrics-addr":                     {kString, []string{"metrics-addr"}},
-	"mtu":                              {kInt, []string{"mtu"}},
-	"network-control-plane-mtu":        {kInt, []string{"network-control-plane-mtu"}},
-	"no-new-privileges":                {kBool, []string{"no-new-privileges"}},
-	"node-generic-resources":           {kStrings, []string{"node-generic-resource"}},
-	"oom-score-adjust":                 {kInt, []string{"oom-score-adjust"}},
-	"pidfile":                          {kString, []string{"pidfile", "p"}},
-	"proxies":                          {kProxies, nil},
-	"raw-logs":                         {kBool, []string{"raw-logs"}},
-	"registry-mirrors":                 {kStrings, []string{"registry-mirror"}},
-	"rootless":                         {kBool, []string{"rootless"}},
-	"runtimes":                         {kRuntimes, []string{"add-runtime"}},
-	"seccomp-profile":                  {kString, []string{"seccomp-profile"}},
-	"selinux-enabled":                  {kBool, []string{"selinux-enabled"}},
-	"shutdown-timeout":                 {kInt, []string{"shutdown-timeout"}},
-	"storage-driver":                   {kString, []string{"storage-driver", "s"}},
-	"storage-opts":                     {kStrings, []string{"storage-opt"}},
-	"swarm-default-advertise-addr":     {kString, []string{"swarm-default-advertise-addr"}},
-	"tls":                              {kBool, []string{"tls"}},
-	"tlscacert":                        {kString, []string{"tlscacert"}},
-	"tlscert":                          {kString, []string{"tlscert"}},
-	"tlskey":                           {kString, []string{"tlskey"}},
-	"tlsverify":                        {kBool, []string{"tlsverify"}},
-	"userland-proxy":                   {kBool, []string{"userland-proxy"}},
-	"userland-proxy-path":              {kString, []string{"userland-proxy-path"}},
-	"userns-remap":                     {kString, []string{"userns-remap"}},
+	// disable-legacy-registry: dockerd accepted it up to 18.09 and refuses it
+	// from 19.03 on (moby#37859 removed the v1 registry protocol); an old
+	// node's daemon.json may still carry it, and that node's dockerd runs.
+	"disable-legacy-registry": {kBool, []string{"disable-legacy-registry"}},
+	"default-address-pools":   {kAny, []string{"default-address-pool"}},
+	"default-cgroupns-mode":   {kString, []string{"default-cgroupns-mode"}},
+	"default-gateway":         {kString, []string{"default-gateway"}},
+	"default-gateway-v6":      {kString, []string{"default-gateway-v6"}},
+	"default-ipc-mode":        {kString, []string{"default-ipc-mode"}},
+	"default-network-opts":    {kAny, []string{"default-network-opt"}},
+	"default-runtime":         {kString, []string{"default-runtime"}},
+	"default-shm-size":        {kString, []string{"default-shm-size"}},
+	"default-ulimits":         {kUlimits, []string{"default-ulimit"}},
+	"dns":                     {kStrings, []string{"dns"}},
+	// RHEL/CentOS 7's docker 1.13 (projectatomic/docker) took flags upstream
+	// never had: extra search registries, blocked registries, signature
+	// verification, and a confirmation before pushing to Docker Hub. The
+	// stock docker.service of that package passes them through $ADD_REGISTRY,
+	// $BLOCK_REGISTRY and $OPTIONS from /etc/sysconfig/docker.
+	"add-registry":                 {kStrings, []string{"add-registry"}},
+	"block-registry":               {kStrings, []string{"block-registry"}},
+	"signature-verification":       {kBool, []string{"signature-verification"}},
+	"confirm-def-push":             {kBool, []string{"confirm-def-push"}},
+	"dns-opts":                     {kStrings, []string{"dns-opt"}},
+	"dns-search":                   {kStrings, []string{"dns-search"}},
+	"exec-opts":                    {kStrings, []string{"exec-opt"}},
+	"exec-root":                    {kString, []string{"exec-root"}},
+	"experimental":                 {kBool, []string{"experimental"}},
+	"features":                     {kFeatures, []string{"feature"}},
+	"firewall-backend":             {kString, []string{"firewall-backend"}},
+	"fixed-cidr":                   {kString, []string{"fixed-cidr"}},
+	"fixed-cidr-v6":                {kString, []string{"fixed-cidr-v6"}},
+	"graph":                        {kString, []string{"graph", "g"}},
+	"group":                        {kString, []string{"group", "G"}},
+	"host-gateway-ip":              {kString, []string{"host-gateway-ip"}},
+	"host-gateway-ips":             {kStrings, nil},
+	"hosts":                        {kStrings, []string{"host", "H"}},
+	"icc":                          {kBool, []string{"icc"}},
+	"init":                         {kBool, []string{"init"}},
+	"init-path":                    {kString, []string{"init-path"}},
+	"insecure-registries":          {kStrings, []string{"insecure-registry"}},
+	"ip":                           {kString, []string{"ip"}},
+	"ip-forward":                   {kBool, []string{"ip-forward"}},
+	"ip-forward-no-drop":           {kBool, []string{"ip-forward-no-drop"}},
+	"ip-masq":                      {kBool, []string{"ip-masq"}},
+	"ip6tables":                    {kBool, []string{"ip6tables"}},
+	"iptables":                     {kBool, []string{"iptables"}},
+	"ipv6":                         {kBool, []string{"ipv6"}},
+	"labels":                       {kStrings, []string{"label"}},
+	"live-restore":                 {kBool, []string{"live-restore"}},
+	"log-driver":                   {kString, []string{"log-driver"}},
+	"log-format":                   {kString, []string{"log-format"}},
+	"log-level":                    {kString, []string{"log-level", "l"}},
+	"log-opts":                     {kStringMap, []string{"log-opt"}},
+	"max-concurrent-downloads":     {kInt, []string{"max-concurrent-downloads"}},
+	"max-concurrent-uploads":       {kInt, []string{"max-concurrent-uploads"}},
+	"max-download-attempts":        {kInt, []string{"max-download-attempts"}},
+	"metrics-addr":                 {kString, []string{"metrics-addr"}},
+	"mtu":                          {kInt, []string{"mtu"}},
+	"network-control-plane-mtu":    {kInt, []string{"network-control-plane-mtu"}},
+	"no-new-privileges":            {kBool, []string{"no-new-privileges"}},
+	"node-generic-resources":       {kStrings, []string{"node-generic-resource"}},
+	"oom-score-adjust":             {kInt, []string{"oom-score-adjust"}},
+	"pidfile":                      {kString, []string{"pidfile", "p"}},
+	"proxies":                      {kProxies, nil},
+	"raw-logs":                     {kBool, []string{"raw-logs"}},
+	"registry-mirrors":             {kStrings, []string{"registry-mirror"}},
+	"rootless":                     {kBool, []string{"rootless"}},
+	"runtimes":                     {kRuntimes, []string{"add-runtime"}},
+	"seccomp-profile":              {kString, []string{"seccomp-profile"}},
+	"selinux-enabled":              {kBool, []string{"selinux-enabled"}},
+	"shutdown-timeout":             {kInt, []string{"shutdown-timeout"}},
+	"storage-driver":               {kString, []string{"storage-driver", "s"}},
+	"storage-opts":                 {kStrings, []string{"storage-opt"}},
+	"swarm-default-advertise-addr": {kString, []string{"swarm-default-advertise-addr"}},
+	"tls":                          {kBool, []string{"tls"}},
+	"tlscacert":                    {kString, []string{"tlscacert"}},
+	"tlscert":                      {kString, []string{"tlscert"}},
+	"tlskey":                       {kString, []string{"tlskey"}},
+	"tlsverify":                    {kBool, []string{"tlsverify"}},
+	"userland-proxy":               {kBool, []string{"userland-proxy"}},
+	"userland-proxy-path":          {kString, []string{"userland-proxy-path"}},
+	"userns-remap":                 {kString, []string{"userns-remap"}},
 }
 
 // Runtime is one entry of daemon.json "runtimes".
@@ -177,6 +190,19 @@ type Setting struct {
 // daemon.json and the dockerd flags.
 type DaemonConfig struct {
 	Settings map[string]*Setting
+	// Duplicates lists the keys (dotted paths: "log-opts.max-size") a
+	// daemon.json sets more than once, with the file. dockerd decodes
+	// daemon.json with Go's encoding/json, which keeps the last value of a
+	// repeated key at any depth and reports nothing (moby
+	// daemon/config.getConflictFreeConfiguration), so a node runs with such a
+	// file: unshim takes the last value too and reports the repetition.
+	Duplicates []Duplicate
+}
+
+// Duplicate is a daemon.json key set more than once.
+type Duplicate struct {
+	Key  string
+	File string
 }
 
 // Get returns the setting for key, or nil.
@@ -281,8 +307,8 @@ func ParseDaemonJSON(path string, data []byte) (*DaemonConfig, error) {
 	if raw == nil {
 		return nil, &InputError{File: path, Err: errors.New("want a JSON object, got null")}
 	}
-	if err := checkDuplicateKeys(data); err != nil {
-		return nil, &InputError{File: path, Key: err.Error(), Err: errors.New("set more than once")}
+	for _, k := range duplicateKeys(data) {
+		cfg.Duplicates = append(cfg.Duplicates, Duplicate{Key: k, File: path})
 	}
 	keys := make([]string, 0, len(raw))
 	for k := range raw {
@@ -295,6 +321,10 @@ func ParseDaemonJSON(path string, data []byte) (*DaemonConfig, error) {
 			return nil, &InputError{File: path, Key: k, Err: errors.New("unknown key: dockerd does not accept it")}
 		}
 		v, err := decodeValue(spec.kind, raw[k])
+		var ee *entryError
+		if errors.As(err, &ee) {
+			return nil, &InputError{File: path, Key: k + "." + ee.entry, Err: ee.err}
+		}
 		if err != nil {
 			return nil, &InputError{File: path, Key: k, Err: err}
 		}
@@ -302,6 +332,14 @@ func ParseDaemonJSON(path string, data []byte) (*DaemonConfig, error) {
 	}
 	return cfg, nil
 }
+
+// entryError is a bad value of one entry of an object-valued key.
+type entryError struct {
+	entry string
+	err   error
+}
+
+func (e *entryError) Error() string { return e.entry + ": " + e.err.Error() }
 
 func jsonErr(err error) error {
 	var se *json.SyntaxError
@@ -311,30 +349,49 @@ func jsonErr(err error) error {
 	return err
 }
 
-// checkDuplicateKeys returns the first top-level key set twice, as dockerd
-// would otherwise silently keep only the last one.
-func checkDuplicateKeys(data []byte) error {
+// duplicateKeys returns the dotted paths of the object keys that data (valid
+// JSON) sets more than once, at any depth, in the order met.
+func duplicateKeys(data []byte) []string {
 	dec := json.NewDecoder(bytes.NewReader(data))
-	if _, err := dec.Token(); err != nil {
-		return nil
-	}
-	seen := map[string]bool{}
-	for dec.More() {
+	var dups []string
+	var walk func(prefix string) bool
+	walk = func(prefix string) bool {
 		t, err := dec.Token()
 		if err != nil {
-			return nil
+			return false
 		}
-		k, _ := t.(string)
-		if seen[k] {
-			return errors.New(k)
+		switch t {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return false
+				}
+				k, _ := kt.(string)
+				if seen[k] {
+					dups = append(dups, prefix+k)
+				}
+				seen[k] = true
+				if !walk(prefix + k + ".") {
+					return false
+				}
+			}
+			_, err = dec.Token()
+			return err == nil
+		case json.Delim('['):
+			for dec.More() {
+				if !walk(prefix) {
+					return false
+				}
+			}
+			_, err = dec.Token()
+			return err == nil
 		}
-		seen[k] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return nil
-		}
+		return true
 	}
-	return nil
+	walk("")
+	return dups
 }
 
 func decodeValue(k kind, raw json.RawMessage) (any, error) {
@@ -368,6 +425,16 @@ func decodeValue(k kind, raw json.RawMessage) (any, error) {
 	case kStringMap:
 		var v map[string]string
 		if err := strict(&v); err != nil {
+			// Name the entry: "log-opts.max-file", not just "log-opts".
+			var entries map[string]json.RawMessage
+			if json.Unmarshal(raw, &entries) == nil {
+				for _, name := range sortedKeys(entries) {
+					var s string
+					if json.Unmarshal(entries[name], &s) != nil {
+						return nil, &entryError{entry: name, err: fmt.Errorf("want a string, got %s", jsonKind(entries[name]))}
+					}
+				}
+			}
 			return nil, err
 		}
 		if v == nil {

@@ -29,12 +29,35 @@ type DockerdFlags struct {
 	ConfigFile string
 }
 
+// Arg is one word of a command line and the file that wrote it: the unit
+// or drop-in for a literal word, the drop-in or EnvironmentFile that set the
+// variable for a word that came from $VAR.
+type Arg struct {
+	Value string
+	File  string
+}
+
 // ParseDockerdFlags parses dockerd's arguments (after the program name) as
 // set in file (a unit, a drop-in or an env file, used in errors).
 func ParseDockerdFlags(file string, args []string) (*DockerdFlags, error) {
+	as := make([]Arg, len(args))
+	for i, a := range args {
+		as[i] = Arg{Value: a, File: file}
+	}
+	return ParseDockerdArgs(as)
+}
+
+// ParseDockerdArgs parses dockerd's arguments, each with the file that set
+// it: a setting's Source is the file its flag came from.
+func ParseDockerdArgs(argv []Arg) (*DockerdFlags, error) {
 	out := &DockerdFlags{Config: &DaemonConfig{Settings: map[string]*Setting{}}}
+	args := make([]string, len(argv))
+	for i, a := range argv {
+		args[i] = a.Value
+	}
 	for i := 0; i < len(args); i++ {
 		a := args[i]
+		file := argv[i].File
 		if !strings.HasPrefix(a, "-") || a == "-" || a == "--" {
 			return nil, &InputError{File: file, Err: fmt.Errorf("dockerd takes no arguments, got %q", a)}
 		}
@@ -187,7 +210,11 @@ func parseUlimit(val string) (Ulimit, error) {
 }
 
 // MergeDaemon merges dockerd flags into the daemon.json configuration. Like
-// dockerd, it refuses a setting made both ways.
+// dockerd, it refuses a setting made both ways, except "runtimes": dockerd
+// skips that key in its conflict check (moby daemon/config skipDuplicates)
+// and merges --add-runtime with daemon.json's runtimes (mergo.Merge of the
+// flag configuration into the file's; the file's entry wins on a name set
+// both ways).
 func MergeDaemon(file *DaemonConfig, flags ...*DaemonConfig) (*DaemonConfig, error) {
 	out := &DaemonConfig{Settings: map[string]*Setting{}}
 	if file != nil {
@@ -204,6 +231,10 @@ func MergeDaemon(file *DaemonConfig, flags ...*DaemonConfig) (*DaemonConfig, err
 		for _, k := range f.Keys() {
 			s := f.Settings[k]
 			if prev, ok := out.Settings[k]; ok && file != nil && file.Settings[k] == prev {
+				if k == "runtimes" {
+					out.Settings[k] = mergeRuntimes(prev, s)
+					continue
+				}
 				conflicts = append(conflicts, k)
 				where = prev.Source
 				continue
@@ -211,10 +242,29 @@ func MergeDaemon(file *DaemonConfig, flags ...*DaemonConfig) (*DaemonConfig, err
 			out.Settings[k] = s
 		}
 	}
+	if file != nil {
+		out.Duplicates = append(out.Duplicates, file.Duplicates...)
+	}
 	if len(conflicts) > 0 {
 		sort.Strings(conflicts)
 		return nil, &InputError{File: where, Key: strings.Join(conflicts, ", "),
 			Err: errors.New("set both as a dockerd flag and in the configuration file (dockerd refuses to start)")}
 	}
 	return out, nil
+}
+
+// mergeRuntimes merges --add-runtime entries (flag) into daemon.json's
+// runtimes (file); the file's entry wins on a name given both ways. The
+// merged setting names both sources.
+func mergeRuntimes(file, flag *Setting) *Setting {
+	merged := map[string]Runtime{}
+	fm, _ := flag.Value.(map[string]Runtime)
+	for k, v := range fm {
+		merged[k] = v
+	}
+	dm, _ := file.Value.(map[string]Runtime)
+	for k, v := range dm {
+		merged[k] = v
+	}
+	return &Setting{Key: file.Key, Value: merged, Source: file.Source + ", " + flag.Source}
 }

@@ -43,6 +43,9 @@ func FuzzParseDaemonJSON(f *testing.F) {
 		`{"data-root":"/data/docker","storage-driver":"overlay2","max-concurrent-downloads":10,"features":{"cdi":true}}`,
 		`{"debug":true,"log-format":"json","metrics-addr":"127.0.0.1:9323","oom-score-adjust":-500}`,
 		`{"bip":"1","unknown":1}`, `{"registry-mirrors":"x"}`, `[1]`, `null`, `{"a":`,
+		`{"log-level":"info","log-opts":{"max-size":"1m","max-size":"2m"},"log-level":"warn","disable-legacy-registry":true}`,
+		`{"registry-mirrors":["https://art.example.com/artifactory/api/docker/hub/"],"insecure-registries":["h:1","https://h2"]}`,
+		`{"default-ulimits":{"core":{"Name":"core","Soft":-1,"Hard":-1}},"runtimes":{"docker-runc":{"path":"/usr/libexec/docker/docker-runc-current"}},"default-runtime":"docker-runc"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -55,7 +58,39 @@ func FuzzParseDaemonJSON(f *testing.F) {
 			}
 			return
 		}
-		checkOutput(t, &Input{Daemon: cfg, ExistingDirs: map[string]bool{"/opt/cni/bin": true}})
+		kernel := Version{3, 10, 0}
+		checkOutput(t, &Input{Daemon: cfg, ExistingDirs: map[string]bool{"/opt/cni/bin": true}, Mounts: []string{"/", "/var/lib/docker", "/data/docker"}, KernelVersion: &kernel})
+	})
+}
+
+// FuzzReadEnvFile: an EnvironmentFile never makes the reader panic; what it
+// returns are valid variable names, and every skipped line names its file.
+func FuzzReadEnvFile(f *testing.F) {
+	for _, s := range []string{
+		"OPTIONS='--selinux-enabled --log-driver=journald'\nif [ -z \"${DOCKER_CERT_PATH}\" ]; then\n    DOCKER_CERT_PATH=/etc/docker\nfi\n",
+		"DOCKER_OPTS=\"--dns 8.8.8.8\"\n; comment\n# comment\n", "export A=b\\\n c", "A='x", "=x", "a b=c",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		vars, skipped, err := ReadEnvFile("/etc/sysconfig/docker", data)
+		if err != nil {
+			var ie *InputError
+			if !errors.As(err, &ie) || ie.File != "/etc/sysconfig/docker" {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		for _, v := range vars {
+			if !validEnvName(v.Name) {
+				t.Fatalf("invalid variable name %q from %q", v.Name, data)
+			}
+		}
+		for _, s := range skipped {
+			if s.File != "/etc/sysconfig/docker" || s.Line < 1 {
+				t.Fatalf("skipped line %+v", s)
+			}
+		}
 	})
 }
 

@@ -96,28 +96,52 @@ func ParseUnit(files []UnitFile) (*Unit, error) {
 // ExpandArgs returns the unit's arguments after the program, with $VAR (split
 // into words) and ${VAR} (one word) taken from env. Unset variables vanish.
 func (u *Unit) ExpandArgs(env map[string]string) ([]string, error) {
+	args, err := u.ExpandArgsFrom(env, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = a.Value
+	}
+	return out, nil
+}
+
+// ExpandArgsFrom is ExpandArgs that keeps, for each word, the file that set
+// it: envSource names the file of each variable (a drop-in's Environment=
+// or an EnvironmentFile); literal words come from the ExecStart= file.
+func (u *Unit) ExpandArgsFrom(env, envSource map[string]string) ([]Arg, error) {
 	if len(u.ExecStart) == 0 {
 		return nil, nil
 	}
-	var out []string
+	from := func(name string) string {
+		if f := envSource[name]; f != "" {
+			return f
+		}
+		return u.ExecStartFile
+	}
+	var out []Arg
 	for _, w := range u.ExecStart[1:] {
 		switch {
 		case strings.HasPrefix(w, "${") && strings.HasSuffix(w, "}"):
-			if v := env[w[2:len(w)-1]]; v != "" {
-				out = append(out, v)
+			name := w[2 : len(w)-1]
+			if v := env[name]; v != "" {
+				out = append(out, Arg{Value: v, File: from(name)})
 			}
 		case strings.HasPrefix(w, "$") && validEnvName(w[1:]):
 			words, err := splitWords(env[w[1:]])
 			if err != nil {
-				return nil, &InputError{File: u.ExecStartFile, Key: w, Err: err}
+				return nil, &InputError{File: from(w[1:]), Key: w[1:], Err: err}
 			}
-			out = append(out, words...)
+			for _, x := range words {
+				out = append(out, Arg{Value: x, File: from(w[1:])})
+			}
 		default:
-			out = append(out, w)
+			out = append(out, Arg{Value: w, File: u.ExecStartFile})
 		}
 	}
 	// `docker daemon ...` (before Docker 1.12) and `dockerd ...` both start the daemon.
-	if path.Base(u.ExecStart[0]) == "docker" && len(out) > 0 && out[0] == "daemon" {
+	if path.Base(u.ExecStart[0]) == "docker" && len(out) > 0 && out[0].Value == "daemon" {
 		out = out[1:]
 	}
 	return out, nil

@@ -68,10 +68,34 @@ type EnvVar struct {
 }
 
 // ParseEnvFile parses a shell-style environment file (/etc/default/docker,
-// kubeadm-flags.env, an EnvironmentFile= of a unit): NAME=VALUE lines, with
-// optional `export`, quotes and comments. file names it in errors.
+// kubeadm-flags.env): NAME=VALUE lines, with optional `export`, quotes and
+// comments. file names it in errors. A line that is not an assignment is an
+// error; ReadEnvFile reads such a file the way systemd does instead.
 func ParseEnvFile(file string, data []byte) ([]EnvVar, error) {
+	vars, _, err := parseEnv(file, data, false)
+	return vars, err
+}
+
+// SkippedLine is a line of an environment file that is not an assignment.
+type SkippedLine struct {
+	File string
+	Line int
+	Text string
+}
+
+// ReadEnvFile reads an EnvironmentFile= of a unit as systemd does: a line
+// that is not a NAME=VALUE assignment (the `if [ -z "${DOCKER_CERT_PATH}" ];
+// then ... fi` block of RHEL/CentOS 7's stock /etc/sysconfig/docker) is
+// skipped, not fatal (systemd src/basic/env-file.c drops a line without "="
+// and an assignment whose name is invalid, and goes on). The skipped lines
+// are returned so they can be reported.
+func ReadEnvFile(file string, data []byte) ([]EnvVar, []SkippedLine, error) {
+	return parseEnv(file, data, true)
+}
+
+func parseEnv(file string, data []byte, lenient bool) ([]EnvVar, []SkippedLine, error) {
 	var vars []EnvVar
+	var skipped []SkippedLine
 	lines := strings.Split(string(data), "\n")
 	for i := 0; i < len(lines); i++ {
 		lineNo := i + 1
@@ -80,21 +104,25 @@ func ParseEnvFile(file string, data []byte) ([]EnvVar, error) {
 			i++
 			line = strings.TrimSuffix(line, "\\") + " " + strings.TrimSpace(lines[i])
 		}
-		if line == "" || line[0] == '#' {
+		if line == "" || line[0] == '#' || line[0] == ';' {
 			continue
 		}
 		line = strings.TrimPrefix(line, "export ")
 		eq := strings.IndexByte(line, '=')
 		if eq <= 0 || !validEnvName(line[:eq]) {
-			return nil, &InputError{File: file, Err: fmt.Errorf("line %d: want NAME=VALUE, got %q", lineNo, clip(line))}
+			if lenient {
+				skipped = append(skipped, SkippedLine{File: file, Line: lineNo, Text: clip(line)})
+				continue
+			}
+			return nil, nil, &InputError{File: file, Err: fmt.Errorf("line %d: want NAME=VALUE, got %q", lineNo, clip(line))}
 		}
 		words, err := splitWords(line[eq+1:])
 		if err != nil {
-			return nil, &InputError{File: file, Key: line[:eq], Err: fmt.Errorf("line %d: %v", lineNo, err)}
+			return nil, nil, &InputError{File: file, Key: line[:eq], Err: fmt.Errorf("line %d: %v", lineNo, err)}
 		}
 		vars = append(vars, EnvVar{Name: line[:eq], Value: strings.Join(words, " "), Line: lineNo})
 	}
-	return vars, nil
+	return vars, skipped, nil
 }
 
 func validEnvName(s string) bool {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -18,7 +19,7 @@ import (
 // MirrorTrees are the node paths Load and the node check read, copied whole.
 var MirrorTrees = []string{
 	"/etc/docker", "/etc/containerd", "/etc/cni/net.d", "/etc/systemd/system", "/run/systemd/system",
-	"/etc/default", "/etc/sysconfig", "/etc/hostname",
+	"/etc/default", "/etc/sysconfig", "/etc/hostname", "/etc/fstab",
 	"/var/lib/kubelet/kubeadm-flags.env", "/var/lib/kubelet/config.yaml", "/var/lib/kubelet/instance-config.yaml",
 	"/etc/crontab", "/etc/cron.d", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly",
 	"/var/spool/cron", "/usr/local/lib/systemd/system", "/etc/rc.local", "/etc/rc.d/rc.local",
@@ -31,6 +32,11 @@ var MirrorUnits = []string{"docker.service", "docker.socket", "containerd.servic
 // MirrorDirsOnly are directories whose existence matters, not their content
 // (CNI plugin binaries).
 var MirrorDirsOnly = []string{"/opt/cni/bin", "/usr/lib/cni", "/usr/libexec/cni"}
+
+// MirrorProcFiles are files of /proc that Load reads (the kernel release,
+// the mounts): tar copies them empty (procfs reports size 0), so each is
+// read on its own.
+var MirrorProcFiles = []string{KernelRelease, "/proc/1/mounts"}
 
 // mirrorLimit bounds what a mirror may copy.
 const mirrorLimit = 64 << 20
@@ -63,6 +69,22 @@ func Mirror(ctx context.Context, t transport.Transport, dir string) error {
 	}
 	if err := extract(bytes.NewReader(out), dir); err != nil {
 		return err
+	}
+	for _, p := range MirrorProcFiles {
+		data, err := t.ReadFile(ctx, p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(dst, data, 0o644); err != nil {
+			return err
+		}
 	}
 	// Plugin directories: the names tell which CNI plugins exist; their
 	// content (tens of megabytes of binaries) is not needed.

@@ -21,12 +21,17 @@ func TestMirrorCopiesTheNodeConfiguration(t *testing.T) {
 	if err := Mirror(context.Background(), &transport.Local{}, dir); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"/etc/default", "/etc/hostname"} {
+	for _, p := range []string{"/etc/default", "/etc/hostname", "/etc/fstab", KernelRelease, "/proc/1/mounts"} {
 		if _, err := os.Stat(p); err != nil {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 			t.Errorf("%s not mirrored: %v", p, err)
+		}
+	}
+	if want, err := os.ReadFile(KernelRelease); err == nil {
+		if got, _ := os.ReadFile(filepath.Join(dir, KernelRelease)); string(got) != string(want) {
+			t.Errorf("mirrored %s = %q, want %q", KernelRelease, got, want)
 		}
 	}
 	if _, err := os.Stat("/opt/cni/bin"); err == nil {

@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,7 +26,72 @@ const (
 	DaemonJSON    = "/etc/docker/daemon.json"
 	DockerCertsD  = "/etc/docker/certs.d"
 	KubeletConfig = "/var/lib/kubelet/config.yaml"
+	// KernelRelease is where the node's kernel version is read.
+	KernelRelease = "/proc/sys/kernel/osrelease"
 )
+
+// MountTables are the files the node's mount points are read from: the
+// ones it mounts at boot, and the ones mounted now as its init sees them
+// (/proc/mounts would be the mounts of whoever reads it: through nsenter's
+// /proc/PID/root, those of unshim's own host).
+var MountTables = []string{"/etc/fstab", "/proc/1/mounts"}
+
+// ReadMounts returns the mount points listed in the node's /etc/fstab and
+// /proc/1/mounts under root (nil when neither exists).
+func ReadMounts(root string) ([]string, error) {
+	var mounts []string
+	found := false
+	seen := map[string]bool{}
+	for _, f := range MountTables {
+		data, ok, err := readOptional(root, f)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		found = true
+		for _, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || line[0] == '#' {
+				continue
+			}
+			fields := strings.Fields(line)
+			if len(fields) < 2 || !strings.HasPrefix(fields[1], "/") {
+				continue // swap, or not a mount point
+			}
+			mp := path.Clean(unescapeMount(fields[1]))
+			if !seen[mp] {
+				seen[mp] = true
+				mounts = append(mounts, mp)
+			}
+		}
+	}
+	if !found {
+		return nil, nil
+	}
+	if mounts == nil {
+		mounts = []string{}
+	}
+	return mounts, nil
+}
+
+// unescapeMount undoes the octal escapes (\040 for a space) of fstab(5)
+// and /proc/mounts.
+func unescapeMount(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
 
 // UnitDirs are the systemd unit directories, most specific first.
 var UnitDirs = []string{"/etc/systemd/system", "/run/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"}
@@ -72,13 +138,20 @@ func readOptional(root, nodePath string) ([]byte, bool, error) {
 	return data, true, nil
 }
 
-// readEnvFile parses an environment file of the node; a missing file has no variables.
-func readEnvFile(root, nodePath string) ([]nodeconf.EnvVar, error) {
+// readEnvFile reads an EnvironmentFile of the node the way systemd does
+// (lines that are not assignments are skipped, and noted in in.Notes); a
+// missing file has no variables.
+func readEnvFile(root, nodePath string, in *nodeconf.Input) ([]nodeconf.EnvVar, error) {
 	data, ok, err := readOptional(root, nodePath)
 	if err != nil || !ok {
 		return nil, err
 	}
-	return nodeconf.ParseEnvFile(nodePath, data)
+	vars, skipped, err := nodeconf.ReadEnvFile(nodePath, data)
+	for _, sk := range skipped {
+		in.Notes = append(in.Notes, nodeconf.Unmapped{Key: fmt.Sprintf("%s line %d", sk.File, sk.Line), Value: sk.Text, Source: sk.File,
+			Reason: "not a NAME=VALUE assignment: systemd skips such lines of an EnvironmentFile, so dockerd never saw it"})
+	}
+	return vars, err
 }
 
 // UnitFiles returns a service's unit file and drop-ins (node paths), in the
@@ -154,29 +227,33 @@ func Load(root string) (*Node, error) {
 			return nil, err
 		}
 		n.DockerUnit = u
-		env := map[string]string{}
+		// Environment= first, then the EnvironmentFile=s in order: "settings
+		// from these files override settings made with Environment=" (systemd.exec(5)).
+		env, envSrc := map[string]string{}, map[string]string{}
+		for k, v := range u.Environment {
+			env[k], envSrc[k] = v, u.EnvironmentSource[k]
+			in.DockerEnvironment[k] = v
+			in.DockerEnvironmentSource[k] = u.EnvironmentSource[k]
+		}
 		for _, ef := range u.EnvironmentFiles {
-			vars, err := readEnvFile(root, ef)
+			vars, err := readEnvFile(root, ef, in)
 			if err != nil {
 				return nil, err
 			}
 			for _, v := range vars {
-				env[v.Name] = v.Value
+				env[v.Name], envSrc[v.Name] = v.Value, ef
 				in.DockerEnvironment[v.Name] = v.Value
 				in.DockerEnvironmentSource[v.Name] = ef
 			}
 		}
-		for k, v := range u.Environment {
-			env[k] = v
-			in.DockerEnvironment[k] = v
-			in.DockerEnvironmentSource[k] = u.EnvironmentSource[k]
-		}
-		args, err := u.ExpandArgs(env)
+		// Each word keeps the file that wrote it, so a flag set through
+		// $OPTIONS is reported as set in /etc/sysconfig/docker, not in the unit.
+		args, err := u.ExpandArgsFrom(env, envSrc)
 		if err != nil {
 			return nil, err
 		}
 		if len(u.ExecStart) > 0 {
-			df, err := nodeconf.ParseDockerdFlags(u.ExecStartFile, args)
+			df, err := nodeconf.ParseDockerdArgs(args)
 			if err != nil {
 				return nil, err
 			}
@@ -188,7 +265,7 @@ func Load(root string) (*Node, error) {
 	} else {
 		// No unit (sysvinit, or a copied tree without one): DOCKER_OPTS as the init script reads it.
 		for _, ef := range DockerEnvFiles {
-			vars, err := readEnvFile(root, ef)
+			vars, err := readEnvFile(root, ef, in)
 			if err != nil {
 				return nil, err
 			}
@@ -294,6 +371,17 @@ func Load(root string) (*Node, error) {
 	} else if ok {
 		if in.KubeletConfig, err = nodeconf.ParseKubeletConfig(kcPath, data); err != nil {
 			return nil, err
+		}
+	}
+
+	if in.Mounts, err = ReadMounts(root); err != nil {
+		return nil, err
+	}
+	if data, ok, err := readOptional(root, KernelRelease); err != nil {
+		return nil, err
+	} else if ok {
+		if kv, err := nodeconf.ParseKernelVersion(string(data)); err == nil {
+			in.KernelVersion = &kv
 		}
 	}
 

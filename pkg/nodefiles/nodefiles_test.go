@@ -3,6 +3,7 @@ package nodefiles
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,5 +162,54 @@ func TestParseVersionOutput(t *testing.T) {
 	}
 	if _, err := ParseVersionOutput("containerd github.com/containerd/containerd"); err == nil {
 		t.Error("no version accepted")
+	}
+}
+
+func TestReadMounts(t *testing.T) {
+	root := t.TempDir()
+	if m, err := ReadMounts(root); err != nil || m != nil {
+		t.Errorf("no mount tables: %v, %v; want nil (unknown)", m, err)
+	}
+	write(t, root, map[string]string{
+		"/etc/fstab":     "# comment\nUUID=1 / ext4 defaults 0 1\nUUID=2 /data/docker xfs defaults 0 2\n/dev/sdb2 none swap sw 0 0\nUUID=3 /mnt/my\\040disk ext4 defaults 0 2\n",
+		"/proc/1/mounts": "/dev/sda1 / ext4 rw 0 0\n/dev/sdc1 /var/lib/docker xfs rw 0 0\n",
+	})
+	m, err := ReadMounts(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "/ /data/docker /mnt/my disk /var/lib/docker"
+	if got := strings.Join(m, " "); got != want {
+		t.Errorf("mounts = %q, want %q", got, want)
+	}
+}
+
+// TestLoadRHEL7: the stock /etc/sysconfig/docker of RHEL/CentOS 7 loads, its
+// shell block is noted, and the flags from $OPTIONS name that file.
+func TestLoadRHEL7(t *testing.T) {
+	root := t.TempDir()
+	write(t, root, map[string]string{
+		"/usr/lib/systemd/system/docker.service": "[Service]\nEnvironmentFile=-/etc/sysconfig/docker\nEnvironment=OPTIONS=--debug\nExecStart=/usr/bin/dockerd-current --exec-opt native.cgroupdriver=systemd $OPTIONS $ADD_REGISTRY\n",
+		"/etc/sysconfig/docker":                  "OPTIONS='--selinux-enabled --signature-verification=false'\nif [ -z \"${DOCKER_CERT_PATH}\" ]; then\n    DOCKER_CERT_PATH=/etc/docker\nfi\nADD_REGISTRY='--add-registry registry.access.redhat.com'\n",
+		"/proc/sys/kernel/osrelease":             "3.10.0-1160.el7.x86_64\n",
+	})
+	n, err := Load(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := n.Input.Daemon
+	for key, src := range map[string]string{"selinux-enabled": "/etc/sysconfig/docker", "signature-verification": "/etc/sysconfig/docker", "add-registry": "/etc/sysconfig/docker", "exec-opts": "/usr/lib/systemd/system/docker.service"} {
+		if s := d.Get(key); s == nil || s.Source != src {
+			t.Errorf("%s = %+v, want set in %s", key, s, src)
+		}
+	}
+	if d.Get("debug") != nil {
+		t.Error("OPTIONS from Environment= won over the EnvironmentFile (systemd.exec(5): the file wins)")
+	}
+	if len(n.Input.Notes) != 2 || !strings.Contains(n.Input.Notes[0].Key, "/etc/sysconfig/docker line 2") {
+		t.Errorf("notes = %+v", n.Input.Notes)
+	}
+	if n.Input.KernelVersion == nil || n.Input.KernelVersion.String() != "3.10.0" {
+		t.Errorf("kernel = %v", n.Input.KernelVersion)
 	}
 }

@@ -32,6 +32,7 @@ type Options struct {
 	Root              string
 	ContainerdVersion string
 	KubeletVersion    string
+	KernelVersion     string
 	OutDir            string
 	Diff              bool
 	Write             bool
@@ -74,7 +75,12 @@ produces the containerd setup:
   /etc/systemd/system/containerd.service.d/*.conf  proxies, ulimits
   the kubelet settings to change                   cgroupDriver, containerLogMaxSize/Files, endpoint
 
-Every setting that cannot be carried over is listed with the reason.
+A setup the node's dockerd runs is never refused: EnvironmentFile lines systemd
+skips, RHEL's docker flags, keys older dockerds accepted and settings that cannot
+work under containerd are listed as not carried over, each with the reason.
+Insecure registries are written for the target: HTTPS without verification, then
+plain HTTP (as Docker tries them). The node's kernel (/proc/sys/kernel/osrelease
+or --kernel-version) gates unprivileged ports and ping.
 Without --out, --diff or --write the files are printed.
 --write backs up every file it replaces as FILE.unshim-backup-TIMESTAMP.
 
@@ -96,6 +102,7 @@ Exit codes: 0 the setup was produced (unmapped settings included); 2 bad input
 	f.StringVar(&o.Root, "root", o.Root, "the node's file system to read (and --write to)")
 	f.StringVar(&o.ContainerdVersion, "containerd-version", "", "target containerd version (default: what the node's `containerd --version` says)")
 	f.StringVar(&o.KubeletVersion, "kubelet-version", "", "the node's kubelet version (default: what the node's `kubelet --version` says, if it runs)")
+	f.StringVar(&o.KernelVersion, "kernel-version", "", "the node's kernel release, as in the Node's status.nodeInfo.kernelVersion (default: the node's /proc/sys/kernel/osrelease)")
 	f.StringVar(&o.OutDir, "out", "", "write the files under DIR at their node paths")
 	f.BoolVar(&o.Diff, "diff", false, "print a unified diff against the files on the node")
 	f.BoolVar(&o.Write, "write", false, "write the files to the node, backing up each file replaced")
@@ -125,7 +132,7 @@ func (o *Options) Validate() error {
 
 // Run reads the node, converts and writes, diffs or prints the result.
 func (o *Options) Run(ctx context.Context) error {
-	gen, err := Generate(ctx, o.logger, o.Root, o.ContainerdVersion, o.KubeletVersion)
+	gen, err := Generate(ctx, o.logger, Versions{Root: o.Root, Containerd: o.ContainerdVersion, Kubelet: o.KubeletVersion, Kernel: o.KernelVersion})
 	if err != nil {
 		return &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
 	}
@@ -206,12 +213,32 @@ type Generated struct {
 	ContainerdVersion nodeconf.Version
 }
 
-// Generate reads the node under root and converts its setup. Versions not
-// given are asked of the node's binaries.
-func Generate(ctx context.Context, logger log.Logger, root, containerdVersion, kubeletVersion string) (*Generated, error) {
+// Versions says which node to read and the versions given on the command
+// line ("" for: ask the node).
+type Versions struct {
+	Root       string
+	Containerd string
+	Kubelet    string
+	Kernel     string
+}
+
+// Generate reads the node under v.Root and converts its setup. Versions not
+// given are asked of the node's binaries (containerd, kubelet) and files
+// (/proc/sys/kernel/osrelease).
+func Generate(ctx context.Context, logger log.Logger, v Versions) (*Generated, error) {
+	root, containerdVersion, kubeletVersion := v.Root, v.Containerd, v.Kubelet
 	node, err := nodefiles.Load(root)
 	if err != nil {
 		return nil, err
+	}
+	if v.Kernel != "" {
+		kv, err := nodeconf.ParseKernelVersion(v.Kernel)
+		if err != nil {
+			return nil, fmt.Errorf("--kernel-version: %w", err)
+		}
+		node.Input.KernelVersion = &kv
+	} else if node.Input.KernelVersion == nil {
+		logger.V(0).Infof("kernel version unknown (no %s under %s): give --kernel-version", nodefiles.KernelRelease, root)
 	}
 	var cv nodeconf.Version
 	if containerdVersion != "" {

@@ -245,6 +245,7 @@ func TestConvertFlags(t *testing.T) {
 		{"output", []string{"-o", "yaml", "--containerd-version", "1.7.0"}, "unknown output format"},
 		{"old containerd", []string{"--containerd-version", "1.5.9"}, "not supported"},
 		{"bad version", []string{"--containerd-version", "latest"}, "--containerd-version"},
+		{"bad kernel version", []string{"--containerd-version", "1.7.0", "--kernel-version", "linux"}, "--kernel-version"},
 		{"no containerd on node", nil, "no containerd binary under"},
 	}
 	for _, tt := range tests {
@@ -267,4 +268,27 @@ func equal(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestConvertKernelVersion: --kernel-version beats the node's osrelease and
+// gates unprivileged ports and ping.
+func TestConvertKernelVersion(t *testing.T) {
+	root := t.TempDir()
+	testutil.WriteTree(t, root, map[string]string{"/etc/docker/daemon.json": "{}", "/proc/sys/kernel/osrelease": "5.15.0-105-generic\n"}, 0o644)
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"from the node", nil, "enable_unprivileged_ports = true"},
+		{"from the flag", []string{"--kernel-version", "3.10.0-1160.el7.x86_64"}, "enable_unprivileged_ports = false"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := run(append([]string{"convert", "--root", root, "--containerd-version", "1.6.20", "--kubelet-version", "1.30.0"}, tt.args...)...)
+			if code != 0 || !strings.Contains(stdout, tt.want) {
+				t.Errorf("exit %d, want 0 and %q in:\n%s%s", code, tt.want, stdout, stderr)
+			}
+		})
+	}
 }
