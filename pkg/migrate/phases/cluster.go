@@ -87,9 +87,10 @@ func NewDrainPhase() migrate.Phase {
 				timeout = 10 * time.Minute
 			}
 			deadline := time.Now().Add(timeout)
+			var r Retryer
 			for {
 				err := drainOnce(ctx, d)
-				if err == nil || !Transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+				if err == nil || !r.Retry(err) || ctx.Err() != nil || time.Now().After(deadline) {
 					return err
 				}
 				d.Logger().V(0).Infof("[drain] the API failed, retrying: %v", err)

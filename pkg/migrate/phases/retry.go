@@ -41,13 +41,54 @@ func Transient(err error) bool {
 	return false
 }
 
-// RetryAPI calls f until it succeeds, fails with an error that is not
-// Transient, or timeout passes; it returns f's last error.
+// settleTime is how long a Forbidden or Unauthorized answer is retried: an
+// apiserver that has just (re)started answers requests before its
+// authorizer has loaded the RBAC objects, and forbids what it will allow a
+// few seconds later. A lasting refusal still fails after this long.
+const settleTime = time.Minute
+
+// settling says whether err may come from an apiserver still loading its
+// authorization (every error of an aggregate must).
+func settling(err error) bool {
+	var agg utilerrors.Aggregate
+	if errors.As(err, &agg) {
+		for _, e := range agg.Errors() {
+			if !settling(e) && !Transient(e) {
+				return false
+			}
+		}
+		return len(agg.Errors()) > 0
+	}
+	return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err)
+}
+
+// Retryer decides, error after error, whether an API call is worth
+// another try: Transient errors always (within the caller's timeout),
+// Forbidden and Unauthorized for settleTime after the first of them.
+type Retryer struct{ firstRefusal time.Time }
+
+// Retry says whether to try again after err.
+func (r *Retryer) Retry(err error) bool {
+	if Transient(err) {
+		return true
+	}
+	if !settling(err) {
+		return false
+	}
+	if r.firstRefusal.IsZero() {
+		r.firstRefusal = time.Now()
+	}
+	return time.Since(r.firstRefusal) < settleTime
+}
+
+// RetryAPI calls f until it succeeds, fails with an error a Retryer gives
+// up on, or timeout passes; it returns f's last error.
 func RetryAPI(ctx context.Context, timeout time.Duration, f func(context.Context) error) error {
 	var last error
+	var r Retryer
 	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
 		last = f(ctx)
-		if last != nil && !Transient(last) {
+		if last != nil && !r.Retry(last) {
 			return false, last
 		}
 		return last == nil, nil

@@ -60,3 +60,24 @@ func TestRetryAPI(t *testing.T) {
 		t.Errorf("a lasting error: %v after %d calls, want NotFound at once", err, calls)
 	}
 }
+
+// TestRetryerSettles: a refusal (as from an apiserver that has just started
+// and not yet loaded RBAC) is retried for a while, a lasting one not for ever.
+func TestRetryerSettles(t *testing.T) {
+	gr := schema.GroupResource{Resource: "nodes"}
+	forbidden := apierrors.NewForbidden(gr, "n1", errors.New("RBAC: not yet"))
+	var r Retryer
+	if !r.Retry(forbidden) || !r.Retry(utilerrors.NewAggregate([]error{forbidden, syscall.ECONNREFUSED})) {
+		t.Error("a fresh refusal is not retried")
+	}
+	r.firstRefusal = time.Now().Add(-2 * settleTime)
+	if r.Retry(forbidden) {
+		t.Error("a refusal older than settleTime is still retried")
+	}
+	if !r.Retry(syscall.ECONNREFUSED) {
+		t.Error("a transient error after a lasting refusal is not retried")
+	}
+	if (&Retryer{}).Retry(apierrors.NewNotFound(gr, "n1")) {
+		t.Error("NotFound is retried")
+	}
+}
