@@ -90,7 +90,7 @@ func openWatches(ctx context.Context, d Data) []watch.Interface {
 	return ws
 }
 
-// wait returns on the next change (or after 5 s: the CRI and the node's
+// wait returns on the next change (or after 1 s: the CRI and the node's
 // lease are not watched; after 1 s while the watches cannot be had, as when
 // the apiserver is away, when they are opened again).
 func (n *nodeChanges) wait(ctx context.Context) error {
@@ -116,7 +116,7 @@ func (n *nodeChanges) wait(ctx context.Context) error {
 		if !ok {
 			n.stop()
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Second):
 	}
 	return nil
 }
