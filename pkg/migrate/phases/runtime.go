@@ -444,7 +444,10 @@ func NewStartContainerdPhase() migrate.Phase {
 
 // criConn connects to the node's containerd CRI through the transport, or
 // returns nil when the transport cannot reach the node's sockets.
-func criConn(d Data) (*grpc.ClientConn, error) {
+func criConn(d Data) (*grpc.ClientConn, error) { return criConnAt(d, nodeplan.ContainerdEndpoint) }
+
+// criConnAt connects to the CRI at endpoint (unix://PATH) on the node.
+func criConnAt(d Data, endpoint string) (*grpc.ClientConn, error) {
 	dialer, ok := d.Transport().(transport.Dialer)
 	if !ok {
 		return nil, nil
@@ -452,8 +455,8 @@ func criConn(d Data) (*grpc.ClientConn, error) {
 	if s, ok := dialer.(*transport.SSH); ok && s.Sudo() {
 		return nil, nil // the socket is root's; the login user cannot open it
 	}
-	sock := strings.TrimPrefix(nodeplan.ContainerdEndpoint, "unix://")
-	return grpc.NewClient("passthrough:///containerd",
+	sock := strings.TrimPrefix(endpoint, "unix://")
+	return grpc.NewClient("passthrough:///cri",
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return dialer.DialUnix(ctx, sock) }))
 }
