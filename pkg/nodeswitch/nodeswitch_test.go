@@ -24,6 +24,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -907,6 +908,15 @@ func (f *fixture) outageIn(ctx context.Context, phases ...string) error {
 func (f *fixture) webOnNode1(ctx context.Context, t *testing.T) {
 	t.Helper()
 	setUnschedulable(ctx, t, f.c, f.n2.Name, true)
+	// lab-node-2 schedulable again even when the wait fails: later cases need it.
+	defer func() {
+		if err := phases.RetryAPI(ctx, time.Minute, func(ctx context.Context) error {
+			_, err := f.c.CoreV1().Nodes().Patch(ctx, f.n2.Name, types.MergePatchType, []byte(`{"spec":{"unschedulable":false}}`), metav1.PatchOptions{})
+			return err
+		}); err != nil {
+			t.Errorf("uncordon %s: %v", f.n2.Name, err)
+		}
+	}()
 	for _, p := range f.pods(ctx, t) {
 		if p.Labels["app"] == "web" && p.Spec.NodeName != f.n1.Name {
 			if err := f.c.CoreV1().Pods(ns).Delete(ctx, p.Name, metav1.DeleteOptions{}); err != nil {
@@ -915,7 +925,6 @@ func (f *fixture) webOnNode1(ctx context.Context, t *testing.T) {
 		}
 	}
 	f.waitPods(ctx, t, "both web replicas on lab-node-1", func(pods []corev1.Pod) bool { return count(pods, "web", f.n1.Name) == 2 })
-	setUnschedulable(ctx, t, f.c, f.n2.Name, false)
 }
 
 // released checks that the node's lock is not held.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,6 +30,7 @@ func Transient(err error) bool {
 		return len(agg.Errors()) > 0
 	}
 	var ne net.Error
+	var status apierrors.APIStatus
 	switch {
 	case apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsTooManyRequests(err),
 		apierrors.IsInternalError(err), apierrors.IsServiceUnavailable(err), apierrors.IsUnexpectedServerError(err):
@@ -37,6 +39,19 @@ func Transient(err error) bool {
 		return true
 	case errors.As(err, &ne):
 		return true
+	case errors.As(err, &status):
+		return false // a typed answer of the apiserver, classified above
+	}
+	// k8s.io/kubectl/pkg/drain wraps the errors of an eviction and of the
+	// wait for a pod's deletion with %v ("error when evicting pods/...: %v",
+	// "error when waiting for pod ... to terminate: %v"), so their type is
+	// lost: what is left to go by is the message of the network error.
+	msg := err.Error()
+	for _, m := range []string{"connection refused", "connection reset by peer", "i/o timeout", "TLS handshake timeout",
+		"http2: server sent GOAWAY", "unexpected EOF", ": EOF", "the server is currently unable to handle the request"} {
+		if strings.Contains(msg, m) {
+			return true
+		}
 	}
 	return false
 }
@@ -59,7 +74,16 @@ func settling(err error) bool {
 		}
 		return len(agg.Errors()) > 0
 	}
-	return apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err)
+	if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
+		return true
+	}
+	// The drain library's errors carry only the message (see Transient).
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "is forbidden: ") || strings.Contains(msg, "Unauthorized")
 }
 
 // Retryer decides, error after error, whether an API call is worth

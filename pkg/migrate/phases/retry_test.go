@@ -28,6 +28,10 @@ func TestTransient(t *testing.T) {
 		{"aggregate of transient", utilerrors.NewAggregate([]error{syscall.ECONNREFUSED, apierrors.NewInternalError(errors.New("x"))}), true},
 		{"aggregate with a real failure", utilerrors.NewAggregate([]error{syscall.ECONNREFUSED, apierrors.NewNotFound(gr, "n1")}), false},
 		{"nil", nil, false},
+		// as k8s.io/kubectl/pkg/drain reports them: wrapped with %v, the type lost
+		{"drain's eviction error", utilerrors.NewAggregate([]error{fmt.Errorf("error when evicting pods/%q -n %q: %v", "web-1", "app",
+			errors.New(`Get "https://127.0.0.1:6443/apis/policy/v1/namespaces/app/poddisruptionbudgets/web": dial tcp 127.0.0.1:6443: connect: connection refused`))}), true},
+		{"drain's refusal", utilerrors.NewAggregate([]error{fmt.Errorf("error when evicting pods/%q -n %q: %v", "web-1", "app", errors.New("pods \"web-1\" is forbidden"))}), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,6 +80,10 @@ func TestRetryerSettles(t *testing.T) {
 	}
 	if !r.Retry(syscall.ECONNREFUSED) {
 		t.Error("a transient error after a lasting refusal is not retried")
+	}
+	drainRefusal := fmt.Errorf("error when evicting pods/%q -n %q: %v", "web-1", "app", errors.New(`pods "web-1" is forbidden: User "u" cannot create resource "pods/eviction"`))
+	if !(&Retryer{}).Retry(utilerrors.NewAggregate([]error{drainRefusal})) {
+		t.Error("a fresh refusal reported by the drain library is not retried")
 	}
 	if (&Retryer{}).Retry(apierrors.NewNotFound(gr, "n1")) {
 		t.Error("NotFound is retried")
