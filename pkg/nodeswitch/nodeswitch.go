@@ -186,10 +186,9 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 		// A resumed run goes on with the plan of its first run: the node's
 		// files may already be converted, and a plan worked out from them
 		// would have nothing left to change.
-		r.plan = &nodeplan.Plan{}
-		if err := json.Unmarshal(r.j.Plan, r.plan); err != nil {
+		if r.plan, err = keptPlan(r.j); err != nil {
 			r.close()
-			return nil, fmt.Errorf("the plan kept in the journal of %s is damaged: %w", o.Node, err)
+			return nil, err
 		}
 		return r, nil
 	}
@@ -367,12 +366,11 @@ func Rollback(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	r := &run{o: &o, j: j, st: st, stngs: o.Settings, plan: &nodeplan.Plan{Target: j.Target}}
-	if len(j.Plan) > 0 {
-		if err := json.Unmarshal(j.Plan, r.plan); err != nil {
-			return fmt.Errorf("the plan kept in the journal of %s is damaged: %w", o.Node, err)
-		}
+	plan, err := keptPlan(j)
+	if err != nil {
+		return err
 	}
+	r := &run{o: &o, j: j, st: st, stngs: o.Settings, plan: plan}
 	unlock, err := lock(ctx, &o)
 	if err != nil {
 		return err
@@ -395,6 +393,19 @@ func Rollback(ctx context.Context, o Options) error {
 	}
 	o.Logger.V(0).Infof("node %s is back on Docker", o.Node)
 	return nil
+}
+
+// keptPlan is the plan the journal kept from the run's first start (an
+// empty plan for the journal's target when it kept none).
+func keptPlan(j *journal.Journal) (*nodeplan.Plan, error) {
+	p := &nodeplan.Plan{Target: j.Target}
+	if len(j.Plan) == 0 {
+		return p, nil
+	}
+	if err := json.Unmarshal(j.Plan, p); err != nil {
+		return nil, fmt.Errorf("the plan kept in the journal of %s is damaged: %w", j.Node, err)
+	}
+	return p, nil
 }
 
 // drainBeforeRollback cordons and drains the node when the kubelet may run
