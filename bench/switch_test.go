@@ -27,7 +27,7 @@ import (
 // Which phases are waiting on something else, and on what.
 var (
 	drainPhases   = []string{"drain"}
-	switchPhases  = []string{"save-images", "stop-kubelet", "stop-docker", "install-containerd", "start-containerd", "import-images"}
+	switchPhases  = []string{"stop-kubelet", "stop-docker", "install-containerd", "start-containerd", "import-images"}
 	readyPhases   = []string{"start-kubelet", "verify"}
 	waitingPhases = append(append(append([]string{}, drainPhases...), switchPhases...), readyPhases...)
 )

@@ -7,6 +7,7 @@ import (
 	"github.com/unshim/unshim/pkg/inventory"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -90,6 +91,13 @@ func NewDrainPhase() migrate.Phase {
 			var r Retryer
 			for {
 				err := drainOnce(ctx, d)
+				if err != nil && ctx.Err() == nil && (time.Now().After(deadline) || strings.Contains(err.Error(), "global timeout reached")) {
+					// Still waiting on pods at the timeout: say which, and
+					// which budgets hold them.
+					if blocked := drainBlocked(ctx, d, timeout, err); blocked != nil {
+						return blocked
+					}
+				}
 				if err == nil || !r.Retry(err) || ctx.Err() != nil || time.Now().After(deadline) {
 					return err
 				}

@@ -72,14 +72,22 @@ func imageArchive(node string) string {
 	return path.Join(journal.DefaultDir, "images", node+".tar")
 }
 
-// neededImages lists the images of the pods still bound to the node (after
-// drain: DaemonSet, static and kept pods) and the sandbox image that Docker
-// holds without a repo digest: containerd could not pull them back.
+// neededImages lists the images of the pods that stay bound to the node
+// through the drain (DaemonSet, static and kept pods: the drain's own
+// filters tell which go) and the sandbox image that Docker holds without a
+// repo digest: containerd could not pull them back. It runs before the
+// cordon, while the node still serves.
 func neededImages(ctx context.Context, d Data) ([]string, error) {
 	seen := map[string]bool{}
 	refs := []string{d.Plan().SandboxImage}
+	evicted := map[string]bool{}
+	if list, errs := drainHelper(ctx, d).GetPodsForDeletion(d.Node()); len(errs) == 0 {
+		for _, p := range list.Pods() {
+			evicted[p.Namespace+"/"+p.Name] = true
+		}
+	}
 	err := eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
-		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || evicted[p.Namespace+"/"+p.Name] {
 			return nil
 		}
 		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
