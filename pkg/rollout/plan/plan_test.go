@@ -178,15 +178,19 @@ func TestMake(t *testing.T) {
 			wantErr: "node not found: zz",
 		},
 		{
-			name:    "a bad percent",
-			nodes:   []Node{node("a")},
-			spec:    spec(func(s *v1alpha1.RuntimeMigrationSpec) { s.MaxUnavailable = &intstr.IntOrString{Type: intstr.String, StrVal: "150%"} }),
+			name:  "a bad percent",
+			nodes: []Node{node("a")},
+			spec: spec(func(s *v1alpha1.RuntimeMigrationSpec) {
+				s.MaxUnavailable = &intstr.IntOrString{Type: intstr.String, StrVal: "150%"}
+			}),
 			wantErr: "spec.maxUnavailable",
 		},
 		{
-			name:    "a zero count",
-			nodes:   []Node{node("a")},
-			spec:    spec(func(s *v1alpha1.RuntimeMigrationSpec) { s.Zone = &v1alpha1.TopologyLimit{MaxUnavailable: intstr.FromInt32(0)} }),
+			name:  "a zero count",
+			nodes: []Node{node("a")},
+			spec: spec(func(s *v1alpha1.RuntimeMigrationSpec) {
+				s.Zone = &v1alpha1.TopologyLimit{MaxUnavailable: intstr.FromInt32(0)}
+			}),
 			wantErr: "spec.zone.maxUnavailable",
 		},
 		{
