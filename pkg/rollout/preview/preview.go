@@ -26,8 +26,8 @@ import (
 	"github.com/unshim/unshim/pkg/check/live"
 	"github.com/unshim/unshim/pkg/check/rules"
 	"github.com/unshim/unshim/pkg/kubelist"
-	"github.com/unshim/unshim/pkg/rollout/plan"
 	"github.com/unshim/unshim/pkg/pin"
+	"github.com/unshim/unshim/pkg/rollout/plan"
 )
 
 // Options tune the preview.
@@ -228,7 +228,9 @@ func (s *nodePods) Visit(ctx context.Context, fn func(*check.Target) error) erro
 // risks lists what can stop or hurt the rollout.
 func risks(p *plan.Plan, all []plan.Node, notReady []string, selected map[string]bool, pv *Preview, pinned []pin.Workload, spec *v1alpha1.RuntimeMigrationSpec) []Risk {
 	var out []Risk
-	add := func(sev, format string, a ...any) { out = append(out, Risk{Severity: sev, Message: fmt.Sprintf(format, a...)}) }
+	add := func(sev, format string, a ...any) {
+		out = append(out, Risk{Severity: sev, Message: fmt.Sprintf(format, a...)})
+	}
 	var left []string
 	for _, n := range all {
 		if n.Runtime == "docker" && !selected[n.Name] {

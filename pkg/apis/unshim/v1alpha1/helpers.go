@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
 )
 
 // Defaults of the spec's optional durations.
@@ -201,4 +202,27 @@ func ToUnstructured(m *RuntimeMigration) (*unstructured.Unstructured, error) {
 		return nil, fmt.Errorf("encode RuntimeMigration %s: %w", m.Name, err)
 	}
 	return &unstructured.Unstructured{Object: obj}, nil
+}
+
+// Decode reads one RuntimeMigration from YAML or JSON; name (a file name)
+// is used in errors. Unknown fields are refused, as the apiserver's strict
+// field validation would.
+func Decode(data []byte, name string) (*RuntimeMigration, error) {
+	var m RuntimeMigration
+	if err := yaml.UnmarshalStrict(data, &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if m.APIVersion != GroupVersion.String() || m.Kind != Kind {
+		return nil, fmt.Errorf("%s: apiVersion %q kind %q: want %s %s", name, m.APIVersion, m.Kind, GroupVersion, Kind)
+	}
+	if m.Name == "" {
+		return nil, fmt.Errorf("%s: metadata.name is empty", name)
+	}
+	if m.Spec.TargetRuntime == "" {
+		m.Spec.TargetRuntime = TargetContainerd // the schema's default
+	}
+	if err := m.Spec.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &m, nil
 }
