@@ -33,12 +33,14 @@ type Node struct {
 	Runtime string
 	// Via is how the kubelet reaches Docker (dockershim, cri-dockerd).
 	Via string
+	// OS is the kubelet's reported operating system (status.nodeInfo).
+	OS string
 }
 
 // NodeFrom reads a Node object through pkg/inventory's runtime parsing.
 func NodeFrom(n *corev1.Node) Node {
 	r := inventory.Describe(n)
-	return Node{Name: n.Name, Labels: n.Labels, Runtime: r.Runtime, Via: r.Via}
+	return Node{Name: n.Name, Labels: n.Labels, Runtime: r.Runtime, Via: r.Via, OS: r.OS}
 }
 
 // From is the runtime the node runs now as the rollout reports it: "docker"
@@ -57,8 +59,14 @@ func (n Node) ControlPlane() bool {
 	return cp || master
 }
 
-// Windows tells whether n is a Windows node.
-func (n Node) Windows() bool { return n.Labels[OSLabel] == "windows" }
+// Windows tells whether n is a Windows node, by its kubernetes.io/os label
+// or, without one, the OS its kubelet reports.
+func (n Node) Windows() bool {
+	if os, ok := n.Labels[OSLabel]; ok {
+		return os == "windows"
+	}
+	return n.OS == "windows"
+}
 
 // Wave is a set of nodes switched together.
 type Wave struct {

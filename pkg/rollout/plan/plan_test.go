@@ -31,6 +31,8 @@ func node(name string, opts ...string) Node {
 			n.Labels[ControlPlaneLabel] = ""
 		case o == "windows":
 			n.Labels[OSLabel] = "windows"
+		case o == "windows-unlabelled":
+			n.OS = "windows"
 		case o == "containerd":
 			n.Runtime, n.Via = "containerd", ""
 		case o == "cri-dockerd":
@@ -145,7 +147,7 @@ func TestMake(t *testing.T) {
 		},
 		{
 			name:  "control plane last, one at a time; windows in waves of their own",
-			nodes: []Node{node("cp1", "cp"), node("cp2", "label=node-role.kubernetes.io/master="), node("w1"), node("win1", "windows"), node("w2"), node("win2", "windows")},
+			nodes: []Node{node("cp1", "cp"), node("cp2", "label=node-role.kubernetes.io/master="), node("w1"), node("win1", "windows"), node("w2"), node("win2", "windows-unlabelled")},
 			spec:  spec(func(s *v1alpha1.RuntimeMigrationSpec) { s.MaxUnavailable = count(4) }),
 			want:  "Workers:w1,w2 Windows:win1,win2 ControlPlane:cp1 ControlPlane:cp2",
 		},

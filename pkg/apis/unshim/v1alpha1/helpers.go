@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -96,7 +97,7 @@ func (s *RuntimeMigrationSpec) Validate() error {
 	}
 	for i, w := range s.Windows {
 		for _, hm := range []string{w.Start, w.End} {
-			if _, err := time.Parse("15:04", hm); err != nil {
+			if !hhmm.MatchString(hm) {
 				errs = append(errs, fmt.Errorf("spec.windows[%d]: time %q: want HH:MM", i, hm))
 			}
 		}
@@ -144,6 +145,9 @@ func (s *RuntimeMigrationSpec) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// hhmm is a window's time of day, as the schema's pattern has it.
+var hhmm = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$`)
 
 // validPercentOrCount checks a maxUnavailable: a count of at least 1 or a
 // percent from 1% to 100%.
