@@ -160,6 +160,22 @@ func TestRolloutCRDValidation(t *testing.T) {
 			}
 		})
 	}
+	// The shipped example: the CLI's checks and the apiserver both take it.
+	example, err := os.ReadFile("../../deploy/examples/runtimemigration.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := v1alpha1.Decode(example, "runtimemigration.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Name = base + "-example"
+	st := &store.Store{Dynamic: dyn}
+	if _, err := st.Create(ctx, m); err != nil {
+		t.Fatalf("the apiserver refused the example: %v", err)
+	}
+	_ = res.Delete(ctx, m.Name, metav1.DeleteOptions{})
+
 	// The same file checks: the CLI refuses a bad file before the apiserver.
 	f := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(f, []byte("apiVersion: unshim.io/v1alpha1\nkind: RuntimeMigration\nmetadata: {name: x}\nspec: {targetRuntime: containerd, maxUnavailable: 150%}\n"), 0o600); err != nil {
