@@ -702,3 +702,59 @@ func TestPinUnpin(t *testing.T) {
 	}
 
 }
+
+// TestRolloutStatusWatch follows a rollout with `status -w` while a
+// driver-like writer moves it to Running and then Succeeded; the watch
+// prints each state and ends by itself at the final phase.
+func TestRolloutStatusWatch(t *testing.T) {
+	e := requireLab(t)
+	dyn := installCRD(t, e)
+	ctx := context.Background()
+	name := e.namespace(t) + "-watch"
+	res := dyn.Resource(v1alpha1.GroupVersionResource)
+	if _, err := res.Create(ctx, rtm(name, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = res.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+
+	done := make(chan result, 1)
+	go func() { done <- run(t, "", e.kube("rollout", "status", name, "-w")...) }()
+	setStatus := func(phase string, state string) {
+		t.Helper()
+		u, err := res.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := v1alpha1.FromUnstructured(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Status.Phase = phase
+		m.Status.Nodes = []v1alpha1.NodeStatus{{Name: "n1", State: state}}
+		m.Status.Recount()
+		su, err := v1alpha1.ToUnstructured(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := res.UpdateStatus(ctx, su, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // let the watch start; an update before it is read by the first GET
+	setStatus(v1alpha1.PhaseRunning, v1alpha1.NodeSwitching)
+	time.Sleep(200 * time.Millisecond)
+	setStatus(v1alpha1.PhaseSucceeded, v1alpha1.NodeDone)
+	select {
+	case r := <-done:
+		if r.code != 0 {
+			t.Fatalf("status -w: exit %d: %s", r.code, r.errOut)
+		}
+		for _, s := range []string{": Running", "Switching", ": Succeeded", "1 done"} {
+			if !strings.Contains(r.out, s) {
+				t.Errorf("status -w output lacks %q:\n%s", s, r.out)
+			}
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("status -w did not end at phase Succeeded")
+	}
+}
