@@ -35,13 +35,17 @@ func RolloutPreview(w io.Writer, p *preview.Preview, f Format) error {
 	}
 	fmt.Fprintln(w, "Limits: "+lim)
 	fmt.Fprintln(w)
-	tw := newTabWriter(w)
-	fmt.Fprintln(tw, "WAVE\tKIND\tNODES")
-	for _, wv := range p.Plan.Waves {
-		fmt.Fprintf(tw, "%d\t%s\t%s\n", wv.Index, wv.Kind, strings.Join(wv.Nodes, ","))
-	}
-	if err := tw.Flush(); err != nil {
-		return err
+	if len(p.Plan.Waves) == 0 {
+		fmt.Fprintln(w, "Nothing to switch: no selected node needs it.")
+	} else {
+		tw := newTabWriter(w)
+		fmt.Fprintln(tw, "WAVE\tKIND\tNODES")
+		for _, wv := range p.Plan.Waves {
+			fmt.Fprintf(tw, "%d\t%s\t%s\n", wv.Index, wv.Kind, strings.Join(wv.Nodes, ","))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	if len(p.Plan.Skipped) > 0 {
 		fmt.Fprintln(w, "\nSkipped:")
@@ -76,6 +80,9 @@ func RolloutPreview(w io.Writer, p *preview.Preview, f Format) error {
 }
 
 func perGroup(m map[string]int) string {
+	if len(m) == 0 {
+		return "(no nodes)"
+	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -148,7 +148,7 @@ func Make(nodes []Node, spec *v1alpha1.RuntimeMigrationSpec) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Plan{from: map[string]string{}}
+	p := &Plan{Waves: []Wave{}, from: map[string]string{}}
 	var todo []Node
 	for _, n := range selected {
 		if why := skipReason(n, spec.TargetRuntime); why != "" {
