@@ -412,7 +412,7 @@ func TestSwitchNode(t *testing.T) {
 				if phase == "drain" {
 					f.webOnNode1(ctx, t) // the drain waits on the PDB: the signal comes inside it
 				}
-				stop := f.watchWeb(ctx)
+				stop := f.watchWeb(ctx, t)
 				out, inside := f.runSignalledIn(ctx, t, bin, phase, sig)
 				if got := stop(); got < 1 {
 					t.Errorf("the PDB (minAvailable 1) was violated: %d ready web pods seen", got)
@@ -569,7 +569,7 @@ func TestSwitchNode(t *testing.T) {
 
 	t.Run("killed inside each long phase, resumed", func(t *testing.T) {
 		f.webOnNode1(ctx, t) // the drain waits on the PDB
-		stop := f.watchWeb(ctx)
+		stop := f.watchWeb(ctx, t)
 		for _, phase := range []string{"save-images", "drain", "stop-docker", "start-containerd", "verify"} {
 			_, inside := f.runSignalledIn(ctx, t, bin, phase, syscall.SIGKILL)
 			if phase == "drain" && !inside {
@@ -595,7 +595,7 @@ func TestSwitchNode(t *testing.T) {
 	t.Run("switch to containerd", func(t *testing.T) {
 		f.webOnNode1(ctx, t) // the faults above moved them; the drain must wait on the PDB
 		// Watch the Deployment's ready pods throughout: the PDB says at least 1.
-		stop := f.watchWeb(ctx)
+		stop := f.watchWeb(ctx, t)
 		// The apiserver goes away for a while during drain and during
 		// verify: the switch must ride both outages out.
 		outages := make(chan error, 1)
@@ -663,6 +663,10 @@ func TestSwitchNode(t *testing.T) {
 			}
 			return out
 		}
+		if len(dry) == 0 {
+			t.Log("the dry run did not run (-run left it out): its steps are not compared")
+			return
+		}
 		var planned []journal.Step
 		for _, ps := range dry {
 			planned = append(planned, ps.Steps...)
@@ -678,7 +682,7 @@ func TestSwitchNode(t *testing.T) {
 
 	t.Run("rollback on demand with replicas on the node drains first", func(t *testing.T) {
 		f.webOnNode1(ctx, t) // both replicas on the node, now on containerd
-		stop := f.watchWeb(ctx)
+		stop := f.watchWeb(ctx, t)
 		err := Rollback(ctx, f.options(t, f.n1))
 		if got := stop(); got < 1 {
 			t.Errorf("the PDB (minAvailable 1) was violated during the rollback: %d ready web pods seen", got)
@@ -1081,10 +1085,12 @@ func (f *fixture) released(ctx context.Context, t *testing.T, n *lab.Node) {
 }
 
 // watchWeb samples the ready web replicas until the function it returns is
-// called, which returns the fewest seen.
-func (f *fixture) watchWeb(ctx context.Context) func() int {
+// called, which returns the fewest seen (and logs that sample when it is
+// below the budget, with the journal's current phase).
+func (f *fixture) watchWeb(ctx context.Context, t *testing.T) func() int {
 	var mu sync.Mutex
 	minReady := 99
+	lowest := ""
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -1092,8 +1098,24 @@ func (f *fixture) watchWeb(ctx context.Context) func() int {
 		for wctx.Err() == nil {
 			list, err := f.c.CoreV1().Pods(ns).List(wctx, metav1.ListOptions{LabelSelector: "app=web"})
 			if err == nil {
+				n := count(list.Items, "web", "")
 				mu.Lock()
-				minReady = min(minReady, count(list.Items, "web", ""))
+				if n < minReady {
+					minReady = n
+					phase := ""
+					if j, _ := (&journal.Store{T: f.n1.Transport()}).Load(wctx, f.n1.Name); j != nil {
+						for _, p := range j.Phases {
+							if p.State == journal.Running {
+								phase = p.Name
+							}
+						}
+					}
+					lowest = fmt.Sprintf("%s, lab-node-1 in phase %q:", time.Now().Format("15:04:05.000"), phase)
+					for _, p := range list.Items {
+						ready := len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].Ready
+						lowest += fmt.Sprintf("\n  %s on %s: %s, ready %t, deleting %t", p.Name, p.Spec.NodeName, p.Status.Phase, ready, p.DeletionTimestamp != nil)
+					}
+				}
 				mu.Unlock()
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -1104,6 +1126,9 @@ func (f *fixture) watchWeb(ctx context.Context) func() int {
 		<-done
 		mu.Lock()
 		defer mu.Unlock()
+		if minReady < 1 {
+			t.Logf("the sample with the fewest ready web pods: %s", lowest)
+		}
 		return minReady
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -191,7 +192,7 @@ func rehearsalChecks(ctx context.Context, d Data, env, refs []string) error {
 	d.Logger().V(0).Infof("[rehearse] the converted configuration starts containerd and its CRI; resolving %d image(s) Docker resolves", len(refs))
 	fails := resolveAll(ctx, d, "rehearse", refs, func(ctx context.Context, ref string) error {
 		argv := []string{"ctr", "--address", rehearseSock, "--namespace", rehearseNS, "--timeout", "60s",
-			"content", "fetch", "--metadata-only", "--hosts-dir", rehearseDir + nodeconf.CertsDir, ref}
+			"content", "fetch", "--metadata-only", "--hosts-dir", rehearseDir + nodeconf.CertsDir, normalizeRef(ref)} // ctr wants the registry named
 		if len(env) > 0 { // the proxies of containerd's unit: ctr resolves client-side
 			argv = append(append([]string{"env"}, env...), argv...)
 		}
@@ -339,13 +340,20 @@ func dockerResolvable(ctx context.Context, d Data, refs []string) []string {
 		_, err := c.DistributionInspect(rctx, ref, "")
 		return err
 	})
-	var out []string
+	var out, not []string
+	first := ""
 	for _, r := range refs {
 		if err, failed := fails[r]; failed {
-			d.Logger().V(0).Infof("[rehearse] Docker does not resolve %s now either (not checked): %s", r, lastLine(err.Error()))
+			not = append(not, r)
+			if first == "" {
+				first = r + ": " + lastLine(err.Error())
+			}
 			continue
 		}
 		out = append(out, r)
+	}
+	if len(not) > 0 {
+		d.Logger().V(0).Infof("[rehearse] Docker does not resolve %d image(s) now either, so they are not checked: %s (%s)", len(not), strings.Join(not, ", "), first)
 	}
 	return out
 }
@@ -474,10 +482,14 @@ func planFilesAsConf(p *nodeplan.Plan) []nodeconf.File {
 	return out
 }
 
+// hostURLs are the hosts' URLs, each once (a hosts.toml may name its server
+// as a [host] too).
 func hostURLs(hs []registryprobe.Host) []string {
 	var out []string
 	for _, h := range hs {
-		out = append(out, h.URL)
+		if !slices.Contains(out, h.URL) {
+			out = append(out, h.URL)
+		}
 	}
 	return out
 }

@@ -273,7 +273,7 @@ func verifyRegistries(ctx context.Context, d Data) error {
 			return err
 		}
 		_, err := d.Transport().Run(rctx, "ctr", "--namespace", "k8s.io", "--timeout", "60s",
-			"content", "fetch", "--metadata-only", "--hosts-dir", nodeconf.CertsDir, ref)
+			"content", "fetch", "--metadata-only", "--hosts-dir", nodeconf.CertsDir, normalizeRef(ref))
 		return err
 	}
 	// A registry that does not answer once is tried twice more.
