@@ -18,6 +18,7 @@ import (
 
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/migrate"
+	"github.com/unshim/unshim/pkg/nodepkg"
 	"github.com/unshim/unshim/pkg/nodeplan"
 	"github.com/unshim/unshim/pkg/report"
 	"github.com/unshim/unshim/pkg/transport"
@@ -248,16 +249,14 @@ func installCommand(ctx context.Context, d Data) ([]string, error) {
 	if c := d.Settings().InstallCommand; len(c) > 0 {
 		return c, nil
 	}
-	for _, pm := range [][]string{
-		{"/usr/bin/apt-get", "apt-get", "install", "-y", "containerd"},
-		{"/usr/bin/dnf", "dnf", "install", "-y", "containerd"},
-		{"/usr/bin/yum", "yum", "install", "-y", "containerd"},
-	} {
-		if _, err := d.Transport().Run(ctx, "test", "-x", pm[0]); err == nil {
-			return pm[1:], nil
-		}
+	m, err := nodepkg.Detect(ctx, d.Transport())
+	if errors.Is(err, nodepkg.ErrNoManager) {
+		return nil, fmt.Errorf("containerd is missing and %w: install containerd first", err)
 	}
-	return nil, errors.New("containerd is missing and no apt-get, dnf or yum found: install containerd first")
+	if err != nil {
+		return nil, err
+	}
+	return m.Install("containerd"), nil
 }
 
 // NewInstallContainerdPhase installs containerd when the node lacks it.
