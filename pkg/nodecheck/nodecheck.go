@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/unshim/unshim/pkg/check"
@@ -125,7 +124,7 @@ func Run(ctx context.Context, logger log.Logger, o Options) (*check.Result, erro
 		}
 	}
 	c.readiness(info)
-	sortFindings(res.Findings)
+	check.Sort(res.Findings)
 	return res, nil
 }
 
@@ -166,20 +165,3 @@ func hostname(root string) string {
 	return "node"
 }
 
-func sortFindings(fs []check.Finding) {
-	sort.SliceStable(fs, func(i, j int) bool {
-		if fs[i].Severity != fs[j].Severity {
-			return fs[i].Severity > fs[j].Severity
-		}
-		if fs[i].Rule != fs[j].Rule {
-			return fs[i].Rule < fs[j].Rule
-		}
-		if fs[i].File != fs[j].File {
-			return fs[i].File < fs[j].File
-		}
-		if fs[i].Line != fs[j].Line {
-			return fs[i].Line < fs[j].Line
-		}
-		return fs[i].Object.String() < fs[j].Object.String()
-	})
-}
