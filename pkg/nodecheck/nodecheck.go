@@ -164,4 +164,3 @@ func hostname(root string) string {
 	}
 	return "node"
 }
-
