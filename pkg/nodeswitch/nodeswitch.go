@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -219,16 +218,7 @@ func containerdVersion(ctx context.Context, o *Options) (nodeconf.Version, error
 }
 
 // PlanStep is one phase of a dry run.
-type PlanStep struct {
-	Phase string   `json:"phase"`
-	Short string   `json:"short"`
-	Done  bool     `json:"done,omitempty"`
-	Lines []string `json:"lines"`
-	// Steps are the changes to the node the phase makes: its Run, in dry-run
-	// mode, records them without making them, exactly as a run records them
-	// in the journal before making them.
-	Steps []journal.Step `json:"steps,omitempty"`
-}
+type PlanStep = nodeplan.PhaseDryRun
 
 // DryRun returns what a switch would do, phase by phase, changing nothing.
 func DryRun(ctx context.Context, o Options) ([]PlanStep, *nodeplan.Plan, error) {
@@ -510,35 +500,4 @@ func annotatePhase(ctx context.Context, c kubernetes.Interface, node string, v *
 // annotate sets (nil: removes) annotation key on the node.
 func annotate(ctx context.Context, c kubernetes.Interface, node, key string, v *string) error {
 	return phases.Annotate(ctx, c, node, key, v)
-}
-
-// WritePlan prints a dry run for people.
-func WritePlan(w io.Writer, node string, p *nodeplan.Plan, steps []PlanStep) {
-	fmt.Fprintf(w, "Switch of node %s to %s (endpoint %s", node, p.Target, p.Endpoint)
-	if p.SandboxImage != "" && p.Target == nodeplan.Containerd {
-		fmt.Fprintf(w, ", sandbox image %s, config.toml version %d", p.SandboxImage, p.Schema)
-	}
-	fmt.Fprintln(w, ")")
-	for i, s := range steps {
-		mark := ""
-		if s.Done {
-			mark = " (done: skipped on resume)"
-		}
-		fmt.Fprintf(w, "\n[%d/%d] %s: %s%s\n", i+1, len(steps), s.Phase, s.Short, mark)
-		for _, l := range s.Lines {
-			fmt.Fprintf(w, "    %s\n", l)
-		}
-		for _, st := range s.Steps {
-			fmt.Fprintf(w, "    step: %s\n", migrate.DescribeStep(st))
-		}
-	}
-	if len(p.Unmapped) > 0 {
-		fmt.Fprintf(w, "\nNot carried over to containerd:\n")
-		for _, u := range p.Unmapped {
-			fmt.Fprintf(w, "    %s=%s: %s\n", u.Key, u.Value, u.Reason)
-		}
-	}
-	for _, n := range p.Notes {
-		fmt.Fprintf(w, "\nNote: %s\n", n)
-	}
 }

@@ -33,6 +33,7 @@ func TestMigrateBadInput(t *testing.T) {
 		{"unknown phase to skip", []string{"migrate", "node", "n1", "--skip-phases", "nosuch", "--via", "nsenter", "--target-pid", self}, []string{"no phase \"nosuch\""}},
 		{"missing settings file", []string{"migrate", "node", "n1", "--settings", "/nonexistent/settings.json", "--via", "nsenter", "--target-pid", self}, []string{"--settings", "no such file"}},
 		{"unknown node", []string{"migrate", "node", "no-such-node", "--dry-run", "--via", "nsenter", "--target-pid", self}, []string{"no-such-node", "not found"}},
+		{"unknown output format", []string{"migrate", "node", "n1", "--dry-run", "-o", "xml", "--via", "nsenter", "--target-pid", self}, []string{"-o", `"xml"`, "yaml"}},
 		{"unknown via", []string{"migrate", "node", "n1", "--via", "carrier-pigeon"}, []string{"--via", "carrier-pigeon"}},
 		{"nsenter without pid", []string{"migrate", "node", "n1", "--via", "nsenter"}, []string{"--target-pid"}},
 		{"pod without image", []string{"migrate", "node", "n1", "--via", "pod"}, []string{"--agent-image"}},
