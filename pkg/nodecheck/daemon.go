@@ -2,6 +2,7 @@ package nodecheck
 
 import (
 	"fmt"
+	"k8s.io/apimachinery/pkg/util/version"
 	"os"
 	"strings"
 
@@ -38,7 +39,7 @@ var carried = []struct{ key, what string }{
 // over, and those it has no equivalent for.
 func (c *checker) daemonConfig(info *dockerInfo) error {
 	in := c.node.Input
-	in.ContainerdVersion = nodeconf.Version{Major: 1, Minor: 7}
+	in.ContainerdVersion = version.MustParseGeneric("1.7")
 	in.KubeletVersion = c.o.KubeletVersion
 	out, err := nodeconf.Convert(in)
 	if err != nil {

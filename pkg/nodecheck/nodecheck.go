@@ -7,12 +7,12 @@ package nodecheck
 import (
 	"context"
 	"fmt"
+	"k8s.io/apimachinery/pkg/util/version"
 	"os"
 	"strings"
 
 	"github.com/unshim/unshim/pkg/check"
 	"github.com/unshim/unshim/pkg/log"
-	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodefiles"
 )
 
@@ -70,7 +70,7 @@ type Options struct {
 	// them) for the process check.
 	DockerSockets []string
 	// KubeletVersion, when known, decides which flags the kubelet no longer accepts.
-	KubeletVersion *nodeconf.Version
+	KubeletVersion *version.Version
 	// NodeName names the node in findings ("" reads ROOT/etc/hostname).
 	NodeName string
 }

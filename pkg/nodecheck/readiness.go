@@ -95,11 +95,11 @@ func (c *checker) readiness(info *dockerInfo) {
 			msg := fmt.Sprintf("--%s: %s", f.Name, r.Reason)
 			switch {
 			case nodeconf.DockershimFlags[f.Name]:
-			case kv != nil && !kv.Less(r.Removed):
+			case kv != nil && kv.AtLeast(r.Removed):
 				msg = fmt.Sprintf("--%s: kubelet %s no longer accepts it: %s", f.Name, kv, r.Reason)
 			case kv != nil:
 				sev = check.SeverityLow
-				msg = fmt.Sprintf("--%s: accepted by kubelet %s, removed in %d.%d: %s", f.Name, kv, r.Removed.Major, r.Removed.Minor, r.Reason)
+				msg = fmt.Sprintf("--%s: accepted by kubelet %s, removed in %d.%d: %s", f.Name, kv, r.Removed.Major(), r.Removed.Minor(), r.Reason)
 			default:
 				sev = check.SeverityMedium
 				msg = fmt.Sprintf("--%s (kubelet version unknown): %s", f.Name, r.Reason)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"k8s.io/apimachinery/pkg/util/version"
 	"os"
 	"os/exec"
 	"path"
@@ -381,7 +382,7 @@ func Load(root string) (*Node, error) {
 		return nil, err
 	} else if ok {
 		if kv, err := nodeconf.ParseKernelVersion(string(data)); err == nil {
-			in.KernelVersion = &kv
+			in.KernelVersion = kv
 		}
 	}
 
@@ -414,39 +415,46 @@ func findBinary(root string, names ...string) string {
 
 // BinaryVersion runs `BINARY --version` (a node path under root) and parses
 // its answer.
-func BinaryVersion(ctx context.Context, root, nodePath string) (nodeconf.Version, string, error) {
+func BinaryVersion(ctx context.Context, root, nodePath string) (*version.Version, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, Path(root, nodePath), "--version").CombinedOutput()
 	if err != nil {
-		return nodeconf.Version{}, "", fmt.Errorf("%s --version: %w: %s", nodePath, err, strings.TrimSpace(string(out)))
+		return nil, "", fmt.Errorf("%s --version: %w: %s", nodePath, err, strings.TrimSpace(string(out)))
 	}
 	line := strings.TrimSpace(string(out))
 	v, err := ParseVersionOutput(line)
 	if err != nil {
-		return nodeconf.Version{}, line, fmt.Errorf("%s --version: %w", nodePath, err)
+		return nil, line, fmt.Errorf("%s --version: %w", nodePath, err)
 	}
 	return v, line, nil
 }
 
 // ParseVersionOutput reads the version from what `BINARY --version` printed
-// (`containerd github.com/containerd/containerd v1.7.0 SHA`, `Kubernetes
-// v1.23.17`), skipping module paths.
-func ParseVersionOutput(out string) (nodeconf.Version, error) {
-	var rest []string
+// (`containerd github.com/containerd/containerd v1.7.0 SHA`, `containerd
+// github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3`,
+// `Kubernetes v1.23.17`): the first word apimachinery's generic version
+// reads, skipping module paths.
+func ParseVersionOutput(out string) (*version.Version, error) {
 	for _, f := range strings.Fields(out) {
-		if !strings.Contains(f, "/") {
-			rest = append(rest, f)
+		if strings.Contains(f, "/") {
+			continue
+		}
+		if v, err := version.ParseGeneric(f); err == nil {
+			return v, nil
 		}
 	}
-	return nodeconf.ParseVersion(strings.Join(rest, " "))
+	if len(out) > 80 {
+		out = out[:80] + "..."
+	}
+	return nil, fmt.Errorf("no version in %q", out)
 }
 
 // ContainerdVersion runs the node's containerd --version.
-func (n *Node) ContainerdVersion(ctx context.Context) (nodeconf.Version, error) {
+func (n *Node) ContainerdVersion(ctx context.Context) (*version.Version, error) {
 	bin := findBinary(n.Root, "/usr/bin/containerd", "/usr/local/bin/containerd", "/usr/sbin/containerd", "/bin/containerd")
 	if bin == "" {
-		return nodeconf.Version{}, fmt.Errorf("no containerd binary under %s (give --containerd-version)", n.Root)
+		return nil, fmt.Errorf("no containerd binary under %s (give --containerd-version)", n.Root)
 	}
 	n.ContainerdBinary = bin
 	v, _, err := BinaryVersion(ctx, n.Root, bin)
@@ -454,10 +462,10 @@ func (n *Node) ContainerdVersion(ctx context.Context) (nodeconf.Version, error) 
 }
 
 // KubeletVersion runs the node's kubelet --version.
-func (n *Node) KubeletVersion(ctx context.Context) (nodeconf.Version, error) {
+func (n *Node) KubeletVersion(ctx context.Context) (*version.Version, error) {
 	bin := findBinary(n.Root, n.KubeletBinary, "/usr/bin/kubelet", "/usr/local/bin/kubelet")
 	if bin == "" {
-		return nodeconf.Version{}, fmt.Errorf("no kubelet binary under %s", n.Root)
+		return nil, fmt.Errorf("no kubelet binary under %s", n.Root)
 	}
 	v, _, err := BinaryVersion(ctx, n.Root, bin)
 	return v, err

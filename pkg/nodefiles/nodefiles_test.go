@@ -153,7 +153,9 @@ func TestParseVersionOutput(t *testing.T) {
 	for out, want := range map[string]string{
 		"containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3": "1.6.20",
 		"containerd github.com/containerd/containerd/v2 v2.2.0 abcdef":                "2.2.0",
-		"Kubernetes v1.23.17": "1.23.17",
+		"Kubernetes v1.23.17":            "1.23.17",
+		"Kubernetes v1.29.1-eks-61c0bbb": "1.29.1",
+		"v2.2.0":                         "2.2.0", "1.7": "1.7",
 	} {
 		v, err := ParseVersionOutput(out)
 		if err != nil || v.String() != want {

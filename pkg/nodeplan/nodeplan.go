@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"k8s.io/apimachinery/pkg/util/version"
 	"os"
 	"sort"
 	"strings"
@@ -41,9 +42,9 @@ type Input struct {
 	Root   string
 	Target string
 	// KubeletVersion is the node's kubelet (from the Node's status).
-	KubeletVersion nodeconf.Version
+	KubeletVersion *version.Version
 	// ContainerdVersion is the containerd that will run (ignored for cri-dockerd).
-	ContainerdVersion nodeconf.Version
+	ContainerdVersion *version.Version
 	// CRISocket is the node's kubeadm annotation, "" when it has none.
 	CRISocket string
 }
@@ -108,10 +109,13 @@ func Build(in Input) (*Plan, error) {
 		return nil, err
 	}
 	kv := in.KubeletVersion
-	node.Input.KubeletVersion = &kv
+	if kv == nil {
+		return nil, errors.New("the kubelet's version is unknown: it decides where the kubelet's flags go")
+	}
+	node.Input.KubeletVersion = kv
 	node.Input.ContainerdVersion = in.ContainerdVersion
-	if in.Target == CRIDockerd && in.ContainerdVersion == (nodeconf.Version{}) {
-		node.Input.ContainerdVersion = nodeconf.Version{Major: 1, Minor: 6}
+	if in.Target == CRIDockerd && in.ContainerdVersion == nil {
+		node.Input.ContainerdVersion = version.MajorMinor(1, 6)
 	}
 	out, err := nodeconf.Convert(node.Input)
 	if err != nil {
@@ -210,17 +214,17 @@ func (p *Plan) kubelet(in Input, node *nodefiles.Node, out *nodeconf.Output) err
 		p.Notes = append(p.Notes, "kubeadm reads the CRI socket from "+InstanceConfigFile+"; the annotation is left as it is")
 	} else {
 		add(endpointFile, nodeconf.FlagEdit{Name: "container-runtime-endpoint", Value: p.Endpoint})
-		if in.CRISocket != "" || kv.Less(nodeconf.Version{Major: 1, Minor: 32}) {
+		if in.CRISocket != "" || kv.LessThan(version.MustParseGeneric("1.32")) {
 			p.Annotation = p.Endpoint
 		}
 	}
-	if kv.Less(nodeconf.Version{Major: 1, Minor: 24}) {
+	if kv.LessThan(version.MustParseGeneric("1.24")) {
 		f := KubeadmFlagsFile
 		if ff, ok := flagFile["container-runtime"]; ok {
 			f = ff
 		}
 		add(f, nodeconf.FlagEdit{Name: "container-runtime", Value: "remote"})
-	} else if f, ok := flagFile["container-runtime"]; ok && kv.AtLeast(1, 27) {
+	} else if f, ok := flagFile["container-runtime"]; ok && kv.AtLeast(version.MajorMinor(1, 27)) {
 		add(f, nodeconf.FlagEdit{Name: "container-runtime", Remove: true})
 	}
 	sort.SliceStable(files, func(i, j int) bool { return files[i] == KubeadmFlagsFile && files[j] != KubeadmFlagsFile })

@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"k8s.io/apimachinery/pkg/util/version"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodeplan"
 	"github.com/unshim/unshim/pkg/transport"
 	"github.com/unshim/unshim/pkg/winplan"
@@ -23,13 +23,13 @@ func Preview(ctx context.Context, o Options, open func(context.Context) (transpo
 		return nil, fmt.Errorf("node %s: %w", o.Node, err)
 	}
 	if node.Status.NodeInfo.OperatingSystem == nodeplan.Windows {
-		kv, err := nodeconf.ParseVersion(node.Status.NodeInfo.KubeletVersion)
+		kv, err := version.ParseGeneric(node.Status.NodeInfo.KubeletVersion)
 		if err != nil {
 			return nil, fmt.Errorf("node %s kubelet version: %w", o.Node, err)
 		}
 		in := winplan.Input{NodeName: o.Node, Kubelet: kv, Target: o.Settings.Target}
 		if o.ContainerdVersion != "" {
-			if in.Containerd, err = nodeconf.ParseVersion(o.ContainerdVersion); err != nil {
+			if in.Containerd, err = version.ParseGeneric(o.ContainerdVersion); err != nil {
 				return nil, fmt.Errorf("containerd version: %w", err)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/util/version"
 	"os"
 	"slices"
 	"strconv"
@@ -27,7 +28,6 @@ import (
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/migrate/phases"
-	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodefiles"
 	"github.com/unshim/unshim/pkg/nodelock"
 	"github.com/unshim/unshim/pkg/nodeplan"
@@ -138,7 +138,7 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 	if node.Status.NodeInfo.OperatingSystem == "windows" {
 		return nil, fmt.Errorf("node %s runs Windows: only --dry-run plans exist for Windows nodes", o.Node)
 	}
-	kv, err := nodeconf.ParseVersion(node.Status.NodeInfo.KubeletVersion)
+	kv, err := version.ParseGeneric(node.Status.NodeInfo.KubeletVersion)
 	if err != nil {
 		return nil, fmt.Errorf("node %s kubelet version: %w", o.Node, err)
 	}
@@ -204,15 +204,15 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 	return r, nil
 }
 
-func containerdVersion(ctx context.Context, o *Options) (nodeconf.Version, error) {
+func containerdVersion(ctx context.Context, o *Options) (*version.Version, error) {
 	if o.ContainerdVersion != "" {
-		return nodeconf.ParseVersion(o.ContainerdVersion)
+		return version.ParseGeneric(o.ContainerdVersion)
 	}
 	out, err := o.Transport.Run(ctx, "containerd", "--version")
 	if err != nil {
 		// Not installed yet: the distribution's package is 1.x or 2.x; a
 		// version 2 config is read by both.
-		return nodeconf.Version{Major: 1, Minor: 6}, nil
+		return version.MustParseGeneric("1.6"), nil
 	}
 	return nodefiles.ParseVersionOutput(string(out))
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/unshim/unshim/pkg/journal"
@@ -536,27 +537,25 @@ func removeCRIPods(ctx context.Context, d Data) error {
 	return errors.Join(errs...)
 }
 
+// waitCRI polls containerd's CRI every second until it says the runtime
+// and the network are ready, for at most timeout.
 func waitCRI(ctx context.Context, d Data, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
 	var last error
-	for {
+	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
 		conds, err := criStatus(ctx, d)
 		if err == nil && conds[runtimeapi.RuntimeReady] && conds[runtimeapi.NetworkReady] {
-			return nil
+			return true, nil
 		}
 		if err == nil {
 			err = fmt.Errorf("CRI conditions %v", conds)
 		}
 		last = err
-		if time.Now().After(deadline) {
-			return fmt.Errorf("containerd's CRI not ready after %s: %w", timeout, last)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
+		return false, nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("containerd's CRI not ready after %s: %w", timeout, last)
 	}
+	return err
 }
 
 // NewReconfigureKubeletPhase writes the kubelet's flags and configuration

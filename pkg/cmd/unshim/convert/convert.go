@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"k8s.io/apimachinery/pkg/util/version"
 	"os"
 	"path/filepath"
 	"sort"
@@ -210,7 +211,7 @@ func (o *Options) Run(ctx context.Context) error {
 type Generated struct {
 	Node              *nodefiles.Node
 	Output            *nodeconf.Output
-	ContainerdVersion nodeconf.Version
+	ContainerdVersion *version.Version
 }
 
 // Versions says which node to read and the versions given on the command
@@ -236,13 +237,13 @@ func Generate(ctx context.Context, logger log.Logger, v Versions) (*Generated, e
 		if err != nil {
 			return nil, fmt.Errorf("--kernel-version: %w", err)
 		}
-		node.Input.KernelVersion = &kv
+		node.Input.KernelVersion = kv
 	} else if node.Input.KernelVersion == nil {
 		logger.V(0).Infof("kernel version unknown (no %s under %s): give --kernel-version", nodefiles.KernelRelease, root)
 	}
-	var cv nodeconf.Version
+	var cv *version.Version
 	if containerdVersion != "" {
-		if cv, err = nodeconf.ParseVersion(containerdVersion); err != nil {
+		if cv, err = version.ParseGeneric(containerdVersion); err != nil {
 			return nil, fmt.Errorf("--containerd-version: %w", err)
 		}
 	} else if cv, err = node.ContainerdVersion(ctx); err != nil {
@@ -250,13 +251,13 @@ func Generate(ctx context.Context, logger log.Logger, v Versions) (*Generated, e
 	}
 	node.Input.ContainerdVersion = cv
 	if kubeletVersion != "" {
-		kv, err := nodeconf.ParseVersion(kubeletVersion)
+		kv, err := version.ParseGeneric(kubeletVersion)
 		if err != nil {
 			return nil, fmt.Errorf("--kubelet-version: %w", err)
 		}
-		node.Input.KubeletVersion = &kv
+		node.Input.KubeletVersion = kv
 	} else if kv, err := node.KubeletVersion(ctx); err == nil {
-		node.Input.KubeletVersion = &kv
+		node.Input.KubeletVersion = kv
 	} else {
 		logger.V(1).Infof("kubelet version unknown: %v", err)
 	}
