@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/unshim/unshim/pkg/nodeconf"
+	"github.com/unshim/unshim/pkg/transport"
 )
 
 // Well-known node paths.
@@ -118,6 +119,10 @@ type Node struct {
 	// KubeletBinary and ContainerdBinary are node paths of the binaries found.
 	KubeletBinary, ContainerdBinary string
 }
+
+// Resolve turns a node path into a host path under root, symlinks followed
+// the way the node would follow them (transport.Resolve).
+func Resolve(root, nodePath string) (string, error) { return transport.Resolve(root, nodePath) }
 
 // Path turns a node path into a path under root, symlinks resolved inside
 // root (see Resolve). On an unresolvable path it falls back to the plain join.

@@ -15,6 +15,7 @@ import (
 	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodefiles"
 	"github.com/unshim/unshim/pkg/registryprobe"
+	"github.com/unshim/unshim/pkg/transport"
 )
 
 // startRegistries starts the lab's registries with one image in each: the
@@ -63,7 +64,7 @@ func convert(t *testing.T, v *version.Version, daemon string, certs map[string][
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if _, err := nodefiles.WriteFiles(dir, out.Files, time.Now()); err != nil {
+	if _, err := nodefiles.WriteFiles(context.Background(), &transport.Local{Root: dir}, out.Files, nodefiles.RunName(time.Now()), false); err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, nodeconf.CertsDir)
