@@ -2,9 +2,10 @@ package nodecheck
 
 import (
 	"fmt"
-	"k8s.io/apimachinery/pkg/util/version"
-	"os"
+	"io/fs"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/unshim/unshim/pkg/check"
 	"github.com/unshim/unshim/pkg/nodeconf"
@@ -131,7 +132,7 @@ func (c *checker) locate(file, key string) (string, int) {
 	if file == "" {
 		return "", 0
 	}
-	data, err := os.ReadFile(nodefiles.Path(c.o.Root, file))
+	data, err := fs.ReadFile(c.o.FS, nodefiles.Rel(file))
 	if err != nil {
 		return file, 0
 	}

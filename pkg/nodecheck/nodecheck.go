@@ -7,13 +7,16 @@ package nodecheck
 import (
 	"context"
 	"fmt"
-	"k8s.io/apimachinery/pkg/util/version"
+	"io/fs"
 	"os"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/unshim/unshim/pkg/check"
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/nodefiles"
+	"github.com/unshim/unshim/pkg/transport"
 )
 
 // Rule IDs of the node check.
@@ -58,8 +61,10 @@ func Rules() []check.RuleMeta {
 
 // Options say where and how to look.
 type Options struct {
-	// Root is the node's file system ("/" on the node).
+	// Root is where the node's file system is visible here ("/" on the node).
 	Root string
+	// FS is the node's file system (nodefiles.Open); nil reads it under Root.
+	FS fs.FS
 	// Proc is the proc file system of the node's processes; "" skips the
 	// process check (the default when Root is not "/").
 	Proc string
@@ -80,14 +85,18 @@ func Run(ctx context.Context, logger log.Logger, o Options) (*check.Result, erro
 	if o.Root == "" {
 		o.Root = "/"
 	}
+	if o.FS == nil {
+		o.FS = transport.DirFS(o.Root)
+	}
 	if o.NodeName == "" {
-		o.NodeName = hostname(o.Root)
+		o.NodeName = hostname(o.FS, o.Root)
 	}
 	res := &check.Result{Scanned: map[string]int{}}
-	node, err := nodefiles.Load(o.Root)
+	node, err := nodefiles.LoadFS(o.FS)
 	if err != nil {
 		return nil, err
 	}
+	node.Root = o.Root
 	c := &checker{o: o, res: res, node: node, logger: logger, nodeRef: check.ObjectRef{Kind: "Node", Name: o.NodeName}}
 	res.Scanned["Node"] = 1
 
@@ -151,8 +160,8 @@ func (c *checker) notChecked(what, why string) {
 	c.add(check.Finding{Object: c.nodeRef, Rule: RuleNotChecked, Severity: check.SeverityInfo, Message: what + " not checked: " + why})
 }
 
-func hostname(root string) string {
-	if b, err := os.ReadFile(nodefiles.Path(root, "/etc/hostname")); err == nil {
+func hostname(fsys fs.FS, root string) string {
+	if b, err := fs.ReadFile(fsys, "etc/hostname"); err == nil {
 		if h := strings.TrimSpace(string(b)); h != "" {
 			return h
 		}

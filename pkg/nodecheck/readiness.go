@@ -2,7 +2,7 @@ package nodecheck
 
 import (
 	"fmt"
-	"os"
+	"io/fs"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -30,14 +30,14 @@ func (c *checker) readiness(info *dockerInfo) {
 	if binFile == "" {
 		bins = append(bins, "/usr/lib/cni") // Debian's containernetworking-plugins
 	}
-	if !hasCNIConfig(nodefiles.Path(c.o.Root, conf)) {
+	if !hasCNIConfig(c.o.FS, nodefiles.Rel(conf)) {
 		c.add(check.Finding{Object: c.nodeRef, Rule: RuleCNI, Severity: check.SeverityHigh,
 			Message:  "no CNI network config in " + conf + ": Docker's bridge served pods before; containerd's CRI needs a CNI config or the node stays NotReady (cni plugin not initialized)",
 			Evidence: conf, File: confFile})
 	}
 	found := false
 	for _, b := range bins {
-		if hasFiles(nodefiles.Path(c.o.Root, strings.TrimSpace(b))) {
+		if hasFiles(c.o.FS, nodefiles.Rel(strings.TrimSpace(b))) {
 			found = true
 		}
 	}
@@ -114,8 +114,8 @@ func (c *checker) readiness(info *dockerInfo) {
 	}
 }
 
-func hasCNIConfig(dir string) bool {
-	entries, err := os.ReadDir(dir)
+func hasCNIConfig(fsys fs.FS, dir string) bool {
+	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return false
 	}
@@ -128,8 +128,8 @@ func hasCNIConfig(dir string) bool {
 	return false
 }
 
-func hasFiles(dir string) bool {
-	entries, err := os.ReadDir(dir)
+func hasFiles(fsys fs.FS, dir string) bool {
+	entries, err := fs.ReadDir(fsys, dir)
 	return err == nil && len(entries) > 0
 }
 
@@ -138,7 +138,7 @@ func hasFiles(dir string) bool {
 // disabled_plugins = ["cri"]) or that has no version line.
 func (c *checker) containerdConfig() {
 	const p = "/etc/containerd/config.toml"
-	data, err := os.ReadFile(nodefiles.Path(c.o.Root, p))
+	data, err := fs.ReadFile(c.o.FS, nodefiles.Rel(p))
 	if err != nil {
 		return
 	}

@@ -6,13 +6,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"k8s.io/apimachinery/pkg/util/version"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"k8s.io/apimachinery/pkg/util/version"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")

@@ -2,10 +2,11 @@ package nodeconf
 
 import (
 	"errors"
-	"k8s.io/apimachinery/pkg/util/version"
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"k8s.io/apimachinery/pkg/util/version"
 )
 
 // checkOutput converts cfg for both schemas and checks every generated TOML

@@ -2,9 +2,10 @@ package nodeconf
 
 import (
 	"fmt"
-	"k8s.io/apimachinery/pkg/util/version"
 	"path"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/version"
 )
 
 // ContainerdRootFor returns the containerd root Convert picks for a Docker

@@ -2,11 +2,12 @@ package nodeconf
 
 import (
 	"encoding/json"
-	"k8s.io/apimachinery/pkg/util/version"
 	"strings"
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"k8s.io/apimachinery/pkg/util/version"
 )
 
 // convertDaemon converts daemon.json (and dockerd flags) for v.

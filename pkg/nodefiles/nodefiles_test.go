@@ -261,14 +261,14 @@ func TestParseVersionOutput(t *testing.T) {
 
 func TestReadMounts(t *testing.T) {
 	root := t.TempDir()
-	if m, err := ReadMounts(root); err != nil || m != nil {
+	if m, err := ReadMounts(transport.DirFS(root)); err != nil || m != nil {
 		t.Errorf("no mount tables: %v, %v; want nil (unknown)", m, err)
 	}
 	write(t, root, map[string]string{
 		"/etc/fstab":     "# comment\nUUID=1 / ext4 defaults 0 1\nUUID=2 /data/docker xfs defaults 0 2\n/dev/sdb2 none swap sw 0 0\nUUID=3 /mnt/my\\040disk ext4 defaults 0 2\n",
 		"/proc/1/mounts": "/dev/sda1 / ext4 rw 0 0\n/dev/sdc1 /var/lib/docker xfs rw 0 0\n",
 	})
-	m, err := ReadMounts(root)
+	m, err := ReadMounts(transport.DirFS(root))
 	if err != nil {
 		t.Fatal(err)
 	}

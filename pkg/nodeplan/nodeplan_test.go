@@ -1,9 +1,10 @@
 package nodeplan
 
 import (
-	"k8s.io/apimachinery/pkg/util/version"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/unshim/unshim/internal/testutil"
 	"github.com/unshim/unshim/pkg/nodeconf"

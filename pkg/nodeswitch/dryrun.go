@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"k8s.io/apimachinery/pkg/util/version"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/unshim/unshim/pkg/nodeplan"
 	"github.com/unshim/unshim/pkg/transport"

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"k8s.io/apimachinery/pkg/util/version"
 	"os"
 	"slices"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -168,19 +168,12 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m, ok := o.Transport.(transport.Mounted); ok {
-		r.root = m.LocalRoot()
-	} else {
-		// The node's files are not visible here (SSH): plan from a copy.
-		if r.root, err = os.MkdirTemp("", "unshim-node-"+o.Node+"-"); err != nil {
-			return nil, err
-		}
-		r.cleanup = func() { os.RemoveAll(r.root) }
-		if err := nodefiles.Mirror(ctx, o.Transport, r.root); err != nil {
-			r.cleanup()
-			return nil, err
-		}
+	// The node's files: its root when it is visible here, else a copy (SSH).
+	files, err := nodefiles.Open(ctx, o.Transport, o.Node)
+	if err != nil {
+		return nil, err
 	}
+	r.root, r.cleanup = files.Root, files.Close
 	if len(r.j.Plan) > 0 {
 		// A resumed run goes on with the plan of its first run: the node's
 		// files may already be converted, and a plan worked out from them
@@ -191,7 +184,7 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 		}
 		return r, nil
 	}
-	r.plan, err = nodeplan.Build(nodeplan.Input{Root: r.root, Target: o.Settings.Target, KubeletVersion: kv,
+	r.plan, err = nodeplan.Build(nodeplan.Input{FS: files.FS, Target: o.Settings.Target, KubeletVersion: kv,
 		ContainerdVersion: cv, CRISocket: node.Annotations[inventory.CRISocketAnnotation]})
 	if err != nil {
 		r.close()

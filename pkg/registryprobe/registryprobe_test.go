@@ -3,12 +3,13 @@ package registryprobe_test
 import (
 	"context"
 	"errors"
-	"k8s.io/apimachinery/pkg/util/version"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/unshim/unshim/internal/testutil"
 	"github.com/unshim/unshim/pkg/lab"

@@ -3,9 +3,10 @@ package winplan
 import (
 	"bytes"
 	"fmt"
-	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"k8s.io/apimachinery/pkg/util/version"
 )
 
 // containerdConfig renders the containerd config.toml for a Windows node:

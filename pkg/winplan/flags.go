@@ -2,8 +2,9 @@ package winplan
 
 import (
 	"fmt"
-	"k8s.io/apimachinery/pkg/util/version"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/unshim/unshim/pkg/nodeconf"
 )

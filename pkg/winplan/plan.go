@@ -11,9 +11,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"k8s.io/apimachinery/pkg/util/version"
 	"strings"
 	"unicode"
+
+	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/unshim/unshim/pkg/nodeconf"
 )

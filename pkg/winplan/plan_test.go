@@ -5,13 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"k8s.io/apimachinery/pkg/util/version"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/unshim/unshim/pkg/nodeconf"
 )

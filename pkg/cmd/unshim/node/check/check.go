@@ -4,10 +4,10 @@ package check
 import (
 	"context"
 	"fmt"
-	"k8s.io/apimachinery/pkg/util/version"
 	"os"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/unshim/unshim/pkg/cmd"
