@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -27,7 +29,7 @@ import (
 // Which phases are waiting on something else, and on what.
 var (
 	drainPhases   = []string{"drain"}
-	switchPhases  = []string{"save-images", "stop-kubelet", "stop-docker", "install-containerd", "start-containerd", "import-images"}
+	switchPhases  = []string{"stop-kubelet", "stop-docker", "install-containerd", "start-containerd", "import-images"}
 	readyPhases   = []string{"start-kubelet", "verify"}
 	waitingPhases = append(append(append([]string{}, drainPhases...), switchPhases...), readyPhases...)
 )
@@ -53,13 +55,24 @@ func BenchmarkSwitchNode(b *testing.B) {
 	}
 	n := l.Nodes[0]
 	workloads(ctx, b, l)
+	// UNSHIM_BENCH_LOG=FILE keeps the switches' detail (-v 1), each line
+	// stamped with the time, to see where a phase waits.
+	logger := log.NoopLogger()
+	if p := os.Getenv("UNSHIM_BENCH_LOG"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		logger = log.New(stamped{f}, 1)
+	}
 	var totals, drains, switches, readies, overheads, beyond []float64
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < 3; r++ {
 			if r > 0 {
 				webOnFirst(ctx, b, l)
 			}
-			o := nodeswitch.Options{Node: n.Name, Client: c, RESTConfig: rc, Transport: n.Transport(), Logger: log.NoopLogger(),
+			o := nodeswitch.Options{Node: n.Name, Client: c, RESTConfig: rc, Transport: n.Transport(), Logger: logger,
 				Settings: phases.Settings{Target: nodeplan.Containerd, DrainTimeout: 5 * time.Minute, VerifyTimeout: 5 * time.Minute}}
 			if err := nodeswitch.Run(ctx, o, ""); err != nil {
 				b.Fatal(err)
@@ -228,4 +241,14 @@ func waitDocker(ctx context.Context, b *testing.B, l *lab.Lab, node string) {
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// stamped writes each line with the time it was written.
+type stamped struct{ w io.Writer }
+
+func (s stamped) Write(p []byte) (int, error) {
+	if _, err := fmt.Fprintf(s.w, "%s %s", time.Now().Format("15:04:05.000"), p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

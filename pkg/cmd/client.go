@@ -3,6 +3,7 @@ package cmd
 import (
 	"fmt"
 
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
@@ -34,6 +35,20 @@ func Clientset(kube *KubeFlags) (kubernetes.Interface, error) {
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create client: %w", err)
+	}
+	return c, nil
+}
+
+// Dynamic returns a dynamic client built from kubectl's connection flags
+// (JSON on the wire: custom resources have no protobuf encoding).
+func Dynamic(kube *KubeFlags) (dynamic.Interface, error) {
+	cfg, err := RESTConfig(kube)
+	if err != nil {
+		return nil, err
+	}
+	c, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create dynamic client: %w", err)
 	}
 	return c, nil
 }

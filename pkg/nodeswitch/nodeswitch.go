@@ -107,6 +107,10 @@ func (r *run) runner(ps []migrate.Phase) *migrate.Runner {
 	return &migrate.Runner{Phases: ps, Logger: r.o.Logger, NoRollback: r.o.NoRollback, AfterPhase: r.o.AfterPhase, Skip: r.o.SkipPhases,
 		OnState: func(ctx context.Context, phase, state string) {
 			v := phase + "/" + state
+			// Recorded even when the run was interrupted: "failed" and
+			// "rolled-back" come after the run's context is cancelled.
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+			defer cancel()
 			if err := phases.RetryAPI(ctx, 15*time.Second, func(ctx context.Context) error { return annotatePhase(ctx, r.o.Client, r.o.Node, &v) }); err != nil {
 				r.o.Logger.Warnf("record phase on node %s: %v", r.o.Node, err)
 			}
@@ -302,6 +306,34 @@ func Run(ctx context.Context, o Options, only string) error {
 	}
 	if aerr := phases.RetryAPI(ctx, 30*time.Second, func(ctx context.Context) error { return annotate(ctx, o.Client, o.Node, ResultAnnotation, &result) }); aerr != nil {
 		o.Logger.Warnf("record the result on node %s: %v", o.Node, aerr)
+	}
+	return err
+}
+
+// Rehearse runs the rehearse phase alone (unshim node rehearse): nothing
+// the node runs changes. When no switch was under way, the journal and the
+// phase annotation the rehearsal left are removed again: the node shows no
+// switch in progress.
+func Rehearse(ctx context.Context, o Options) error {
+	o.Settings.Target = nodeplan.Containerd
+	st := &journal.Store{T: o.Transport}
+	prior, err := st.Load(ctx, o.Node)
+	if err != nil {
+		return err
+	}
+	err = Run(ctx, o, "rehearse")
+	if prior != nil {
+		return err
+	}
+	cctx, cancel := migrate.RollbackContext(ctx, time.Minute)
+	defer cancel()
+	if j, lerr := st.Load(cctx, o.Node); lerr == nil && j != nil && len(j.Phases) <= 1 {
+		if rerr := o.Transport.Remove(cctx, st.Path(o.Node)); rerr != nil {
+			o.Logger.Warnf("remove the rehearsal's journal: %v", rerr)
+		}
+		if aerr := phases.RetryAPI(cctx, 30*time.Second, func(ctx context.Context) error { return annotatePhase(ctx, o.Client, o.Node, nil) }); aerr != nil {
+			o.Logger.Warnf("clear %s: %v", PhaseAnnotation, aerr)
+		}
 	}
 	return err
 }

@@ -399,31 +399,102 @@ func TestSwitchNode(t *testing.T) {
 		f.released(ctx, t, f.n1)
 	})
 
-	// Signals through the real CLI: SIGINT in stop-docker, SIGTERM in verify.
-	// The switch stops at the next step boundary and rolls back.
+	// Signals through the real CLI, SIGINT and SIGTERM each inside drain,
+	// stop-docker and verify: the switch stops at the next step boundary and
+	// rolls back, the PDB never below its budget.
 	bin := filepath.Join(t.TempDir(), "unshim")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/unshim/unshim/cmd/unshim").CombinedOutput(); err != nil {
 		t.Fatalf("build unshim: %v\n%s", err, out)
 	}
-	for _, tc := range []struct {
-		phase string
-		sig   syscall.Signal
-	}{{"stop-docker", syscall.SIGINT}, {"verify", syscall.SIGTERM}} {
-		t.Run(tc.sig.String()+" in "+tc.phase+": rolled back", func(t *testing.T) {
-			out, inside := f.runSignalledIn(ctx, t, bin, tc.phase, tc.sig)
-			if !inside {
-				t.Errorf("the signal came after %s, not inside it", tc.phase)
-			}
-			if !strings.Contains(out, "rolling back") || !strings.Contains(out, "interrupted") {
-				t.Errorf("the run did not say it was interrupted and rolled back:\n%s", out)
-			}
-			backOnDocker(ctx, t, f, f.n1, before)
-			f.released(ctx, t, f.n1)
-			if n, err := f.c.CoreV1().Nodes().Get(ctx, f.n1.Name, metav1.GetOptions{}); err != nil || !strings.HasPrefix(n.Annotations[ResultAnnotation], "rolled-back") {
-				t.Errorf("result annotation after the interrupt: %q, %v", n.Annotations[ResultAnnotation], err)
-			}
-		})
+	for _, phase := range []string{"drain", "stop-docker", "verify"} {
+		for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+			t.Run(sig.String()+" in "+phase+": rolled back", func(t *testing.T) {
+				if phase == "drain" {
+					f.webOnNode1(ctx, t) // the drain waits on the PDB: the signal comes inside it
+				}
+				stop := f.watchWeb(ctx, t)
+				out, inside := f.runSignalledIn(ctx, t, bin, phase, sig)
+				if got := stop(); got < 1 {
+					t.Errorf("the PDB (minAvailable 1) was violated: %d ready web pods seen", got)
+				}
+				if !inside {
+					t.Errorf("the signal came after %s, not inside it", phase)
+				}
+				if !strings.Contains(out, "rolling back") || !strings.Contains(out, "interrupted") {
+					t.Errorf("the run did not say it was interrupted and rolled back:\n%s", out)
+				}
+				backOnDocker(ctx, t, f, f.n1, before)
+				f.released(ctx, t, f.n1)
+				if n, err := f.c.CoreV1().Nodes().Get(ctx, f.n1.Name, metav1.GetOptions{}); err != nil || !strings.HasPrefix(n.Annotations[ResultAnnotation], "rolled-back") {
+					t.Errorf("result annotation after the interrupt: %q, %v", n.Annotations[ResultAnnotation], err)
+				}
+			})
+		}
 	}
+
+	t.Run("SIGINT twice: stops at once mid-rollback, node rollback finishes it", func(t *testing.T) {
+		cmd, out, exited := f.startCLI(ctx, t, bin)
+		f.whenRunning(ctx, t, "verify", out, exited)
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		// The second Ctrl-C as soon as the rollback is under way.
+		deadline := time.Now().Add(5 * time.Minute)
+		for !strings.Contains(out.String(), "rolling back") && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		var err error
+		select {
+		case err = <-exited:
+		case <-time.After(time.Minute):
+			t.Fatalf("the run did not stop at the second SIGINT:\n%s", out.String())
+		}
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+			t.Errorf("exit after a second SIGINT: %v; want code 130\n%s", err, out.String())
+		}
+		if !strings.Contains(out.String(), "again: stopping now") {
+			t.Errorf("the run did not say it stopped at once:\n%s", out.String())
+		}
+		j, err := (&journal.Store{T: f.n1.Transport()}).Load(ctx, f.n1.Name)
+		if err != nil || j == nil || j.Finished || j.RolledBack {
+			t.Fatalf("journal after a second SIGINT: %+v, %v; want one to resume or roll back from", j, err)
+		}
+		t.Logf("stopped mid-rollback:\n%s", out.String())
+		// The operator rolls the rest back.
+		if out, err := exec.CommandContext(ctx, bin, f.rollbackArgs()...).CombinedOutput(); err != nil {
+			t.Fatalf("node rollback: %v\n%s", err, out)
+		}
+		backOnDocker(ctx, t, f, f.n1, before)
+		f.released(ctx, t, f.n1)
+	})
+
+	t.Run("drain blocked by a PDB: pods and budget named, rolled back, uncordoned", func(t *testing.T) {
+		f.webOnNode1(ctx, t)
+		// A budget that allows no disruption while both replicas run.
+		setMinAvailable(ctx, t, f.c, 2)
+		defer setMinAvailable(ctx, t, f.c, 1)
+		o := f.options(t, f.n1)
+		o.Settings.DrainTimeout = 15 * time.Second
+		err := Run(ctx, o, "")
+		var blocked *phases.DrainBlockedError
+		if !errors.As(err, &blocked) {
+			t.Fatalf("switch with a drain that can never finish: %v; want a DrainBlockedError", err)
+		}
+		var pe *migrate.PhaseError
+		if !errors.As(err, &pe) || pe.Phase != "drain" || !pe.RolledBack {
+			t.Errorf("switch: %v; want drain failed and rolled back", err)
+		}
+		if len(blocked.PDBs) != 1 || blocked.PDBs[0] != ns+"/web" || len(blocked.Pods) != 2 {
+			t.Errorf("blocked: pods %v, budgets %v; want both web pods and %s/web", blocked.Pods, blocked.PDBs, ns)
+		}
+		for _, p := range blocked.Pods {
+			if !strings.HasPrefix(p, ns+"/web-") {
+				t.Errorf("blocked names pod %s, not a web replica", p)
+			}
+		}
+		backOnDocker(ctx, t, f, f.n1, before)
+		f.released(ctx, t, f.n1)
+	})
 
 	for _, tc := range []struct{ phase, dir string }{
 		{"backup", "/var/lib/unshim/backup"},
@@ -483,6 +554,7 @@ func TestSwitchNode(t *testing.T) {
 		if err := Run(ctx, f.options(t, f.n1), ""); err != nil {
 			t.Fatalf("the re-run after the power loss: %v", err)
 		}
+		f.released(ctx, t, f.n1)
 		if rt, ok, ann := runtimeOf(ctx, t, f.c, f.n1.Name); !strings.HasPrefix(rt, "containerd://") || !ok || ann != nodeplan.ContainerdEndpoint {
 			t.Fatalf("node after the re-run: runtime %s, ready+schedulable %t, annotation %q", rt, ok, ann)
 		}
@@ -497,7 +569,8 @@ func TestSwitchNode(t *testing.T) {
 
 	t.Run("killed inside each long phase, resumed", func(t *testing.T) {
 		f.webOnNode1(ctx, t) // the drain waits on the PDB
-		for _, phase := range []string{"drain", "save-images", "stop-docker", "start-containerd", "verify"} {
+		stop := f.watchWeb(ctx, t)
+		for _, phase := range []string{"save-images", "drain", "stop-docker", "start-containerd", "verify"} {
 			_, inside := f.runSignalledIn(ctx, t, bin, phase, syscall.SIGKILL)
 			if phase == "drain" && !inside {
 				t.Errorf("the kill came after drain, not inside it")
@@ -506,6 +579,10 @@ func TestSwitchNode(t *testing.T) {
 		if out, err := exec.CommandContext(ctx, bin, f.args()...).CombinedOutput(); err != nil {
 			t.Fatalf("resume: %v\n%s", err, out)
 		}
+		if got := stop(); got < 1 {
+			t.Errorf("the PDB (minAvailable 1) was violated: %d ready web pods seen", got)
+		}
+		f.released(ctx, t, f.n1)
 		if rt, ok, ann := runtimeOf(ctx, t, f.c, f.n1.Name); !strings.HasPrefix(rt, "containerd://") || !ok || ann != nodeplan.ContainerdEndpoint {
 			t.Fatalf("node after the resumed switch: runtime %s, ready+schedulable %t, annotation %q", rt, ok, ann)
 		}
@@ -518,7 +595,7 @@ func TestSwitchNode(t *testing.T) {
 	t.Run("switch to containerd", func(t *testing.T) {
 		f.webOnNode1(ctx, t) // the faults above moved them; the drain must wait on the PDB
 		// Watch the Deployment's ready pods throughout: the PDB says at least 1.
-		stop := f.watchWeb(ctx)
+		stop := f.watchWeb(ctx, t)
 		// The apiserver goes away for a while during drain and during
 		// verify: the switch must ride both outages out.
 		outages := make(chan error, 1)
@@ -537,6 +614,7 @@ func TestSwitchNode(t *testing.T) {
 			t.Fatalf("switch: %v", err)
 		}
 		t.Logf("switched in %s", time.Since(start).Round(time.Second))
+		f.released(ctx, t, f.n1) // though the apiserver was away twice
 		if minReady < 1 {
 			t.Errorf("the PDB (minAvailable 1) was violated: %d ready web pods seen", minReady)
 		}
@@ -585,6 +663,10 @@ func TestSwitchNode(t *testing.T) {
 			}
 			return out
 		}
+		if len(dry) == 0 {
+			t.Log("the dry run did not run (-run left it out): its steps are not compared")
+			return
+		}
 		var planned []journal.Step
 		for _, ps := range dry {
 			planned = append(planned, ps.Steps...)
@@ -600,7 +682,7 @@ func TestSwitchNode(t *testing.T) {
 
 	t.Run("rollback on demand with replicas on the node drains first", func(t *testing.T) {
 		f.webOnNode1(ctx, t) // both replicas on the node, now on containerd
-		stop := f.watchWeb(ctx)
+		stop := f.watchWeb(ctx, t)
 		err := Rollback(ctx, f.options(t, f.n1))
 		if got := stop(); got < 1 {
 			t.Errorf("the PDB (minAvailable 1) was violated during the rollback: %d ready web pods seen", got)
@@ -677,6 +759,8 @@ func TestSwitchNode(t *testing.T) {
 		}
 		backOnDocker(ctx, t, f, f.n1, before)
 	})
+
+	t.Run("registries", func(t *testing.T) { f.registryCases(ctx, t) })
 
 	t.Run("killed after each phase, resumed", func(t *testing.T) {
 		names := PhaseNames(nodeplan.Containerd)
@@ -806,12 +890,36 @@ func (f *fixture) args() []string {
 		"--target-pid", strconv.Itoa(f.n1.LeaderPID), "--drain-timeout", "3m", "--verify-timeout", "3m"}
 }
 
+func (f *fixture) rollbackArgs() []string {
+	return []string{"--kubeconfig", f.l.Kubeconfig, "--as", "unshim-migrator", "node", "rollback", f.n1.Name, "--via", "nsenter",
+		"--target-pid", strconv.Itoa(f.n1.LeaderPID)}
+}
+
+// setMinAvailable sets the web PDB's minAvailable.
+func setMinAvailable(ctx context.Context, t *testing.T, c kubernetes.Interface, n int) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"spec":{"minAvailable":%d}}`, n)
+	if _, err := c.PolicyV1().PodDisruptionBudgets(ns).Patch(ctx, "web", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The disruption controller recomputes the budget's status.
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		pdb, err := c.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, "web", metav1.GetOptions{})
+		if err == nil && pdb.Status.ObservedGeneration == pdb.Generation && pdb.Status.DesiredHealthy == int32(n) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("the web PDB's status did not follow minAvailable %d", n)
+}
+
 // startCLI starts the switch of lab-node-1 through the CLI; exited receives
 // its end.
-func (f *fixture) startCLI(ctx context.Context, t *testing.T, bin string) (*exec.Cmd, *bytes.Buffer, <-chan error) {
+func (f *fixture) startCLI(ctx context.Context, t *testing.T, bin string) (*exec.Cmd, *lockedBuffer, <-chan error) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, bin, f.args()...)
-	out := &bytes.Buffer{}
+	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -851,7 +959,24 @@ func (f *fixture) runKilledAfter(ctx context.Context, t *testing.T, bin, phase s
 func (f *fixture) runSignalledIn(ctx context.Context, t *testing.T, bin, phase string, sig syscall.Signal) (string, bool) {
 	t.Helper()
 	cmd, out, exited := f.startCLI(ctx, t, bin)
-	inside := false
+	inside := f.whenRunning(ctx, t, phase, out, exited)
+	_ = cmd.Process.Signal(sig)
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Errorf("the run succeeded although it was sent %v in %s:\n%s", sig, phase, out.String())
+		}
+	case <-time.After(10 * time.Minute):
+		t.Fatalf("the run did not end after %v:\n%s", sig, out.String())
+	}
+	t.Logf("run sent %v in %s (inside it: %t):\n%s", sig, phase, inside, out.String())
+	return out.String(), inside
+}
+
+// whenRunning returns as soon as the journal says phase is running (true)
+// or done, if it ran too fast to be caught (false).
+func (f *fixture) whenRunning(ctx context.Context, t *testing.T, phase string, out *lockedBuffer, exited <-chan error) bool {
+	t.Helper()
 	for {
 		select {
 		case err := <-exited:
@@ -863,21 +988,27 @@ func (f *fixture) runSignalledIn(ctx context.Context, t *testing.T, bin, phase s
 			continue
 		}
 		if st := j.State(phase); st == journal.Running || st == journal.Done {
-			inside = st == journal.Running
-			_ = cmd.Process.Signal(sig)
-			break
+			return st == journal.Running
 		}
 	}
-	select {
-	case err := <-exited:
-		if err == nil {
-			t.Errorf("the run succeeded although it was sent %v in %s:\n%s", sig, phase, out.String())
-		}
-	case <-time.After(10 * time.Minute):
-		t.Fatalf("the run did not end after %v:\n%s", sig, out.String())
-	}
-	t.Logf("run sent %v in %s (inside it: %t):\n%s", sig, phase, inside, out.String())
-	return out.String(), inside
+}
+
+// lockedBuffer is a run's output, read while the run writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // outageIn stops the lab's apiserver for 8 s as soon as the journal of
@@ -954,10 +1085,12 @@ func (f *fixture) released(ctx context.Context, t *testing.T, n *lab.Node) {
 }
 
 // watchWeb samples the ready web replicas until the function it returns is
-// called, which returns the fewest seen.
-func (f *fixture) watchWeb(ctx context.Context) func() int {
+// called, which returns the fewest seen (and logs that sample when it is
+// below the budget, with the journal's current phase).
+func (f *fixture) watchWeb(ctx context.Context, t *testing.T) func() int {
 	var mu sync.Mutex
 	minReady := 99
+	lowest := ""
 	wctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -965,8 +1098,24 @@ func (f *fixture) watchWeb(ctx context.Context) func() int {
 		for wctx.Err() == nil {
 			list, err := f.c.CoreV1().Pods(ns).List(wctx, metav1.ListOptions{LabelSelector: "app=web"})
 			if err == nil {
+				n := count(list.Items, "web", "")
 				mu.Lock()
-				minReady = min(minReady, count(list.Items, "web", ""))
+				if n < minReady {
+					minReady = n
+					phase := ""
+					if j, _ := (&journal.Store{T: f.n1.Transport()}).Load(wctx, f.n1.Name); j != nil {
+						for _, p := range j.Phases {
+							if p.State == journal.Running {
+								phase = p.Name
+							}
+						}
+					}
+					lowest = fmt.Sprintf("%s, lab-node-1 in phase %q:", time.Now().Format("15:04:05.000"), phase)
+					for _, p := range list.Items {
+						ready := len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].Ready
+						lowest += fmt.Sprintf("\n  %s on %s: %s, ready %t, deleting %t", p.Name, p.Spec.NodeName, p.Status.Phase, ready, p.DeletionTimestamp != nil)
+					}
+				}
 				mu.Unlock()
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -977,6 +1126,9 @@ func (f *fixture) watchWeb(ctx context.Context) func() int {
 		<-done
 		mu.Lock()
 		defer mu.Unlock()
+		if minReady < 1 {
+			t.Logf("the sample with the fewest ready web pods: %s", lowest)
+		}
 		return minReady
 	}
 }

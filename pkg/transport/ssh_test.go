@@ -512,7 +512,16 @@ func cancelSleep(t *testing.T, c *SSH) int {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Run returned after %v", d)
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(mustRead(t, pidFile))))
+	// The command runs on after the cancel; on a loaded machine the remote
+	// shell may not have written its pid by the time Run returned.
+	var data []byte
+	for i := 0; i < 200; i++ {
+		if data, err = os.ReadFile(pidFile); err == nil && len(strings.TrimSpace(string(data))) > 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
 	if err != nil {
 		t.Fatalf("pid file: %v", err)
 	}

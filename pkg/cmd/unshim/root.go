@@ -11,9 +11,12 @@ import (
 	"github.com/unshim/unshim/pkg/cmd/unshim/check"
 	"github.com/unshim/unshim/pkg/cmd/unshim/completion"
 	"github.com/unshim/unshim/pkg/cmd/unshim/convert"
+	"github.com/unshim/unshim/pkg/cmd/unshim/labelruntime"
 	"github.com/unshim/unshim/pkg/cmd/unshim/migrate"
 	"github.com/unshim/unshim/pkg/cmd/unshim/node"
 	"github.com/unshim/unshim/pkg/cmd/unshim/nodes"
+	pincmd "github.com/unshim/unshim/pkg/cmd/unshim/pin"
+	"github.com/unshim/unshim/pkg/cmd/unshim/rollout"
 	versioncmd "github.com/unshim/unshim/pkg/cmd/unshim/version"
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/version"
@@ -34,6 +37,8 @@ onto containerd, safely.
   unshim nodes    which runtime each node runs, and which still need migrating
   unshim check    what in the cluster (or in manifests) depends on Docker
   unshim migrate node NAME   switch a node to containerd, with dry-run, rollback and resume
+  unshim rollout  roll a set of nodes off Docker in waves (plan, create, status, pause, resume, abort)
+  unshim pin      keep the workloads that need Docker on Docker nodes (label-runtime, unpin)
   unshim lab      a real etcd + kube-apiserver on loopback to try it on
 
 Exit codes: 0 success; 1 findings at or above --fail-on (check); 2 the command failed.`,
@@ -64,6 +69,10 @@ Exit codes: 0 success; 1 findings at or above --fail-on (check); 2 the command f
 		convert.NewCommand(logger, streams),
 		migrate.NewCommand(logger, streams, kube),
 		node.NewCommand(logger, streams, kube),
+		rollout.NewCommand(logger, streams, kube),
+		labelruntime.NewCommand(streams, kube),
+		pincmd.NewCommand(streams, kube),
+		pincmd.NewUnpinCommand(streams, kube),
 		versioncmd.NewCommand(streams),
 	)
 	if c := labCommand(logger, streams); c != nil {

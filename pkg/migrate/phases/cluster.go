@@ -7,6 +7,7 @@ import (
 	"github.com/unshim/unshim/pkg/inventory"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -90,7 +91,30 @@ func NewDrainPhase() migrate.Phase {
 			var r Retryer
 			for {
 				err := drainOnce(ctx, d)
-				if err == nil || !r.Retry(err) || ctx.Err() != nil || time.Now().After(deadline) {
+				if err != nil && ctx.Err() == nil && (time.Now().After(deadline) || strings.Contains(err.Error(), "global timeout reached")) {
+					// Still waiting on pods at the timeout: say which, and
+					// which budgets hold them.
+					if blocked := drainBlocked(ctx, d, timeout, err); blocked != nil {
+						return blocked
+					}
+				}
+				if err == nil {
+					// A pod bound to the node after the drain listed its
+					// pods (a scheduler whose cache lags the cordon, as after
+					// an apiserver restart; a pod that tolerates it) would
+					// die with the runtime, outside its budget: drain again
+					// until nothing to evict is left.
+					list, errs := drainHelper(ctx, d).GetPodsForDeletion(d.Node())
+					if len(errs) > 0 || len(list.Pods()) == 0 {
+						return nil
+					}
+					if time.Now().After(deadline) {
+						return fmt.Errorf("drain %s: %d pod(s) still came to the node at the drain's timeout", d.Node(), len(list.Pods()))
+					}
+					d.Logger().V(0).Infof("[drain] %d pod(s) came to the node during the drain: evicting them too", len(list.Pods()))
+					continue
+				}
+				if !r.Retry(err) || ctx.Err() != nil || time.Now().After(deadline) {
 					return err
 				}
 				d.Logger().V(0).Infof("[drain] the API failed, retrying: %v", err)

@@ -105,10 +105,13 @@ func toContainerd(d migrate.Data) bool {
 func All() []migrate.Phase {
 	return []migrate.Phase{
 		NewPreflightPhase(),
-		NewCordonPhase(),
-		NewDrainPhase(),
+		NewRehearsePhase(),
+		// Backups and the image archive are made before the cordon: they
+		// change nothing, and the node keeps serving while they are made.
 		NewPlanBackupPhase(),
 		NewSaveImagesPhase(),
+		NewCordonPhase(),
+		NewDrainPhase(),
 		NewStopKubeletPhase(),
 		NewStopDockerPhase(),
 		NewInstallContainerdPhase(),

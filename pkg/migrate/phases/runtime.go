@@ -74,14 +74,22 @@ func imageArchive(node string) string {
 	return path.Join(journal.DefaultDir, "images", node+".tar")
 }
 
-// neededImages lists the images of the pods still bound to the node (after
-// drain: DaemonSet, static and kept pods) and the sandbox image that Docker
-// holds without a repo digest: containerd could not pull them back.
+// neededImages lists the images of the pods that stay bound to the node
+// through the drain (DaemonSet, static and kept pods: the drain's own
+// filters tell which go) and the sandbox image that Docker holds without a
+// repo digest: containerd could not pull them back. It runs before the
+// cordon, while the node still serves.
 func neededImages(ctx context.Context, d Data) ([]string, error) {
 	seen := map[string]bool{}
 	refs := []string{d.Plan().SandboxImage}
+	evicted := map[string]bool{}
+	if list, errs := drainHelper(ctx, d).GetPodsForDeletion(d.Node()); len(errs) == 0 {
+		for _, p := range list.Pods() {
+			evicted[p.Namespace+"/"+p.Name] = true
+		}
+	}
 	err := eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
-		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || evicted[p.Namespace+"/"+p.Name] {
 			return nil
 		}
 		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
@@ -537,11 +545,13 @@ func removeCRIPods(ctx context.Context, d Data) error {
 	return errors.Join(errs...)
 }
 
-// waitCRI polls containerd's CRI every second until it says the runtime
-// and the network are ready, for at most timeout.
+// waitCRI polls containerd's CRI until it says the runtime and the network
+// are ready, for at most timeout. A local call to the node's socket, not the
+// API: asked often (every 200 ms), the kubelet starts the moment containerd
+// is up.
 func waitCRI(ctx context.Context, d Data, timeout time.Duration) error {
 	var last error
-	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		conds, err := criStatus(ctx, d)
 		if err == nil && conds[runtimeapi.RuntimeReady] && conds[runtimeapi.NetworkReady] {
 			return true, nil

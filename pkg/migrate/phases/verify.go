@@ -18,6 +18,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/unshim/unshim/pkg/migrate"
+	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodeplan"
 )
 
@@ -46,7 +47,7 @@ func NewVerifyPhase() migrate.Phase {
 			for {
 				last = verifyOnce(ctx, d)
 				if last == nil {
-					return nil
+					return verifyRegistries(ctx, d)
 				}
 				d.Logger().V(1).Infof("[verify] not yet: %v", last)
 				if time.Now().After(deadline) {
@@ -62,8 +63,12 @@ func NewVerifyPhase() migrate.Phase {
 			if d.Settings().Target == nodeplan.CRIDockerd {
 				want = "docker://"
 			}
-			return []string{"wait (up to " + d.Settings().VerifyTimeout.String() + ") for: node Ready with a lease renewed since the kubelet started; runtime " + want +
-				"; CRI RuntimeReady and NetworkReady; the node's DaemonSet pods Running; logs and exec through the stream server"}, nil
+			lines := []string{"wait (up to " + d.Settings().VerifyTimeout.String() + ") for: node Ready with a lease renewed since the kubelet started; runtime " + want +
+				"; CRI RuntimeReady and NetworkReady; the node's DaemonSet pods Running; logs and exec through the stream server"}
+			if want == "containerd://" {
+				lines = append(lines, "then resolve through the switched containerd's CRI the images the rehearsal resolved")
+			}
+			return lines, nil
 		}),
 	}
 }
@@ -232,3 +237,62 @@ func streams(ctx context.Context, d Data, p *corev1.Pod) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// verifyRegistries resolves, through the switched containerd, the image
+// references Docker and the rehearsal resolved before the switch: a pull
+// through the CRI, which uses the registry settings the CRI really loaded
+// (the images are there already, imported or pulled by the kubelet, so
+// only manifests travel); without a way to the CRI's socket, a manifest
+// fetch with ctr and the certs.d the conversion wrote. A reference that no
+// longer resolves fails verify, and the switch rolls back.
+func verifyRegistries(ctx context.Context, d Data) error {
+	if d.Settings().Target != nodeplan.Containerd {
+		return nil
+	}
+	var refs []string
+	for _, r := range strings.Split(d.Journal().Values[RehearsedKey], "\n") {
+		if r != "" {
+			refs = append(refs, r)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	conn, err := criConn(d)
+	if err != nil {
+		return err
+	}
+	if conn != nil {
+		defer conn.Close()
+	}
+	resolve := func(ctx context.Context, ref string) error {
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if conn != nil {
+			_, err := runtimeapi.NewImageServiceClient(conn).PullImage(rctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+			return err
+		}
+		_, err := d.Transport().Run(rctx, "ctr", "--namespace", "k8s.io", "--timeout", "60s",
+			"content", "fetch", "--metadata-only", "--hosts-dir", nodeconf.CertsDir, normalizeRef(ref))
+		return err
+	}
+	// A registry that does not answer once is tried twice more.
+	var fails map[string]error
+	for try := 0; try < 3; try++ {
+		fails = resolveAll(ctx, d, "verify", refs, resolve)
+		if len(fails) == 0 {
+			d.Logger().V(0).Infof("[verify] %d image(s) resolve through the switched containerd", len(refs))
+			return nil
+		}
+		refs = refs[:0]
+		for r := range fails {
+			refs = append(refs, r)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	return registryError(ctx, d, "the switched containerd", fails)
+}

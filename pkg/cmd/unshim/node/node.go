@@ -23,6 +23,7 @@ func NewCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd
 		check.NewCommand(logger, streams),
 		migrate.NewNodeCommand(logger, streams, kube, "migrate"),
 		migrate.NewRollbackCommand(logger, streams, kube),
+		migrate.NewRehearseCommand(logger, streams, kube),
 		migrate.NewPurgeDockerCommand(logger, streams, kube),
 		handoff.NewCommand(logger, streams),
 	)
