@@ -180,7 +180,10 @@ func Run(ctx context.Context, src Source, rules []Rule) (*Result, error) {
 	return res, nil
 }
 
-// Sort orders findings most serious first, then by object, rule, container and evidence.
+// Sort orders findings most serious first, then by object (namespace, kind,
+// name), rule, container, file and line; findings equal in all of these keep
+// their order. It is the one order of findings, of a cluster's and of a
+// node's (pkg/nodecheck).
 func Sort(fs []Finding) {
 	sort.SliceStable(fs, func(i, j int) bool {
 		a, b := fs[i], fs[j]

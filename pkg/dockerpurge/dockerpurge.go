@@ -21,6 +21,7 @@ import (
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/nodeconf"
+	"github.com/unshim/unshim/pkg/nodepkg"
 	"github.com/unshim/unshim/pkg/transport"
 )
 
@@ -92,43 +93,18 @@ func Plan(ctx context.Context, o Options) ([]Step, error) {
 	}
 	var steps []Step
 	steps = append(steps, Step{"stop and disable Docker", []string{"systemctl", "disable", "--now", "docker.socket", "docker.service"}})
-	switch {
-	case has(ctx, t, "/usr/bin/dpkg-query"):
-		installed := installedDeb(ctx, t, append(append([]string{}, DockerPackages...), keepPackages...))
-		var keep, purge []string
-		for _, p := range keepPackages {
-			if installed[p] {
-				keep = append(keep, p)
-			}
-		}
-		for _, p := range DockerPackages {
-			if installed[p] {
-				purge = append(purge, p)
-			}
-		}
-		if len(keep) > 0 {
-			steps = append(steps, Step{"keep containerd when Docker goes (kubernetes-sigs/kubespray#8431)", append([]string{"apt-mark", "manual"}, keep...)})
-		}
-		if len(purge) > 0 {
-			steps = append(steps, Step{"remove Docker's packages", append([]string{"apt-get", "purge", "-y"}, purge...)})
-		}
-	case has(ctx, t, "/usr/bin/rpm"):
-		var purge []string
-		for _, p := range DockerPackages {
-			if _, err := t.Run(ctx, "rpm", "-q", p); err == nil {
-				purge = append(purge, p)
-			}
-		}
-		pm := "yum"
-		if has(ctx, t, "/usr/bin/dnf") {
-			pm = "dnf"
-		}
-		if len(purge) > 0 {
-			steps = append(steps, Step{"remove Docker's packages", append([]string{pm, "remove", "-y", "--noautoremove"}, purge...)})
-		}
-	default:
-		return nil, errors.New("neither dpkg nor rpm on the node: remove Docker by hand")
+	pm, err := nodepkg.Detect(ctx, t)
+	if errors.Is(err, nodepkg.ErrNoManager) {
+		return nil, fmt.Errorf("node %s: %w: remove Docker by hand", o.Node, err)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", o.Node, err)
+	}
+	have, err := pm.Installed(ctx, t, append(append([]string{}, DockerPackages...), keepPackages...)...)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: installed packages: %w", o.Node, err)
+	}
+	steps = append(steps, packageSteps(pm, have)...)
 	if o.RemoveData {
 		root, err := containerdRoot(ctx, t)
 		if err != nil {
@@ -244,15 +220,26 @@ func has(ctx context.Context, t transport.Transport, p string) bool {
 	return err == nil
 }
 
-// installedDeb asks dpkg which of pkgs are installed.
-func installedDeb(ctx context.Context, t transport.Transport, pkgs []string) map[string]bool {
-	out, _ := t.Run(ctx, append([]string{"dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\n", "--"}, pkgs...)...)
-	got := map[string]bool{}
-	for _, l := range strings.Split(string(out), "\n") {
-		f := strings.Fields(l)
-		if len(f) == 2 && strings.HasPrefix(f[1], "ii") {
-			got[f[0]] = true
+// packageSteps marks the kept packages that are installed manual and purges
+// Docker's installed packages.
+func packageSteps(pm nodepkg.Manager, installed map[string]bool) []Step {
+	var keep, purge []string
+	for _, p := range keepPackages {
+		if installed[p] {
+			keep = append(keep, p)
 		}
 	}
-	return got
+	for _, p := range DockerPackages {
+		if installed[p] {
+			purge = append(purge, p)
+		}
+	}
+	var steps []Step
+	if argv := pm.MarkManual(keep...); argv != nil {
+		steps = append(steps, Step{"keep containerd when Docker goes (kubernetes-sigs/kubespray#8431)", argv})
+	}
+	if len(purge) > 0 {
+		steps = append(steps, Step{"remove Docker's packages", pm.Purge(purge...)})
+	}
+	return steps
 }

@@ -3,6 +3,8 @@ package dockerpurge
 import (
 	"strings"
 	"testing"
+
+	"github.com/unshim/unshim/pkg/nodepkg"
 )
 
 // TestDataStepsKeepContainerdRoot: `--remove-data` never deletes
@@ -42,6 +44,42 @@ func TestDataStepsKeepContainerdRoot(t *testing.T) {
 			}
 			var got []string
 			for _, s := range steps {
+				got = append(got, strings.Join(s.Argv, " "))
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("steps =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+// TestPackageSteps: containerd and runc are kept (marked manual on dpkg,
+// left alone by rpm's --noautoremove), and only Docker's installed packages
+// are removed, with the node's own package manager.
+func TestPackageSteps(t *testing.T) {
+	apt, dnf := nodepkg.Manager{Name: "apt-get", Family: nodepkg.Deb}, nodepkg.Manager{Name: "dnf", Family: nodepkg.RPM}
+	tests := []struct {
+		name      string
+		pm        nodepkg.Manager
+		installed []string
+		want      []string
+	}{
+		{"debian docker.io", apt, []string{"docker.io", "containerd", "runc"}, []string{
+			"apt-mark manual containerd runc", "apt-get purge -y docker.io"}},
+		{"docker-ce on debian", apt, []string{"docker-ce", "docker-ce-cli", "containerd.io"}, []string{
+			"apt-mark manual containerd.io", "apt-get purge -y docker-ce docker-ce-cli"}},
+		{"docker-ce on rhel", dnf, []string{"docker-ce", "containerd.io"}, []string{"dnf remove -y --noautoremove docker-ce"}},
+		{"already purged", apt, []string{"containerd"}, []string{"apt-mark manual containerd"}},
+		{"nothing", dnf, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			have := map[string]bool{}
+			for _, p := range tt.installed {
+				have[p] = true
+			}
+			var got []string
+			for _, s := range packageSteps(tt.pm, have) {
 				got = append(got, strings.Join(s.Argv, " "))
 			}
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {

@@ -3,9 +3,6 @@ package nodecheck
 import (
 	"bytes"
 	"io/fs"
-	"os"
-	"path"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -37,8 +34,8 @@ const maxScriptSize = 1 << 20
 func (c *checker) callers() error {
 	var files []string
 	for _, place := range CallerPlaces {
-		root := nodefiles.Path(c.o.Root, place)
-		st, err := os.Lstat(root)
+		root := nodefiles.Rel(place)
+		st, err := fs.Stat(c.o.FS, root)
 		if err != nil {
 			continue
 		}
@@ -48,28 +45,24 @@ func (c *checker) callers() error {
 			}
 			continue
 		}
-		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		_ = fs.WalkDir(c.o.FS, root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return nil
 			}
 			if d.IsDir() && ownUnits[d.Name()] {
-				return filepath.SkipDir
+				return fs.SkipDir
 			}
 			if !d.Type().IsRegular() || ownUnits[d.Name()] {
-				return nil // symlinks are not followed: they may point out of the root
+				return nil // symlinks inside the trees are not followed
 			}
-			rel, err := filepath.Rel(root, p)
-			if err != nil {
-				return nil
-			}
-			files = append(files, path.Join(place, filepath.ToSlash(rel)))
+			files = append(files, "/"+p)
 			return nil
 		})
 	}
 	sort.Strings(files)
 	for _, f := range files {
 		c.res.Scanned["File"]++
-		data, err := os.ReadFile(nodefiles.Path(c.o.Root, f))
+		data, err := fs.ReadFile(c.o.FS, nodefiles.Rel(f))
 		if err != nil || len(data) > maxScriptSize || bytes.IndexByte(data, 0) >= 0 {
 			continue // unreadable, big or binary
 		}

@@ -2,8 +2,10 @@ package nodecheck
 
 import (
 	"fmt"
-	"os"
+	"io/fs"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/unshim/unshim/pkg/check"
 	"github.com/unshim/unshim/pkg/nodeconf"
@@ -38,7 +40,7 @@ var carried = []struct{ key, what string }{
 // over, and those it has no equivalent for.
 func (c *checker) daemonConfig(info *dockerInfo) error {
 	in := c.node.Input
-	in.ContainerdVersion = nodeconf.Version{Major: 1, Minor: 7}
+	in.ContainerdVersion = version.MustParseGeneric("1.7")
 	in.KubeletVersion = c.o.KubeletVersion
 	out, err := nodeconf.Convert(in)
 	if err != nil {
@@ -130,7 +132,7 @@ func (c *checker) locate(file, key string) (string, int) {
 	if file == "" {
 		return "", 0
 	}
-	data, err := os.ReadFile(nodefiles.Path(c.o.Root, file))
+	data, err := fs.ReadFile(c.o.FS, nodefiles.Rel(file))
 	if err != nil {
 		return file, 0
 	}

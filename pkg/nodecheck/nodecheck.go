@@ -7,14 +7,16 @@ package nodecheck
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
-	"sort"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/unshim/unshim/pkg/check"
 	"github.com/unshim/unshim/pkg/log"
-	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodefiles"
+	"github.com/unshim/unshim/pkg/transport"
 )
 
 // Rule IDs of the node check.
@@ -59,8 +61,10 @@ func Rules() []check.RuleMeta {
 
 // Options say where and how to look.
 type Options struct {
-	// Root is the node's file system ("/" on the node).
+	// Root is where the node's file system is visible here ("/" on the node).
 	Root string
+	// FS is the node's file system (nodefiles.Open); nil reads it under Root.
+	FS fs.FS
 	// Proc is the proc file system of the node's processes; "" skips the
 	// process check (the default when Root is not "/").
 	Proc string
@@ -71,7 +75,7 @@ type Options struct {
 	// them) for the process check.
 	DockerSockets []string
 	// KubeletVersion, when known, decides which flags the kubelet no longer accepts.
-	KubeletVersion *nodeconf.Version
+	KubeletVersion *version.Version
 	// NodeName names the node in findings ("" reads ROOT/etc/hostname).
 	NodeName string
 }
@@ -81,14 +85,18 @@ func Run(ctx context.Context, logger log.Logger, o Options) (*check.Result, erro
 	if o.Root == "" {
 		o.Root = "/"
 	}
+	if o.FS == nil {
+		o.FS = transport.DirFS(o.Root)
+	}
 	if o.NodeName == "" {
-		o.NodeName = hostname(o.Root)
+		o.NodeName = hostname(o.FS, o.Root)
 	}
 	res := &check.Result{Scanned: map[string]int{}}
-	node, err := nodefiles.Load(o.Root)
+	node, err := nodefiles.LoadFS(o.FS)
 	if err != nil {
 		return nil, err
 	}
+	node.Root = o.Root
 	c := &checker{o: o, res: res, node: node, logger: logger, nodeRef: check.ObjectRef{Kind: "Node", Name: o.NodeName}}
 	res.Scanned["Node"] = 1
 
@@ -125,7 +133,7 @@ func Run(ctx context.Context, logger log.Logger, o Options) (*check.Result, erro
 		}
 	}
 	c.readiness(info)
-	sortFindings(res.Findings)
+	check.Sort(res.Findings)
 	return res, nil
 }
 
@@ -152,8 +160,8 @@ func (c *checker) notChecked(what, why string) {
 	c.add(check.Finding{Object: c.nodeRef, Rule: RuleNotChecked, Severity: check.SeverityInfo, Message: what + " not checked: " + why})
 }
 
-func hostname(root string) string {
-	if b, err := os.ReadFile(nodefiles.Path(root, "/etc/hostname")); err == nil {
+func hostname(fsys fs.FS, root string) string {
+	if b, err := fs.ReadFile(fsys, "etc/hostname"); err == nil {
 		if h := strings.TrimSpace(string(b)); h != "" {
 			return h
 		}
@@ -164,22 +172,4 @@ func hostname(root string) string {
 		}
 	}
 	return "node"
-}
-
-func sortFindings(fs []check.Finding) {
-	sort.SliceStable(fs, func(i, j int) bool {
-		if fs[i].Severity != fs[j].Severity {
-			return fs[i].Severity > fs[j].Severity
-		}
-		if fs[i].Rule != fs[j].Rule {
-			return fs[i].Rule < fs[j].Rule
-		}
-		if fs[i].File != fs[j].File {
-			return fs[i].File < fs[j].File
-		}
-		if fs[i].Line != fs[j].Line {
-			return fs[i].Line < fs[j].Line
-		}
-		return fs[i].Object.String() < fs[j].Object.String()
-	})
 }

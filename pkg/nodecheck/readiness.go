@@ -2,7 +2,7 @@ package nodecheck
 
 import (
 	"fmt"
-	"os"
+	"io/fs"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -30,14 +30,14 @@ func (c *checker) readiness(info *dockerInfo) {
 	if binFile == "" {
 		bins = append(bins, "/usr/lib/cni") // Debian's containernetworking-plugins
 	}
-	if !hasCNIConfig(nodefiles.Path(c.o.Root, conf)) {
+	if !hasCNIConfig(c.o.FS, nodefiles.Rel(conf)) {
 		c.add(check.Finding{Object: c.nodeRef, Rule: RuleCNI, Severity: check.SeverityHigh,
 			Message:  "no CNI network config in " + conf + ": Docker's bridge served pods before; containerd's CRI needs a CNI config or the node stays NotReady (cni plugin not initialized)",
 			Evidence: conf, File: confFile})
 	}
 	found := false
 	for _, b := range bins {
-		if hasFiles(nodefiles.Path(c.o.Root, strings.TrimSpace(b))) {
+		if hasFiles(c.o.FS, nodefiles.Rel(strings.TrimSpace(b))) {
 			found = true
 		}
 	}
@@ -95,11 +95,11 @@ func (c *checker) readiness(info *dockerInfo) {
 			msg := fmt.Sprintf("--%s: %s", f.Name, r.Reason)
 			switch {
 			case nodeconf.DockershimFlags[f.Name]:
-			case kv != nil && !kv.Less(r.Removed):
+			case kv != nil && kv.AtLeast(r.Removed):
 				msg = fmt.Sprintf("--%s: kubelet %s no longer accepts it: %s", f.Name, kv, r.Reason)
 			case kv != nil:
 				sev = check.SeverityLow
-				msg = fmt.Sprintf("--%s: accepted by kubelet %s, removed in %d.%d: %s", f.Name, kv, r.Removed.Major, r.Removed.Minor, r.Reason)
+				msg = fmt.Sprintf("--%s: accepted by kubelet %s, removed in %d.%d: %s", f.Name, kv, r.Removed.Major(), r.Removed.Minor(), r.Reason)
 			default:
 				sev = check.SeverityMedium
 				msg = fmt.Sprintf("--%s (kubelet version unknown): %s", f.Name, r.Reason)
@@ -114,8 +114,8 @@ func (c *checker) readiness(info *dockerInfo) {
 	}
 }
 
-func hasCNIConfig(dir string) bool {
-	entries, err := os.ReadDir(dir)
+func hasCNIConfig(fsys fs.FS, dir string) bool {
+	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return false
 	}
@@ -128,8 +128,8 @@ func hasCNIConfig(dir string) bool {
 	return false
 }
 
-func hasFiles(dir string) bool {
-	entries, err := os.ReadDir(dir)
+func hasFiles(fsys fs.FS, dir string) bool {
+	entries, err := fs.ReadDir(fsys, dir)
 	return err == nil && len(entries) > 0
 }
 
@@ -138,7 +138,7 @@ func hasFiles(dir string) bool {
 // disabled_plugins = ["cri"]) or that has no version line.
 func (c *checker) containerdConfig() {
 	const p = "/etc/containerd/config.toml"
-	data, err := os.ReadFile(nodefiles.Path(c.o.Root, p))
+	data, err := fs.ReadFile(c.o.FS, nodefiles.Rel(p))
 	if err != nil {
 		return
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/unshim/unshim/internal/testutil"
 	"github.com/unshim/unshim/pkg/lab"
 	"github.com/unshim/unshim/pkg/log"
-	"github.com/unshim/unshim/pkg/nodeconf"
+	"github.com/unshim/unshim/pkg/nodefiles"
 )
 
 // TestRealContainerdTakesConvertedConfig converts a Docker node's setup with
@@ -42,7 +42,7 @@ func TestRealContainerdTakesConvertedConfig(t *testing.T) {
 			if err != nil {
 				t.Fatalf("containerd --version: %v", err)
 			}
-			v, err := nodeconf.ParseVersion(strings.Join(strings.Fields(string(out))[2:], " "))
+			v, err := nodefiles.ParseVersionOutput(string(out))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,13 +12,15 @@ import (
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"k8s.io/apimachinery/pkg/util/version"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // versions are the containerd versions every case is converted for: both
 // schemas, and the 1.6/1.7 and 2.0/2.1+ differences inside each.
-var versions = []Version{{1, 6, 20}, {1, 7, 0}, {2, 0, 0}, {2, 2, 0}}
+var versions = []*version.Version{version.MustParseGeneric("1.6.20"), version.MustParseGeneric("1.7.0"), version.MustParseGeneric("2.0.0"), version.MustParseGeneric("2.2.0")}
 
 type convertCase struct {
 	name           string
@@ -114,7 +116,7 @@ var convertCases = []convertCase{
 	},
 }
 
-func (tc convertCase) input(t *testing.T, v Version) *Input {
+func (tc convertCase) input(t *testing.T, v *version.Version) *Input {
 	t.Helper()
 	d, err := ParseDaemonJSON("/etc/docker/daemon.json", []byte(tc.daemon))
 	if err != nil {
@@ -150,11 +152,11 @@ func (tc convertCase) input(t *testing.T, v Version) *Input {
 		}
 	}
 	if tc.kubeletVersion != "" {
-		kv, err := ParseVersion(tc.kubeletVersion)
+		kv, err := version.ParseGeneric(tc.kubeletVersion)
 		if err != nil {
 			t.Fatal(err)
 		}
-		in.KubeletVersion = &kv
+		in.KubeletVersion = kv
 	}
 	return in
 }
@@ -180,7 +182,7 @@ func render(out *Output) []byte {
 func TestConvertGolden(t *testing.T) {
 	for _, tc := range convertCases {
 		for _, v := range versions {
-			t.Run(fmt.Sprintf("%s/%d.%d", tc.name, v.Major, v.Minor), func(t *testing.T) {
+			t.Run(fmt.Sprintf("%s/%d.%d", tc.name, v.Major(), v.Minor()), func(t *testing.T) {
 				out, err := Convert(tc.input(t, v))
 				if err != nil {
 					t.Fatalf("Convert: %v", err)
@@ -193,7 +195,7 @@ func TestConvertGolden(t *testing.T) {
 						}
 					}
 				}
-				golden := filepath.Join("testdata", "golden", fmt.Sprintf("%s-%d.%d.golden", tc.name, v.Major, v.Minor))
+				golden := filepath.Join("testdata", "golden", fmt.Sprintf("%s-%d.%d.golden", tc.name, v.Major(), v.Minor()))
 				got := render(out)
 				if *update {
 					if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
@@ -221,16 +223,16 @@ func TestConvertGolden(t *testing.T) {
 func TestConvertSchema(t *testing.T) {
 	tc := convertCases[0]
 	tests := []struct {
-		v       Version
+		v       *version.Version
 		version int64
 		sandbox []string
 		systemd []string
 		cniBin  []string
 	}{
-		{Version{1, 6, 20}, 2, []string{"plugins", criV2, "sandbox_image"}, []string{"plugins", criV2, "containerd", "runtimes", "runc", "options", "SystemdCgroup"}, []string{"plugins", criV2, "cni", "bin_dir"}},
-		{Version{1, 7, 34}, 2, []string{"plugins", criV2, "sandbox_image"}, []string{"plugins", criV2, "containerd", "runtimes", "runc", "options", "SystemdCgroup"}, []string{"plugins", criV2, "cni", "bin_dir"}},
-		{Version{2, 0, 11}, 3, []string{"plugins", criImages, "pinned_images", "sandbox"}, []string{"plugins", criRuntime, "containerd", "runtimes", "runc", "options", "SystemdCgroup"}, []string{"plugins", criRuntime, "cni", "bin_dir"}},
-		{Version{2, 2, 7}, 3, []string{"plugins", criImages, "pinned_images", "sandbox"}, []string{"plugins", criRuntime, "containerd", "runtimes", "runc", "options", "SystemdCgroup"}, []string{"plugins", criRuntime, "cni", "bin_dirs"}},
+		{version.MustParseGeneric("1.6.20"), 2, []string{"plugins", criV2, "sandbox_image"}, []string{"plugins", criV2, "containerd", "runtimes", "runc", "options", "SystemdCgroup"}, []string{"plugins", criV2, "cni", "bin_dir"}},
+		{version.MustParseGeneric("1.7.34"), 2, []string{"plugins", criV2, "sandbox_image"}, []string{"plugins", criV2, "containerd", "runtimes", "runc", "options", "SystemdCgroup"}, []string{"plugins", criV2, "cni", "bin_dir"}},
+		{version.MustParseGeneric("2.0.11"), 3, []string{"plugins", criImages, "pinned_images", "sandbox"}, []string{"plugins", criRuntime, "containerd", "runtimes", "runc", "options", "SystemdCgroup"}, []string{"plugins", criRuntime, "cni", "bin_dir"}},
+		{version.MustParseGeneric("2.2.7"), 3, []string{"plugins", criImages, "pinned_images", "sandbox"}, []string{"plugins", criRuntime, "containerd", "runtimes", "runc", "options", "SystemdCgroup"}, []string{"plugins", criRuntime, "cni", "bin_dirs"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.v.String(), func(t *testing.T) {
@@ -359,10 +361,13 @@ func TestMalformedInput(t *testing.T) {
 		}, []string{"/etc/default/kubelet", "no arguments"}},
 		{"kubelet bad cgroup driver flag", func() error {
 			flags, _ := ParseKubeletFlags("/etc/default/kubelet", []byte("KUBELET_EXTRA_ARGS=--cgroup-driver=foo\n"))
-			_, err := Convert(&Input{ContainerdVersion: Version{1, 6, 0}, KubeletFlags: flags})
+			_, err := Convert(&Input{ContainerdVersion: version.MustParseGeneric("1.6.0"), KubeletFlags: flags})
 			return err
 		}, []string{"/etc/default/kubelet", `"--cgroup-driver"`}},
-		{"unsupported containerd", func() error { _, err := Convert(&Input{ContainerdVersion: Version{1, 5, 0}}); return err }, []string{`"containerd-version"`, "1.5.0"}},
+		{"unsupported containerd", func() error {
+			_, err := Convert(&Input{ContainerdVersion: version.MustParseGeneric("1.5.0")})
+			return err
+		}, []string{`"containerd-version"`, "1.5.0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -388,7 +393,7 @@ func convertErr(daemon string) error {
 	if err != nil {
 		return err
 	}
-	_, err = Convert(&Input{ContainerdVersion: Version{2, 0, 0}, Daemon: d})
+	_, err = Convert(&Input{ContainerdVersion: version.MustParseGeneric("2.0.0"), Daemon: d})
 	return err
 }
 
@@ -452,25 +457,9 @@ func TestParseKubeletFlags(t *testing.T) {
 	}
 }
 
-func TestVersions(t *testing.T) {
-	for in, want := range map[string]string{
-		"containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3": "1.6.20",
-		"Kubernetes v1.23.17": "1.23.17", "v2.2.0": "2.2.0", "1.7": "1.7.0",
-	} {
-		fields := strings.Fields(in)
-		var rest []string
-		for _, f := range fields {
-			if !strings.Contains(f, "/") {
-				rest = append(rest, f)
-			}
-		}
-		v, err := ParseVersion(strings.Join(rest, " "))
-		if err != nil || v.String() != want {
-			t.Errorf("ParseVersion(%q) = %v, %v; want %s", in, v, err, want)
-		}
-	}
-	for v, want := range map[Version]string{{1, 23, 0}: "3.6", {1, 30, 1}: "3.9", {1, 31, 0}: "3.10", {1, 35, 0}: "3.10.1", {1, 20, 0}: "3.4.1"} {
-		if got := PauseImage(v); got != "registry.k8s.io/pause:"+want {
+func TestPauseImage(t *testing.T) {
+	for v, want := range map[string]string{"1.23.0": "3.6", "1.30.1": "3.9", "1.31.0": "3.10", "1.35.0": "3.10.1", "1.20.0": "3.4.1"} {
+		if got := PauseImage(version.MustParseGeneric(v)); got != "registry.k8s.io/pause:"+want {
 			t.Errorf("PauseImage(%v) = %s", v, got)
 		}
 	}

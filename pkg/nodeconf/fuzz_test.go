@@ -5,13 +5,15 @@ import (
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"k8s.io/apimachinery/pkg/util/version"
 )
 
 // checkOutput converts cfg for both schemas and checks every generated TOML
 // file parses again: converting must never panic nor write broken TOML.
 func checkOutput(t *testing.T, in *Input) {
 	t.Helper()
-	for _, v := range []Version{{1, 6, 20}, {1, 7, 0}, {2, 0, 0}, {2, 2, 0}} {
+	for _, v := range []*version.Version{version.MustParseGeneric("1.6.20"), version.MustParseGeneric("1.7.0"), version.MustParseGeneric("2.0.0"), version.MustParseGeneric("2.2.0")} {
 		in.ContainerdVersion = v
 		out, err := Convert(in)
 		if err != nil {
@@ -58,8 +60,8 @@ func FuzzParseDaemonJSON(f *testing.F) {
 			}
 			return
 		}
-		kernel := Version{3, 10, 0}
-		checkOutput(t, &Input{Daemon: cfg, ExistingDirs: map[string]bool{"/opt/cni/bin": true}, Mounts: []string{"/", "/var/lib/docker", "/data/docker"}, KernelVersion: &kernel})
+		kernel := version.MustParseGeneric("3.10.0")
+		checkOutput(t, &Input{Daemon: cfg, ExistingDirs: map[string]bool{"/opt/cni/bin": true}, Mounts: []string{"/", "/var/lib/docker", "/data/docker"}, KernelVersion: kernel})
 	})
 }
 

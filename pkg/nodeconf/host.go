@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/version"
 )
 
 // ContainerdRootFor returns the containerd root Convert picks for a Docker
@@ -85,7 +87,7 @@ func (c *converter) unprivileged() {
 		c.out.Unmapped = append(c.out.Unmapped, Unmapped{Key: "enable_unprivileged_ports", Value: "kernel unknown",
 			Reason: "Docker lets non-root containers bind ports below 1024 and ping on kernels >= 4.11; the node's kernel is unknown, so containerd 1.x keeps them off (give --kernel-version to carry this over)"})
 		return
-	case !k.Less(Version{4, 11, 0}):
+	case k.AtLeast(version.MajorMinor(4, 11)):
 		c.setAt(c.criRt(), true, "enable_unprivileged_ports")
 		c.setAt(c.criRt(), true, "enable_unprivileged_icmp")
 	default:
@@ -97,15 +99,12 @@ func (c *converter) unprivileged() {
 }
 
 // ParseKernelVersion reads a kernel release ("3.10.0-1160.el7.x86_64",
-// "5.15.0-1051-aws", "6.1.0-18-amd64").
-func ParseKernelVersion(s string) (Version, error) {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexAny(s, "-+ "); i > 0 {
-		s = s[:i]
-	}
-	v, err := ParseVersion(s)
+// "5.15.0-1051-aws", "6.1.0-18-amd64", "4.9.0-19-amd64"): apimachinery's
+// generic version, which stops at the first character after the numbers.
+func ParseKernelVersion(s string) (*version.Version, error) {
+	v, err := version.ParseGeneric(strings.TrimSpace(s))
 	if err != nil {
-		return Version{}, fmt.Errorf("kernel release %q: want MAJOR.MINOR[.PATCH]", clip(s))
+		return nil, fmt.Errorf("kernel release %q: want MAJOR.MINOR[.PATCH]", clip(s))
 	}
 	return v, nil
 }

@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/version"
 	"sigs.k8s.io/yaml"
 )
 
@@ -137,76 +137,24 @@ func ParseKubeletConfig(file string, data []byte) (*KubeletConfig, error) {
 	return kc, nil
 }
 
-// Version is a MAJOR.MINOR.PATCH version.
-type Version struct{ Major, Minor, Patch int }
-
-func (v Version) String() string { return fmt.Sprintf("%d.%d.%d", v.Major, v.Minor, v.Patch) }
-
-// Less tells whether v is older than o.
-func (v Version) Less(o Version) bool {
-	if v.Major != o.Major {
-		return v.Major < o.Major
-	}
-	if v.Minor != o.Minor {
-		return v.Minor < o.Minor
-	}
-	return v.Patch < o.Patch
-}
-
-// AtLeast tells whether v is major.minor or newer.
-func (v Version) AtLeast(major, minor int) bool {
-	return !v.Less(Version{Major: major, Minor: minor})
-}
-
-// ParseVersion reads "v1.23.17", "1.6.20", "1.6.20~ds1" or a whole
-// `containerd --version` / `kubelet --version` line: the first word that
-// looks like a version wins.
-func ParseVersion(s string) (Version, error) {
-	for _, w := range strings.Fields(s) {
-		w = strings.TrimPrefix(w, "v")
-		parts := strings.SplitN(w, ".", 3)
-		if len(parts) < 2 {
-			continue
-		}
-		var v Version
-		var err error
-		if v.Major, err = strconv.Atoi(parts[0]); err != nil {
-			continue
-		}
-		if v.Minor, err = strconv.Atoi(parts[1]); err != nil {
-			continue
-		}
-		if len(parts) == 3 {
-			p := parts[2]
-			end := 0
-			for end < len(p) && p[end] >= '0' && p[end] <= '9' {
-				end++
-			}
-			v.Patch, _ = strconv.Atoi(p[:end])
-		}
-		return v, nil
-	}
-	return Version{}, fmt.Errorf("no version in %q", clip(s))
-}
-
 // PauseImage returns the pause image kubeadm of the kubelet's minor version
 // uses (cmd/kubeadm/app/constants PauseVersion).
-func PauseImage(kubelet Version) string {
+func PauseImage(kubelet *version.Version) string {
 	tag := "3.10.1"
 	switch {
-	case !kubelet.AtLeast(1, 22):
+	case !kubelet.AtLeast(version.MajorMinor(1, 22)):
 		tag = "3.4.1"
-	case !kubelet.AtLeast(1, 23):
+	case !kubelet.AtLeast(version.MajorMinor(1, 23)):
 		tag = "3.5"
-	case !kubelet.AtLeast(1, 24):
+	case !kubelet.AtLeast(version.MajorMinor(1, 24)):
 		tag = "3.6"
-	case !kubelet.AtLeast(1, 25):
+	case !kubelet.AtLeast(version.MajorMinor(1, 25)):
 		tag = "3.7"
-	case !kubelet.AtLeast(1, 26):
+	case !kubelet.AtLeast(version.MajorMinor(1, 26)):
 		tag = "3.8"
-	case !kubelet.AtLeast(1, 31):
+	case !kubelet.AtLeast(version.MajorMinor(1, 31)):
 		tag = "3.9"
-	case !kubelet.AtLeast(1, 34):
+	case !kubelet.AtLeast(version.MajorMinor(1, 34)):
 		tag = "3.10"
 	}
 	return "registry.k8s.io/pause:" + tag
@@ -215,25 +163,25 @@ func PauseImage(kubelet Version) string {
 // RemovedFlag is a kubelet flag some kubelet version no longer accepts.
 type RemovedFlag struct {
 	Name    string
-	Removed Version
+	Removed *version.Version
 	Reason  string
 }
 
 // removedKubeletFlags lists the flags that make a kubelet exit with
 // "unknown flag" from the given version on.
 var removedKubeletFlags = []RemovedFlag{
-	{"network-plugin", Version{1, 24, 0}, "dockershim-only flag, removed in kubelet 1.24 (kubernetes#106907); CNI is configured in containerd"},
-	{"cni-conf-dir", Version{1, 24, 0}, "dockershim-only flag, removed in kubelet 1.24; set containerd's CNI conf_dir instead"},
-	{"cni-bin-dir", Version{1, 24, 0}, "dockershim-only flag, removed in kubelet 1.24; set containerd's CNI bin_dir instead"},
-	{"cni-cache-dir", Version{1, 24, 0}, "dockershim-only flag, removed in kubelet 1.24"},
-	{"network-plugin-mtu", Version{1, 24, 0}, "dockershim-only flag, removed in kubelet 1.24"},
-	{"docker-endpoint", Version{1, 24, 0}, "dockershim-only flag, removed in kubelet 1.24"},
-	{"image-pull-progress-deadline", Version{1, 24, 0}, "dockershim-only flag, removed in kubelet 1.24"},
-	{"experimental-dockershim-root-directory", Version{1, 24, 0}, "dockershim-only flag, removed in kubelet 1.24"},
-	{"docker-disable-shared-pid", Version{1, 24, 0}, "dockershim-only flag, removed"},
-	{"redirect-container-streaming", Version{1, 20, 0}, "removed in kubelet 1.20"},
-	{"container-runtime", Version{1, 27, 0}, "removed in kubelet 1.27 (kubelet exits: unknown flag); containerRuntimeEndpoint is enough"},
-	{"pod-infra-container-image", Version{1, 35, 0}, "removed in kubelet 1.35 (kubernetes#133779); the sandbox image is set in containerd"},
+	{"network-plugin", version.MajorMinor(1, 24), "dockershim-only flag, removed in kubelet 1.24 (kubernetes#106907); CNI is configured in containerd"},
+	{"cni-conf-dir", version.MajorMinor(1, 24), "dockershim-only flag, removed in kubelet 1.24; set containerd's CNI conf_dir instead"},
+	{"cni-bin-dir", version.MajorMinor(1, 24), "dockershim-only flag, removed in kubelet 1.24; set containerd's CNI bin_dir instead"},
+	{"cni-cache-dir", version.MajorMinor(1, 24), "dockershim-only flag, removed in kubelet 1.24"},
+	{"network-plugin-mtu", version.MajorMinor(1, 24), "dockershim-only flag, removed in kubelet 1.24"},
+	{"docker-endpoint", version.MajorMinor(1, 24), "dockershim-only flag, removed in kubelet 1.24"},
+	{"image-pull-progress-deadline", version.MajorMinor(1, 24), "dockershim-only flag, removed in kubelet 1.24"},
+	{"experimental-dockershim-root-directory", version.MajorMinor(1, 24), "dockershim-only flag, removed in kubelet 1.24"},
+	{"docker-disable-shared-pid", version.MajorMinor(1, 24), "dockershim-only flag, removed"},
+	{"redirect-container-streaming", version.MajorMinor(1, 20), "removed in kubelet 1.20"},
+	{"container-runtime", version.MajorMinor(1, 27), "removed in kubelet 1.27 (kubelet exits: unknown flag); containerRuntimeEndpoint is enough"},
+	{"pod-infra-container-image", version.MajorMinor(1, 35), "removed in kubelet 1.35 (kubernetes#133779); the sandbox image is set in containerd"},
 }
 
 // RemovedKubeletFlags returns the removed-flag table, oldest removals first.

@@ -6,10 +6,12 @@ import (
 	"testing"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"k8s.io/apimachinery/pkg/util/version"
 )
 
 // convertDaemon converts daemon.json (and dockerd flags) for v.
-func convertDaemon(t *testing.T, v Version, daemon string, flags []string, mod func(*Input)) *Output {
+func convertDaemon(t *testing.T, v *version.Version, daemon string, flags []string, mod func(*Input)) *Output {
 	t.Helper()
 	d, err := ParseDaemonJSON("/etc/docker/daemon.json", []byte(daemon))
 	if err != nil {
@@ -57,7 +59,7 @@ func config(t *testing.T, out *Output) map[string]any {
 // TestAcceptsWhatDockerdAccepts: setups dockerd runs are converted, and
 // what is not carried over is listed.
 func TestAcceptsWhatDockerdAccepts(t *testing.T) {
-	v16 := Version{1, 6, 20}
+	v16 := version.MustParseGeneric("1.6.20")
 	tests := []struct {
 		name     string
 		daemon   string
@@ -140,19 +142,19 @@ func TestAcceptsWhatDockerdAccepts(t *testing.T) {
 }
 
 func TestUnprivilegedByKernel(t *testing.T) {
-	k := func(s string) *Version { v, _ := ParseKernelVersion(s); return &v }
+	k := func(s string) *version.Version { v, _ := ParseKernelVersion(s); return v }
 	tests := []struct {
-		v      Version
-		kernel *Version
+		v      *version.Version
+		kernel *version.Version
 		want   any // enable_unprivileged_ports, nil when not written
 	}{
-		{Version{1, 6, 20}, k("5.15.0-105-generic"), true},
-		{Version{1, 6, 20}, k("4.11.0"), true},
-		{Version{1, 6, 20}, k("3.10.0-1160.el7.x86_64"), false},
-		{Version{1, 6, 20}, nil, nil},
-		{Version{2, 2, 0}, k("4.4.0-210-generic"), false},
-		{Version{2, 2, 0}, k("6.1.0-18-amd64"), true},
-		{Version{2, 2, 0}, nil, nil},
+		{version.MustParseGeneric("1.6.20"), k("5.15.0-105-generic"), true},
+		{version.MustParseGeneric("1.6.20"), k("4.11.0"), true},
+		{version.MustParseGeneric("1.6.20"), k("3.10.0-1160.el7.x86_64"), false},
+		{version.MustParseGeneric("1.6.20"), nil, nil},
+		{version.MustParseGeneric("2.2.0"), k("4.4.0-210-generic"), false},
+		{version.MustParseGeneric("2.2.0"), k("6.1.0-18-amd64"), true},
+		{version.MustParseGeneric("2.2.0"), nil, nil},
 	}
 	for _, tt := range tests {
 		name := tt.v.String() + "/unknown"
@@ -162,7 +164,7 @@ func TestUnprivilegedByKernel(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			out := convertDaemon(t, tt.v, "{}", nil, func(in *Input) { in.KernelVersion = tt.kernel })
 			base := []string{"plugins", criV2}
-			if tt.v.Major >= 2 {
+			if tt.v.Major() >= 2 {
 				base = []string{"plugins", criRuntime}
 			}
 			cfg := config(t, out)
@@ -201,7 +203,7 @@ func TestContainerdRootFor(t *testing.T) {
 // TestUlimitsGoToContainers: default-ulimits become the rlimits of a base
 // spec every runtime uses, not limits of containerd itself.
 func TestUlimitsGoToContainers(t *testing.T) {
-	out := convertDaemon(t, Version{2, 2, 0}, `{"runtimes":{"kata":{"runtimeType":"io.containerd.kata.v2"}},"default-ulimits":{"nofile":{"Name":"nofile","Soft":1024,"Hard":4096},"core":{"Name":"core","Soft":-1,"Hard":-1}}}`, nil, nil)
+	out := convertDaemon(t, version.MustParseGeneric("2.2.0"), `{"runtimes":{"kata":{"runtimeType":"io.containerd.kata.v2"}},"default-ulimits":{"nofile":{"Name":"nofile","Soft":1024,"Hard":4096},"core":{"Name":"core","Soft":-1,"Hard":-1}}}`, nil, nil)
 	for _, f := range out.Files {
 		if strings.HasPrefix(f.Path, DropInDir) && strings.Contains(string(f.Data), "Limit") {
 			t.Errorf("%s limits containerd itself:\n%s", f.Path, f.Data)

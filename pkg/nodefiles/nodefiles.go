@@ -1,7 +1,9 @@
 // Package nodefiles reads a node's Docker and kubelet configuration files
-// under a root directory (/ on the node itself, or a mounted or copied node
-// file system) into a nodeconf.Input. It reads files and runs nothing but
-// `--version` of the node's containerd and kubelet binaries.
+// into a nodeconf.Input, through an fs.FS of the node's file system (Open
+// gives it for any transport: the node's own root, a mount, /proc/PID/root,
+// or a copy of its files). It reads files and runs nothing but `--version`
+// of the node's containerd and kubelet binaries, and only when the node's
+// root is a directory here.
 package nodefiles
 
 import (
@@ -9,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
@@ -18,7 +19,10 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/version"
+
 	"github.com/unshim/unshim/pkg/nodeconf"
+	"github.com/unshim/unshim/pkg/transport"
 )
 
 // Well-known node paths.
@@ -37,13 +41,13 @@ const (
 var MountTables = []string{"/etc/fstab", "/proc/1/mounts"}
 
 // ReadMounts returns the mount points listed in the node's /etc/fstab and
-// /proc/1/mounts under root (nil when neither exists).
-func ReadMounts(root string) ([]string, error) {
+// /proc/1/mounts (nil when neither exists).
+func ReadMounts(fsys fs.FS) ([]string, error) {
 	var mounts []string
 	found := false
 	seen := map[string]bool{}
 	for _, f := range MountTables {
-		data, ok, err := readOptional(root, f)
+		data, ok, err := readOptional(fsys, f)
 		if err != nil {
 			return nil, err
 		}
@@ -104,6 +108,10 @@ var DockerEnvFiles = []string{"/etc/default/docker", "/etc/sysconfig/docker"}
 
 // Node is what was read from a node's files.
 type Node struct {
+	// FS is the node's file system the files were read from.
+	FS fs.FS
+	// Root is where the node's file system is visible here, for running
+	// its binaries; "" when it is not (read through a transport's copy).
 	Root string
 	// Input is ready for nodeconf.Convert, except for the versions, which
 	// Versions fills in.
@@ -118,6 +126,10 @@ type Node struct {
 	KubeletBinary, ContainerdBinary string
 }
 
+// Resolve turns a node path into a host path under root, symlinks followed
+// the way the node would follow them (transport.Resolve).
+func Resolve(root, nodePath string) (string, error) { return transport.Resolve(root, nodePath) }
+
 // Path turns a node path into a path under root, symlinks resolved inside
 // root (see Resolve). On an unresolvable path it falls back to the plain join.
 func Path(root, nodePath string) string {
@@ -127,8 +139,16 @@ func Path(root, nodePath string) string {
 	return filepath.Join(root, filepath.FromSlash(path.Clean("/"+nodePath)))
 }
 
-func readOptional(root, nodePath string) ([]byte, bool, error) {
-	data, err := os.ReadFile(Path(root, nodePath))
+// Rel is the name of a node path in an fs.FS of the node's file system.
+func Rel(nodePath string) string {
+	if r := strings.TrimPrefix(path.Clean("/"+nodePath), "/"); r != "" {
+		return r
+	}
+	return "."
+}
+
+func readOptional(fsys fs.FS, nodePath string) ([]byte, bool, error) {
+	data, err := fs.ReadFile(fsys, Rel(nodePath))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
@@ -141,8 +161,8 @@ func readOptional(root, nodePath string) ([]byte, bool, error) {
 // readEnvFile reads an EnvironmentFile of the node the way systemd does
 // (lines that are not assignments are skipped, and noted in in.Notes); a
 // missing file has no variables.
-func readEnvFile(root, nodePath string, in *nodeconf.Input) ([]nodeconf.EnvVar, error) {
-	data, ok, err := readOptional(root, nodePath)
+func readEnvFile(fsys fs.FS, nodePath string, in *nodeconf.Input) ([]nodeconf.EnvVar, error) {
+	data, ok, err := readOptional(fsys, nodePath)
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -156,11 +176,11 @@ func readEnvFile(root, nodePath string, in *nodeconf.Input) ([]nodeconf.EnvVar, 
 
 // UnitFiles returns a service's unit file and drop-ins (node paths), in the
 // order systemd applies them.
-func UnitFiles(root, service string) ([]nodeconf.UnitFile, error) {
+func UnitFiles(fsys fs.FS, service string) ([]nodeconf.UnitFile, error) {
 	var files []nodeconf.UnitFile
 	for _, d := range UnitDirs {
 		p := path.Join(d, service)
-		if data, ok, err := readOptional(root, p); err != nil {
+		if data, ok, err := readOptional(fsys, p); err != nil {
 			return nil, err
 		} else if ok {
 			files = append(files, nodeconf.UnitFile{Path: p, Data: data})
@@ -170,7 +190,7 @@ func UnitFiles(root, service string) ([]nodeconf.UnitFile, error) {
 	dropIns := map[string]string{} // name -> node path; earlier dirs win
 	for _, d := range UnitDirs {
 		dir := path.Join(d, service+".d")
-		entries, err := os.ReadDir(Path(root, dir))
+		entries, err := fs.ReadDir(fsys, Rel(dir))
 		if err != nil {
 			continue
 		}
@@ -189,7 +209,7 @@ func UnitFiles(root, service string) ([]nodeconf.UnitFile, error) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		data, ok, err := readOptional(root, dropIns[n])
+		data, ok, err := readOptional(fsys, dropIns[n])
 		if err != nil {
 			return nil, err
 		}
@@ -200,10 +220,21 @@ func UnitFiles(root, service string) ([]nodeconf.UnitFile, error) {
 	return files, nil
 }
 
-// Load reads the node under root. Bad content is a *nodeconf.InputError
-// naming the file and the key.
+// Load reads the node whose file system is visible here under root. Bad
+// content is a *nodeconf.InputError naming the file and the key.
 func Load(root string) (*Node, error) {
-	n := &Node{Root: root, Input: &nodeconf.Input{
+	n, err := LoadFS(transport.DirFS(root))
+	if err != nil {
+		return nil, err
+	}
+	n.Root = root
+	return n, nil
+}
+
+// LoadFS reads the node's files from fsys (its file system, as Open gives
+// it). Bad content is a *nodeconf.InputError naming the file and the key.
+func LoadFS(fsys fs.FS) (*Node, error) {
+	n := &Node{FS: fsys, Input: &nodeconf.Input{
 		DockerEnvironment:       map[string]string{},
 		DockerEnvironmentSource: map[string]string{},
 		Certs:                   map[string][]nodeconf.CertFile{},
@@ -212,7 +243,7 @@ func Load(root string) (*Node, error) {
 	in := n.Input
 
 	// dockerd flags: docker.service and drop-ins, with their environment files.
-	unitFiles, err := UnitFiles(root, "docker.service")
+	unitFiles, err := UnitFiles(fsys, "docker.service")
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +267,7 @@ func Load(root string) (*Node, error) {
 			in.DockerEnvironmentSource[k] = u.EnvironmentSource[k]
 		}
 		for _, ef := range u.EnvironmentFiles {
-			vars, err := readEnvFile(root, ef, in)
+			vars, err := readEnvFile(fsys, ef, in)
 			if err != nil {
 				return nil, err
 			}
@@ -265,7 +296,7 @@ func Load(root string) (*Node, error) {
 	} else {
 		// No unit (sysvinit, or a copied tree without one): DOCKER_OPTS as the init script reads it.
 		for _, ef := range DockerEnvFiles {
-			vars, err := readEnvFile(root, ef, in)
+			vars, err := readEnvFile(fsys, ef, in)
 			if err != nil {
 				return nil, err
 			}
@@ -286,7 +317,7 @@ func Load(root string) (*Node, error) {
 		}
 	}
 	var fileCfg *nodeconf.DaemonConfig
-	if data, ok, err := readOptional(root, configFile); err != nil {
+	if data, ok, err := readOptional(fsys, configFile); err != nil {
 		return nil, err
 	} else if ok {
 		if fileCfg, err = nodeconf.ParseDaemonJSON(configFile, data); err != nil {
@@ -299,12 +330,12 @@ func Load(root string) (*Node, error) {
 	}
 
 	// /etc/docker/certs.d/HOST/*
-	hosts, _ := os.ReadDir(Path(root, DockerCertsD))
+	hosts, _ := fs.ReadDir(fsys, Rel(DockerCertsD))
 	for _, h := range hosts {
 		if !h.IsDir() {
 			continue
 		}
-		files, err := os.ReadDir(Path(root, path.Join(DockerCertsD, h.Name())))
+		files, err := fs.ReadDir(fsys, Rel(path.Join(DockerCertsD, h.Name())))
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", path.Join(DockerCertsD, h.Name()), err)
 		}
@@ -313,7 +344,7 @@ func Load(root string) (*Node, error) {
 				continue
 			}
 			p := path.Join(DockerCertsD, h.Name(), f.Name())
-			data, _, err := readOptional(root, p)
+			data, _, err := readOptional(fsys, p)
 			if err != nil {
 				return nil, err
 			}
@@ -322,7 +353,7 @@ func Load(root string) (*Node, error) {
 	}
 
 	// kubelet flags: the unit's literal arguments and the flag env files.
-	kubeletUnit, err := UnitFiles(root, "kubelet.service")
+	kubeletUnit, err := UnitFiles(fsys, "kubelet.service")
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +378,7 @@ func Load(root string) (*Node, error) {
 		}
 	}
 	for _, ef := range KubeletFlagFiles {
-		data, ok, err := readOptional(root, ef)
+		data, ok, err := readOptional(fsys, ef)
 		if err != nil {
 			return nil, err
 		}
@@ -366,7 +397,7 @@ func Load(root string) (*Node, error) {
 			kcPath = f.Value
 		}
 	}
-	if data, ok, err := readOptional(root, kcPath); err != nil {
+	if data, ok, err := readOptional(fsys, kcPath); err != nil {
 		return nil, err
 	} else if ok {
 		if in.KubeletConfig, err = nodeconf.ParseKubeletConfig(kcPath, data); err != nil {
@@ -374,14 +405,14 @@ func Load(root string) (*Node, error) {
 		}
 	}
 
-	if in.Mounts, err = ReadMounts(root); err != nil {
+	if in.Mounts, err = ReadMounts(fsys); err != nil {
 		return nil, err
 	}
-	if data, ok, err := readOptional(root, KernelRelease); err != nil {
+	if data, ok, err := readOptional(fsys, KernelRelease); err != nil {
 		return nil, err
 	} else if ok {
 		if kv, err := nodeconf.ParseKernelVersion(string(data)); err == nil {
-			in.KernelVersion = &kv
+			in.KernelVersion = kv
 		}
 	}
 
@@ -392,20 +423,20 @@ func Load(root string) (*Node, error) {
 		}
 	}
 	for _, d := range dirs {
-		if st, err := os.Stat(Path(root, strings.TrimSpace(d))); err == nil && st.IsDir() {
+		if st, err := fs.Stat(fsys, Rel(strings.TrimSpace(d))); err == nil && st.IsDir() {
 			in.ExistingDirs[strings.TrimSpace(d)] = true
 		}
 	}
 	return n, nil
 }
 
-// findBinary returns the first of names found under root (node path).
-func findBinary(root string, names ...string) string {
+// findBinary returns the first of names the node has (node path).
+func findBinary(fsys fs.FS, names ...string) string {
 	for _, p := range names {
 		if p == "" {
 			continue
 		}
-		if st, err := os.Stat(Path(root, p)); err == nil && st.Mode().IsRegular() {
+		if st, err := fs.Stat(fsys, Rel(p)); err == nil && st.Mode().IsRegular() {
 			return p
 		}
 	}
@@ -414,39 +445,49 @@ func findBinary(root string, names ...string) string {
 
 // BinaryVersion runs `BINARY --version` (a node path under root) and parses
 // its answer.
-func BinaryVersion(ctx context.Context, root, nodePath string) (nodeconf.Version, string, error) {
+func BinaryVersion(ctx context.Context, root, nodePath string) (*version.Version, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, Path(root, nodePath), "--version").CombinedOutput()
 	if err != nil {
-		return nodeconf.Version{}, "", fmt.Errorf("%s --version: %w: %s", nodePath, err, strings.TrimSpace(string(out)))
+		return nil, "", fmt.Errorf("%s --version: %w: %s", nodePath, err, strings.TrimSpace(string(out)))
 	}
 	line := strings.TrimSpace(string(out))
 	v, err := ParseVersionOutput(line)
 	if err != nil {
-		return nodeconf.Version{}, line, fmt.Errorf("%s --version: %w", nodePath, err)
+		return nil, line, fmt.Errorf("%s --version: %w", nodePath, err)
 	}
 	return v, line, nil
 }
 
 // ParseVersionOutput reads the version from what `BINARY --version` printed
-// (`containerd github.com/containerd/containerd v1.7.0 SHA`, `Kubernetes
-// v1.23.17`), skipping module paths.
-func ParseVersionOutput(out string) (nodeconf.Version, error) {
-	var rest []string
+// (`containerd github.com/containerd/containerd v1.7.0 SHA`, `containerd
+// github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3`,
+// `Kubernetes v1.23.17`): the first word apimachinery's generic version
+// reads, skipping module paths.
+func ParseVersionOutput(out string) (*version.Version, error) {
 	for _, f := range strings.Fields(out) {
-		if !strings.Contains(f, "/") {
-			rest = append(rest, f)
+		if strings.Contains(f, "/") {
+			continue
+		}
+		if v, err := version.ParseGeneric(f); err == nil {
+			return v, nil
 		}
 	}
-	return nodeconf.ParseVersion(strings.Join(rest, " "))
+	if len(out) > 80 {
+		out = out[:80] + "..."
+	}
+	return nil, fmt.Errorf("no version in %q", out)
 }
 
 // ContainerdVersion runs the node's containerd --version.
-func (n *Node) ContainerdVersion(ctx context.Context) (nodeconf.Version, error) {
-	bin := findBinary(n.Root, "/usr/bin/containerd", "/usr/local/bin/containerd", "/usr/sbin/containerd", "/bin/containerd")
+func (n *Node) ContainerdVersion(ctx context.Context) (*version.Version, error) {
+	bin := findBinary(n.FS, "/usr/bin/containerd", "/usr/local/bin/containerd", "/usr/sbin/containerd", "/bin/containerd")
+	if n.Root == "" {
+		return nil, errors.New("the node's binaries cannot be run from here (give --containerd-version)")
+	}
 	if bin == "" {
-		return nodeconf.Version{}, fmt.Errorf("no containerd binary under %s (give --containerd-version)", n.Root)
+		return nil, fmt.Errorf("no containerd binary under %s (give --containerd-version)", n.Root)
 	}
 	n.ContainerdBinary = bin
 	v, _, err := BinaryVersion(ctx, n.Root, bin)
@@ -454,10 +495,13 @@ func (n *Node) ContainerdVersion(ctx context.Context) (nodeconf.Version, error) 
 }
 
 // KubeletVersion runs the node's kubelet --version.
-func (n *Node) KubeletVersion(ctx context.Context) (nodeconf.Version, error) {
-	bin := findBinary(n.Root, n.KubeletBinary, "/usr/bin/kubelet", "/usr/local/bin/kubelet")
+func (n *Node) KubeletVersion(ctx context.Context) (*version.Version, error) {
+	bin := findBinary(n.FS, n.KubeletBinary, "/usr/bin/kubelet", "/usr/local/bin/kubelet")
+	if n.Root == "" {
+		return nil, errors.New("the node's binaries cannot be run from here")
+	}
 	if bin == "" {
-		return nodeconf.Version{}, fmt.Errorf("no kubelet binary under %s", n.Root)
+		return nil, fmt.Errorf("no kubelet binary under %s", n.Root)
 	}
 	v, _, err := BinaryVersion(ctx, n.Root, bin)
 	return v, err

@@ -1,6 +1,9 @@
 package nodefiles
 
 import (
+	"context"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +11,7 @@ import (
 	"time"
 
 	"github.com/unshim/unshim/pkg/nodeconf"
+	"github.com/unshim/unshim/pkg/transport"
 )
 
 func write(t *testing.T, root string, files map[string]string) {
@@ -86,28 +90,105 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// TestWriteFiles: through a transport, each changed file is backed up the
+// way a switch backs up (journal.Store: a checksummed copy with its mode, or
+// the record that it did not exist) before it is replaced, and restoring the
+// record puts the node back byte for byte, modes included, created files
+// removed; an unchanged file is left alone and needs no backup.
 func TestWriteFiles(t *testing.T) {
+	ctx := context.Background()
 	root := t.TempDir()
-	write(t, root, map[string]string{"/etc/containerd/config.toml": "old\n"})
-	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
-	files := []nodeconf.File{{Path: "/etc/containerd/config.toml", Data: []byte("new\n")}, {Path: "/etc/containerd/certs.d/r/client.key", Data: []byte("k")}}
-	done, err := WriteFiles(root, files, now)
+	write(t, root, map[string]string{"/etc/containerd/config.toml": "old\n", "/etc/containerd/certs.d/r/hosts.toml": "same\n"})
+	if err := os.Chmod(filepath.Join(root, "etc/containerd/config.toml"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	before := tree(t, root)
+	tr := &transport.Local{Root: root}
+	files := []nodeconf.File{
+		{Path: "/etc/containerd/config.toml", Data: []byte("new\n")},
+		{Path: "/etc/containerd/certs.d/r/client.key", Data: []byte("k")},
+		{Path: "/etc/containerd/certs.d/r/hosts.toml", Data: []byte("same\n")},
+	}
+	run := RunName(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	if run != "convert-20261123T090000Z" {
+		t.Errorf("run = %s", run)
+	}
+	done, err := WriteFiles(ctx, tr, files, run, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if done[0].Backup != "/etc/containerd/config.toml.unshim-backup-20261123T090000Z" || done[1].Backup != "" {
+	wantCopy := BackupDir + "/backup/" + run + "/etc/containerd/config.toml"
+	if len(done) != 3 || done[0].Backup != wantCopy || done[1].Backup != "" || !done[2].Unchanged {
 		t.Errorf("done = %+v", done)
 	}
-	if b, _ := os.ReadFile(filepath.Join(root, done[0].Backup)); string(b) != "old\n" {
+	if b, _ := os.ReadFile(filepath.Join(root, wantCopy)); string(b) != "old\n" {
 		t.Errorf("backup = %q", b)
 	}
-	if st, _ := os.Stat(filepath.Join(root, "etc/containerd/certs.d/r/client.key")); st.Mode().Perm() != 0o600 {
-		t.Errorf("key mode = %v", st.Mode())
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/containerd/config.toml")); string(b) != "new\n" {
+		t.Errorf("config.toml = %q", b)
 	}
-	done, err = WriteFiles(root, files, now.Add(time.Hour))
-	if err != nil || !done[0].Unchanged || done[0].Backup != "" {
-		t.Errorf("second write = %+v, %v", done, err)
+	if st, _ := os.Stat(filepath.Join(root, "etc/containerd/certs.d/r/client.key")); st == nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("key mode = %v", st)
 	}
+	// A second write in the same second keeps the first, original copy.
+	if _, err := WriteFiles(ctx, tr, []nodeconf.File{{Path: "/etc/containerd/config.toml", Data: []byte("newer\n")}}, run, true); err != nil {
+		t.Fatal(err)
+	}
+	st := BackupStore(tr)
+	j, err := st.Load(ctx, run)
+	if err != nil || j == nil || !j.Finished || len(j.Backups) != 2 {
+		t.Fatalf("record %s: %+v, %v", st.Path(run), j, err)
+	}
+	if err := st.Restore(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	after := tree(t, root)
+	for p := range after {
+		if strings.HasPrefix("/"+p, BackupDir+"/") {
+			delete(after, p) // the record and its copies stay
+		}
+	}
+	if fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("after restore\n%v\nwant\n%v", after, before)
+	}
+}
+
+// TestWriteFilesNewDirectory: files written into an empty directory for
+// review need no record (recordCreated false): nothing but the files appears.
+func TestWriteFilesNewDirectory(t *testing.T) {
+	out := t.TempDir()
+	if _, err := WriteFiles(context.Background(), &transport.Local{Root: out}, []nodeconf.File{{Path: "/etc/containerd/config.toml", Data: []byte("x")}}, RunName(time.Now()), false); err != nil {
+		t.Fatal(err)
+	}
+	if got := tree(t, out); len(got) != 1 || got["etc/containerd/config.toml"] == "" {
+		t.Errorf("files = %v", got)
+	}
+}
+
+// tree maps each regular file under root to its mode and content.
+func tree(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out[filepath.ToSlash(rel)] = fmt.Sprintf("%v %q", info.Mode().Perm(), b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func TestResolveStaysInRoot(t *testing.T) {
@@ -117,6 +198,7 @@ func TestResolveStaysInRoot(t *testing.T) {
 		"/var/run":        "/run",                   // absolute: from the node's root
 		"/etc/containerd": "../real/etc/containerd", // relative
 		"/escape":         "../../../../../etc",     // cannot climb above root
+		"/etc/default":    "/real/default",          // absolute, written through below
 	} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, link)), 0o755); err != nil {
 			t.Fatal(err)
@@ -138,11 +220,21 @@ func TestResolveStaysInRoot(t *testing.T) {
 		}
 	}
 	// Writing through the link lands inside root.
-	if _, err := WriteFiles(root, []nodeconf.File{{Path: "/etc/containerd/config.toml", Data: []byte("new")}}, time.Now()); err != nil {
+	if _, err := WriteFiles(context.Background(), &transport.Local{Root: root}, []nodeconf.File{{Path: "/etc/containerd/config.toml", Data: []byte("new")}}, RunName(time.Now()), true); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(filepath.Join(root, "real/etc/containerd/config.toml")); string(b) != "new" {
 		t.Errorf("write through link = %q", b)
+	}
+	// An absolute link is followed from the node's root, not this machine's.
+	if err := os.MkdirAll(filepath.Join(root, "real/default"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&transport.Local{Root: root}).WriteFile(context.Background(), "/etc/default/kubelet", []byte("K"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "real/default/kubelet")); string(b) != "K" {
+		t.Errorf("write through an absolute link = %q", b)
 	}
 	if got, _ := Resolve("/", "/etc/../etc/hosts"); got != "/etc/hosts" {
 		t.Errorf("Resolve on / = %s", got)
@@ -153,7 +245,9 @@ func TestParseVersionOutput(t *testing.T) {
 	for out, want := range map[string]string{
 		"containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3": "1.6.20",
 		"containerd github.com/containerd/containerd/v2 v2.2.0 abcdef":                "2.2.0",
-		"Kubernetes v1.23.17": "1.23.17",
+		"Kubernetes v1.23.17":            "1.23.17",
+		"Kubernetes v1.29.1-eks-61c0bbb": "1.29.1",
+		"v2.2.0":                         "2.2.0", "1.7": "1.7",
 	} {
 		v, err := ParseVersionOutput(out)
 		if err != nil || v.String() != want {
@@ -167,14 +261,14 @@ func TestParseVersionOutput(t *testing.T) {
 
 func TestReadMounts(t *testing.T) {
 	root := t.TempDir()
-	if m, err := ReadMounts(root); err != nil || m != nil {
+	if m, err := ReadMounts(transport.DirFS(root)); err != nil || m != nil {
 		t.Errorf("no mount tables: %v, %v; want nil (unknown)", m, err)
 	}
 	write(t, root, map[string]string{
 		"/etc/fstab":     "# comment\nUUID=1 / ext4 defaults 0 1\nUUID=2 /data/docker xfs defaults 0 2\n/dev/sdb2 none swap sw 0 0\nUUID=3 /mnt/my\\040disk ext4 defaults 0 2\n",
 		"/proc/1/mounts": "/dev/sda1 / ext4 rw 0 0\n/dev/sdc1 /var/lib/docker xfs rw 0 0\n",
 	})
-	m, err := ReadMounts(root)
+	m, err := ReadMounts(transport.DirFS(root))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,11 @@ import (
 	"sort"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/version"
+
 	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodefiles"
+	"github.com/unshim/unshim/pkg/transport"
 )
 
 // Targets.
@@ -37,13 +40,17 @@ const (
 
 // Input says which node to plan for and how.
 type Input struct {
-	// Root is where the node's file system is visible ("/" on the node).
+	// FS is the node's file system (nodefiles.Open); when nil, it is read
+	// under Root.
+	FS fs.FS
+	// Root is where the node's file system is visible ("/" on the node),
+	// when FS is nil.
 	Root   string
 	Target string
 	// KubeletVersion is the node's kubelet (from the Node's status).
-	KubeletVersion nodeconf.Version
+	KubeletVersion *version.Version
 	// ContainerdVersion is the containerd that will run (ignored for cri-dockerd).
-	ContainerdVersion nodeconf.Version
+	ContainerdVersion *version.Version
 	// CRISocket is the node's kubeadm annotation, "" when it has none.
 	CRISocket string
 }
@@ -96,22 +103,28 @@ func (p *Plan) Paths() []string {
 	return out
 }
 
-// Build reads the node under in.Root and plans its switch.
+// Build reads the node's files (in.FS, or under in.Root) and plans its switch.
 func Build(in Input) (*Plan, error) {
 	switch in.Target {
 	case Containerd, CRIDockerd:
 	default:
 		return nil, fmt.Errorf("unknown target %q: want %s or %s", in.Target, Containerd, CRIDockerd)
 	}
-	node, err := nodefiles.Load(in.Root)
+	if in.FS == nil {
+		in.FS = transport.DirFS(in.Root)
+	}
+	node, err := nodefiles.LoadFS(in.FS)
 	if err != nil {
 		return nil, err
 	}
 	kv := in.KubeletVersion
-	node.Input.KubeletVersion = &kv
+	if kv == nil {
+		return nil, errors.New("the kubelet's version is unknown: it decides where the kubelet's flags go")
+	}
+	node.Input.KubeletVersion = kv
 	node.Input.ContainerdVersion = in.ContainerdVersion
-	if in.Target == CRIDockerd && in.ContainerdVersion == (nodeconf.Version{}) {
-		node.Input.ContainerdVersion = nodeconf.Version{Major: 1, Minor: 6}
+	if in.Target == CRIDockerd && in.ContainerdVersion == nil {
+		node.Input.ContainerdVersion = version.MajorMinor(1, 6)
 	}
 	out, err := nodeconf.Convert(node.Input)
 	if err != nil {
@@ -125,7 +138,7 @@ func Build(in Input) (*Plan, error) {
 		p.Schema = out.Schema
 		p.Unmapped = out.Unmapped
 		for _, f := range out.Files {
-			fc, err := change(in.Root, f.Path, f.Data, os.FileMode(f.Perm()), "containerd setup converted from Docker's")
+			fc, err := change(in.FS, f.Path, f.Data, os.FileMode(f.Perm()), "containerd setup converted from Docker's")
 			if err != nil {
 				return nil, err
 			}
@@ -138,14 +151,14 @@ func Build(in Input) (*Plan, error) {
 	return p, nil
 }
 
-func change(root, path string, data []byte, perm os.FileMode, why string) (FileChange, error) {
-	old, err := os.ReadFile(nodefiles.Path(root, path))
+func change(fsys fs.FS, path string, data []byte, perm os.FileMode, why string) (FileChange, error) {
+	old, err := fs.ReadFile(fsys, nodefiles.Rel(path))
 	existed := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return FileChange{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	if existed {
-		if st, err := os.Stat(nodefiles.Path(root, path)); err == nil {
+		if st, err := fs.Stat(fsys, nodefiles.Rel(path)); err == nil {
 			perm = st.Mode().Perm()
 		}
 	}
@@ -188,13 +201,13 @@ func (p *Plan) kubelet(in Input, node *nodefiles.Node, out *nodeconf.Output) err
 	if f, ok := flagFile["container-runtime-endpoint"]; ok {
 		endpointFile = f
 	}
-	_, instanceErr := os.Stat(nodefiles.Path(in.Root, InstanceConfigFile))
+	_, instanceErr := fs.Stat(in.FS, nodefiles.Rel(InstanceConfigFile))
 	useInstance := instanceErr == nil
 	if useInstance {
 		if f, ok := flagFile["container-runtime-endpoint"]; ok {
 			add(f, nodeconf.FlagEdit{Name: "container-runtime-endpoint", Remove: true})
 		}
-		data, err := os.ReadFile(nodefiles.Path(in.Root, InstanceConfigFile))
+		data, err := fs.ReadFile(in.FS, nodefiles.Rel(InstanceConfigFile))
 		if err != nil {
 			return fmt.Errorf("read %s: %w", InstanceConfigFile, err)
 		}
@@ -202,7 +215,7 @@ func (p *Plan) kubelet(in Input, node *nodefiles.Node, out *nodeconf.Output) err
 		if err != nil {
 			return err
 		}
-		fc, err := change(in.Root, InstanceConfigFile, nd, 0o644, "kubeadm 1.32+ keeps the node's CRI socket here (NodeLocalCRISocket)")
+		fc, err := change(in.FS, InstanceConfigFile, nd, 0o644, "kubeadm 1.32+ keeps the node's CRI socket here (NodeLocalCRISocket)")
 		if err != nil {
 			return err
 		}
@@ -210,22 +223,22 @@ func (p *Plan) kubelet(in Input, node *nodefiles.Node, out *nodeconf.Output) err
 		p.Notes = append(p.Notes, "kubeadm reads the CRI socket from "+InstanceConfigFile+"; the annotation is left as it is")
 	} else {
 		add(endpointFile, nodeconf.FlagEdit{Name: "container-runtime-endpoint", Value: p.Endpoint})
-		if in.CRISocket != "" || kv.Less(nodeconf.Version{Major: 1, Minor: 32}) {
+		if in.CRISocket != "" || kv.LessThan(version.MustParseGeneric("1.32")) {
 			p.Annotation = p.Endpoint
 		}
 	}
-	if kv.Less(nodeconf.Version{Major: 1, Minor: 24}) {
+	if kv.LessThan(version.MustParseGeneric("1.24")) {
 		f := KubeadmFlagsFile
 		if ff, ok := flagFile["container-runtime"]; ok {
 			f = ff
 		}
 		add(f, nodeconf.FlagEdit{Name: "container-runtime", Value: "remote"})
-	} else if f, ok := flagFile["container-runtime"]; ok && kv.AtLeast(1, 27) {
+	} else if f, ok := flagFile["container-runtime"]; ok && kv.AtLeast(version.MajorMinor(1, 27)) {
 		add(f, nodeconf.FlagEdit{Name: "container-runtime", Remove: true})
 	}
 	sort.SliceStable(files, func(i, j int) bool { return files[i] == KubeadmFlagsFile && files[j] != KubeadmFlagsFile })
 	for _, file := range files {
-		data, err := os.ReadFile(nodefiles.Path(in.Root, file))
+		data, err := fs.ReadFile(in.FS, nodefiles.Rel(file))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("read %s: %w", file, err)
 		}
@@ -237,7 +250,7 @@ func (p *Plan) kubelet(in Input, node *nodefiles.Node, out *nodeconf.Output) err
 		if err != nil {
 			return err
 		}
-		fc, err := change(in.Root, file, nd, 0o644, "kubelet flags for "+p.Target+" on kubelet "+kv.String())
+		fc, err := change(in.FS, file, nd, 0o644, "kubelet flags for "+p.Target+" on kubelet "+kv.String())
 		if err != nil {
 			return err
 		}
@@ -260,7 +273,7 @@ func (p *Plan) kubelet(in Input, node *nodefiles.Node, out *nodeconf.Output) err
 			fields = append(fields, [2]any{"cgroupDriver", v})
 		}
 		if len(fields) > 0 {
-			data, err := os.ReadFile(nodefiles.Path(in.Root, kc.File))
+			data, err := fs.ReadFile(in.FS, nodefiles.Rel(kc.File))
 			if err != nil {
 				return fmt.Errorf("read %s: %w", kc.File, err)
 			}
@@ -268,7 +281,7 @@ func (p *Plan) kubelet(in Input, node *nodefiles.Node, out *nodeconf.Output) err
 			if err != nil {
 				return err
 			}
-			fc, err := change(in.Root, kc.File, nd, 0o644, "log rotation and cgroup driver move from Docker to the kubelet")
+			fc, err := change(in.FS, kc.File, nd, 0o644, "log rotation and cgroup driver move from Docker to the kubelet")
 			if err != nil {
 				return err
 			}

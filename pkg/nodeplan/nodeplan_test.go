@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/util/version"
+
 	"github.com/unshim/unshim/internal/testutil"
 	"github.com/unshim/unshim/pkg/nodeconf"
 )
@@ -74,12 +76,12 @@ func TestPlanFollowsTheKubeletVersionTable(t *testing.T) {
 				files[InstanceConfigFile] = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncontainerRuntimeEndpoint: unix:///var/run/cri-dockerd.sock\n"
 			}
 			testutil.WriteTree(t, root, files, 0o644)
-			kv, _ := nodeconf.ParseVersion(c.kubelet)
+			kv := version.MustParseGeneric(c.kubelet)
 			old := "/var/run/dockershim.sock"
-			if kv.AtLeast(1, 24) {
+			if kv.AtLeast(version.MajorMinor(1, 24)) {
 				old = "unix:///var/run/cri-dockerd.sock"
 			}
-			p, err := Build(Input{Root: root, Target: c.target, KubeletVersion: kv, ContainerdVersion: nodeconf.Version{Major: 1, Minor: 7, Patch: 20}, CRISocket: old})
+			p, err := Build(Input{Root: root, Target: c.target, KubeletVersion: kv, ContainerdVersion: version.MustParseGeneric("1.7.20"), CRISocket: old})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -134,7 +136,7 @@ func TestPlanFollowsTheKubeletVersionTable(t *testing.T) {
 					t.Fatalf("no config.toml planned: %v", p.Paths())
 				}
 				want := nodeconf.PauseImage(kv)
-				if !kv.AtLeast(1, 35) && strings.Contains(c.flags, "pod-infra") {
+				if !kv.AtLeast(version.MajorMinor(1, 35)) && strings.Contains(c.flags, "pod-infra") {
 					want = strings.SplitN(strings.SplitN(c.flags, "pod-infra-container-image=", 2)[1], " ", 2)[0]
 				}
 				if p.SandboxImage != want || !strings.Contains(conf, want) {
@@ -181,7 +183,7 @@ func TestUnknownTargetAndBadInputFail(t *testing.T) {
 		t.Error("target crio accepted")
 	}
 	testutil.WriteTree(t, root, map[string]string{"/etc/docker/daemon.json": "{bad"}, 0o644)
-	_, err := Build(Input{Root: root, Target: Containerd, KubeletVersion: nodeconf.Version{Major: 1, Minor: 23}, ContainerdVersion: nodeconf.Version{Major: 1, Minor: 6}})
+	_, err := Build(Input{Root: root, Target: Containerd, KubeletVersion: version.MustParseGeneric("1.23"), ContainerdVersion: version.MustParseGeneric("1.6")})
 	if err == nil || !strings.Contains(err.Error(), "daemon.json") {
 		t.Errorf("malformed daemon.json: %v", err)
 	}

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -28,7 +28,6 @@ import (
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/migrate/phases"
-	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodefiles"
 	"github.com/unshim/unshim/pkg/nodelock"
 	"github.com/unshim/unshim/pkg/nodeplan"
@@ -143,7 +142,7 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 	if node.Status.NodeInfo.OperatingSystem == "windows" {
 		return nil, fmt.Errorf("node %s runs Windows: only --dry-run plans exist for Windows nodes", o.Node)
 	}
-	kv, err := nodeconf.ParseVersion(node.Status.NodeInfo.KubeletVersion)
+	kv, err := version.ParseGeneric(node.Status.NodeInfo.KubeletVersion)
 	if err != nil {
 		return nil, fmt.Errorf("node %s kubelet version: %w", o.Node, err)
 	}
@@ -173,19 +172,12 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m, ok := o.Transport.(transport.Mounted); ok {
-		r.root = m.LocalRoot()
-	} else {
-		// The node's files are not visible here (SSH): plan from a copy.
-		if r.root, err = os.MkdirTemp("", "unshim-node-"+o.Node+"-"); err != nil {
-			return nil, err
-		}
-		r.cleanup = func() { os.RemoveAll(r.root) }
-		if err := nodefiles.Mirror(ctx, o.Transport, r.root); err != nil {
-			r.cleanup()
-			return nil, err
-		}
+	// The node's files: its root when it is visible here, else a copy (SSH).
+	files, err := nodefiles.Open(ctx, o.Transport, o.Node)
+	if err != nil {
+		return nil, err
 	}
+	r.root, r.cleanup = files.Root, files.Close
 	if len(r.j.Plan) > 0 {
 		// A resumed run goes on with the plan of its first run: the node's
 		// files may already be converted, and a plan worked out from them
@@ -196,7 +188,7 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 		}
 		return r, nil
 	}
-	r.plan, err = nodeplan.Build(nodeplan.Input{Root: r.root, Target: o.Settings.Target, KubeletVersion: kv,
+	r.plan, err = nodeplan.Build(nodeplan.Input{FS: files.FS, Target: o.Settings.Target, KubeletVersion: kv,
 		ContainerdVersion: cv, CRISocket: node.Annotations[inventory.CRISocketAnnotation]})
 	if err != nil {
 		r.close()
@@ -209,30 +201,21 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 	return r, nil
 }
 
-func containerdVersion(ctx context.Context, o *Options) (nodeconf.Version, error) {
+func containerdVersion(ctx context.Context, o *Options) (*version.Version, error) {
 	if o.ContainerdVersion != "" {
-		return nodeconf.ParseVersion(o.ContainerdVersion)
+		return version.ParseGeneric(o.ContainerdVersion)
 	}
 	out, err := o.Transport.Run(ctx, "containerd", "--version")
 	if err != nil {
 		// Not installed yet: the distribution's package is 1.x or 2.x; a
 		// version 2 config is read by both.
-		return nodeconf.Version{Major: 1, Minor: 6}, nil
+		return version.MustParseGeneric("1.6"), nil
 	}
 	return nodefiles.ParseVersionOutput(string(out))
 }
 
 // PlanStep is one phase of a dry run.
-type PlanStep struct {
-	Phase string   `json:"phase"`
-	Short string   `json:"short"`
-	Done  bool     `json:"done,omitempty"`
-	Lines []string `json:"lines"`
-	// Steps are the changes to the node the phase makes: its Run, in dry-run
-	// mode, records them without making them, exactly as a run records them
-	// in the journal before making them.
-	Steps []journal.Step `json:"steps,omitempty"`
-}
+type PlanStep = nodeplan.PhaseDryRun
 
 // DryRun returns what a switch would do, phase by phase, changing nothing.
 func DryRun(ctx context.Context, o Options) ([]PlanStep, *nodeplan.Plan, error) {
@@ -542,35 +525,4 @@ func annotatePhase(ctx context.Context, c kubernetes.Interface, node string, v *
 // annotate sets (nil: removes) annotation key on the node.
 func annotate(ctx context.Context, c kubernetes.Interface, node, key string, v *string) error {
 	return phases.Annotate(ctx, c, node, key, v)
-}
-
-// WritePlan prints a dry run for people.
-func WritePlan(w io.Writer, node string, p *nodeplan.Plan, steps []PlanStep) {
-	fmt.Fprintf(w, "Switch of node %s to %s (endpoint %s", node, p.Target, p.Endpoint)
-	if p.SandboxImage != "" && p.Target == nodeplan.Containerd {
-		fmt.Fprintf(w, ", sandbox image %s, config.toml version %d", p.SandboxImage, p.Schema)
-	}
-	fmt.Fprintln(w, ")")
-	for i, s := range steps {
-		mark := ""
-		if s.Done {
-			mark = " (done: skipped on resume)"
-		}
-		fmt.Fprintf(w, "\n[%d/%d] %s: %s%s\n", i+1, len(steps), s.Phase, s.Short, mark)
-		for _, l := range s.Lines {
-			fmt.Fprintf(w, "    %s\n", l)
-		}
-		for _, st := range s.Steps {
-			fmt.Fprintf(w, "    step: %s\n", migrate.DescribeStep(st))
-		}
-	}
-	if len(p.Unmapped) > 0 {
-		fmt.Fprintf(w, "\nNot carried over to containerd:\n")
-		for _, u := range p.Unmapped {
-			fmt.Fprintf(w, "    %s=%s: %s\n", u.Key, u.Value, u.Reason)
-		}
-	}
-	for _, n := range p.Notes {
-		fmt.Fprintf(w, "\nNote: %s\n", n)
-	}
 }

@@ -9,11 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/version"
+
 	"github.com/unshim/unshim/internal/testutil"
 	"github.com/unshim/unshim/pkg/lab"
 	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodefiles"
 	"github.com/unshim/unshim/pkg/registryprobe"
+	"github.com/unshim/unshim/pkg/transport"
 )
 
 // startRegistries starts the lab's registries with one image in each: the
@@ -51,7 +54,7 @@ func readCA(t *testing.T, r *lab.Registry) []byte {
 
 // convert writes the containerd files unshim converts daemon (and the
 // /etc/docker/certs.d files) to for version, and returns their certs.d.
-func convert(t *testing.T, v nodeconf.Version, daemon string, certs map[string][]nodeconf.CertFile) string {
+func convert(t *testing.T, v *version.Version, daemon string, certs map[string][]nodeconf.CertFile) string {
 	t.Helper()
 	d, err := nodeconf.ParseDaemonJSON("/etc/docker/daemon.json", []byte(daemon))
 	if err != nil {
@@ -62,7 +65,7 @@ func convert(t *testing.T, v nodeconf.Version, daemon string, certs map[string][
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	if _, err := nodefiles.WriteFiles(dir, out.Files, time.Now()); err != nil {
+	if _, err := nodefiles.WriteFiles(context.Background(), &transport.Local{Root: dir}, out.Files, nodefiles.RunName(time.Now()), false); err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, nodeconf.CertsDir)
@@ -92,7 +95,7 @@ func TestResolveThroughConvertedHosts(t *testing.T) {
 		{"CA in certs.d", `{}`, map[string][]nodeconf.CertFile{rs.TLS.Host: {{Name: "ca.crt", Data: readCA(t, rs.TLS)}}}, rs.TLS.Host + "/unshim/probe:1", rs.TLS.Host},
 		{"mirror with its CA", `{"registry-mirrors":["` + rs.Mirror.URL + `"]}`, mirrorCA, "probe:1", rs.Mirror.Host},
 	}
-	for _, v := range []nodeconf.Version{{Major: 1, Minor: 6, Patch: 20}, {Major: 2, Minor: 2}} {
+	for _, v := range []*version.Version{version.MustParseGeneric("1.6.20"), version.MajorMinor(2, 2)} {
 		for _, tt := range tests {
 			t.Run(v.String()+"/"+tt.name, func(t *testing.T) {
 				certsDir := convert(t, v, tt.daemon, tt.certs)
@@ -127,7 +130,7 @@ func TestResolveFailsWithoutMirrorCA(t *testing.T) {
 	rs := startRegistries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	certsDir := convert(t, nodeconf.Version{Major: 2, Minor: 2}, `{"registry-mirrors":["`+rs.Mirror.URL+`"]}`,
+	certsDir := convert(t, version.MustParseGeneric("2.2"), `{"registry-mirrors":["`+rs.Mirror.URL+`"]}`,
 		map[string][]nodeconf.CertFile{rs.Mirror.Host: {{Name: "ca.crt", Data: readCA(t, rs.Mirror)}}})
 	hub := filepath.Join(certsDir, "docker.io", "hosts.toml")
 	b, err := os.ReadFile(hub)
@@ -160,7 +163,7 @@ func TestResolveFailsWithoutMirrorCA(t *testing.T) {
 // containerd's order: a mirror (with a path) before Docker Hub, an
 // insecure registry for containerd 1.6 over HTTPS first, then HTTP.
 func TestRoutes(t *testing.T) {
-	certsDir := convert(t, nodeconf.Version{Major: 1, Minor: 6, Patch: 20},
+	certsDir := convert(t, version.MustParseGeneric("1.6.20"),
 		`{"registry-mirrors":["https://art.example.com/artifactory/api/docker/hub"],"insecure-registries":["reg.local:5000"]}`, nil)
 	routes, err := registryprobe.Routes(context.Background(), certsDir, []string{"busybox", "reg.local:5000/app/web:2", "quay.io/x/y:1"})
 	if err != nil {
@@ -190,7 +193,7 @@ func TestRoutes(t *testing.T) {
 	}
 	// The same routes from the converted files, before they are on any node.
 	d, _ := nodeconf.ParseDaemonJSON("/etc/docker/daemon.json", []byte(`{"registry-mirrors":["https://art.example.com/artifactory/api/docker/hub"],"insecure-registries":["reg.local:5000"]}`))
-	out, err := nodeconf.Convert(&nodeconf.Input{ContainerdVersion: nodeconf.Version{Major: 1, Minor: 6, Patch: 20}, Daemon: d})
+	out, err := nodeconf.Convert(&nodeconf.Input{ContainerdVersion: version.MustParseGeneric("1.6.20"), Daemon: d})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,10 @@ import (
 	"path/filepath"
 )
 
-// Local acts on the machine unshim runs on. Root, when set, is prefixed to
-// every file path (a node file system mounted or copied elsewhere); commands
-// run as they are.
+// Local acts on the machine unshim runs on. Root, when set, is where the
+// node's file system is (mounted or copied elsewhere): every file path is
+// taken under it, symlinks followed inside it (Resolve), never out to this
+// machine's own files; commands run as they are.
 type Local struct {
 	Root string
 }
@@ -24,7 +25,17 @@ func (l *Local) path(p string) string {
 	if l.Root == "" {
 		return p
 	}
-	return filepath.Join(l.Root, p)
+	if r, err := Resolve(l.Root, p); err == nil {
+		return r
+	}
+	return filepath.Join(l.Root, p) // the error shows when the file is used
+}
+
+// linkPath is path for the file itself: its directory resolved under Root,
+// a final symlink not followed.
+func (l *Local) linkPath(p string) string {
+	dir, base := filepath.Split(filepath.Clean("/" + p))
+	return filepath.Join(l.path(dir), base)
 }
 
 // Run runs argv directly (no shell).
@@ -79,7 +90,7 @@ func (l *Local) WriteFile(_ context.Context, path string, data []byte, perm os.F
 
 // Remove deletes a file under Root.
 func (l *Local) Remove(_ context.Context, path string) error {
-	if err := os.Remove(l.path(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(l.linkPath(path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}
 	return nil

@@ -6,7 +6,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
-	"github.com/unshim/unshim/pkg/nodeconf"
+	"k8s.io/apimachinery/pkg/util/version"
 )
 
 // containerdConfig renders the containerd config.toml for a Windows node:
@@ -21,9 +21,9 @@ import (
 // and io.containerd.cri.v1.runtime (cni); from 2.1 the CNI plugin
 // directories are a list, bin_dirs. containerd 2.3 and later write version 4
 // but still read version 3.
-func containerdConfig(containerd nodeconf.Version, sandbox, binDir, confDir string) ([]byte, error) {
+func containerdConfig(containerd *version.Version, sandbox, binDir, confDir string) ([]byte, error) {
 	var cfg map[string]any
-	if containerd.Major < 2 {
+	if containerd.Major() < 2 {
 		cfg = map[string]any{
 			"version": 2,
 			"plugins": map[string]any{
@@ -38,7 +38,7 @@ func containerdConfig(containerd nodeconf.Version, sandbox, binDir, confDir stri
 		}
 	} else {
 		cni := map[string]any{"conf_dir": confDir}
-		if containerd.AtLeast(2, 1) {
+		if containerd.AtLeast(version.MajorMinor(2, 1)) {
 			cni["bin_dirs"] = []string{binDir}
 		} else {
 			cni["bin_dir"] = binDir
@@ -54,7 +54,7 @@ func containerdConfig(containerd nodeconf.Version, sandbox, binDir, confDir stri
 		}
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "# containerd %d.%d config for a Windows Kubernetes node, written by unshim.\n", containerd.Major, containerd.Minor)
+	fmt.Fprintf(&b, "# containerd %d.%d config for a Windows Kubernetes node, written by unshim.\n", containerd.Major(), containerd.Minor())
 	b.WriteString("# Settings not listed here keep containerd's Windows defaults (containerd.exe config default).\n")
 	enc := toml.NewEncoder(&b)
 	enc.SetIndentTables(true)

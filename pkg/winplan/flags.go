@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/util/version"
+
 	"github.com/unshim/unshim/pkg/nodeconf"
 )
 
@@ -11,13 +13,13 @@ import (
 // containerd, with the reason for each: the runtime flags (set again below),
 // the dockershim-only flags, and every flag the kubelet version no longer
 // accepts (nodeconf's table).
-func dropFlags(kubelet nodeconf.Version) map[string]string {
+func dropFlags(kubelet *version.Version) map[string]string {
 	drop := map[string]string{
 		"container-runtime":          "replaced: the runtime is set again for containerd",
 		"container-runtime-endpoint": "replaced: containerd's named pipe",
 	}
 	for _, f := range nodeconf.RemovedKubeletFlags() {
-		if nodeconf.DockershimFlags[f.Name] || !kubelet.Less(f.Removed) {
+		if nodeconf.DockershimFlags[f.Name] || kubelet.AtLeast(f.Removed) {
 			if _, ok := drop[f.Name]; !ok {
 				drop[f.Name] = f.Reason
 			}
@@ -33,9 +35,9 @@ func dropFlags(kubelet nodeconf.Version) map[string]string {
 
 // runtimeFlags are the flags that point the kubelet at containerd:
 // --container-runtime=remote only where the kubelet still accepts it (< 1.27).
-func runtimeFlags(kubelet nodeconf.Version) []string {
+func runtimeFlags(kubelet *version.Version) []string {
 	var fs []string
-	if kubelet.Less(nodeconf.Version{Major: 1, Minor: 27}) {
+	if kubelet.LessThan(version.MustParseGeneric("1.27")) {
 		fs = append(fs, "--container-runtime=remote")
 	}
 	return append(fs, "--container-runtime-endpoint="+Endpoint)
@@ -46,7 +48,7 @@ func runtimeFlags(kubelet nodeconf.Version) []string {
 // it) is set to the sandbox image so the kubelet's image GC and containerd
 // agree, everything else is kept in order, and runtimeFlags are appended.
 // notes says what changed.
-func kubeletArgs(kubelet nodeconf.Version, sandbox string, cur []nodeconf.KubeletFlag) (args, notes []string, err error) {
+func kubeletArgs(kubelet *version.Version, sandbox string, cur []nodeconf.KubeletFlag) (args, notes []string, err error) {
 	drop := dropFlags(kubelet)
 	for _, f := range cur {
 		if f.Var != "" && f.Var != "KUBELET_KUBEADM_ARGS" {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"unicode"
 
+	"k8s.io/apimachinery/pkg/util/version"
+
 	"github.com/unshim/unshim/pkg/nodeconf"
 )
 
@@ -47,9 +49,9 @@ const (
 var (
 	// Containerd17 is the containerd used for kubelets older than 1.30:
 	// containerd's RELEASES.md lists 2.x for Kubernetes 1.30 and later only.
-	Containerd17 = nodeconf.Version{Major: 1, Minor: 7, Patch: 34}
+	Containerd17 = version.MustParseGeneric("1.7.34")
 	// Containerd2 is the containerd used for kubelet 1.30 and later.
-	Containerd2 = nodeconf.Version{Major: 2, Minor: 2, Patch: 7}
+	Containerd2 = version.MustParseGeneric("2.2.7")
 )
 
 // ErrUnsupportedTarget is returned for a target other than containerd.
@@ -63,10 +65,10 @@ type Input struct {
 	// messages.
 	NodeName string
 	// Kubelet is the node's kubelet version (status.nodeInfo.kubeletVersion).
-	Kubelet nodeconf.Version
+	Kubelet *version.Version
 	// Containerd is the containerd to install; zero means Containerd17 for
 	// kubelets older than 1.30, else Containerd2.
-	Containerd nodeconf.Version
+	Containerd *version.Version
 	// SandboxImage is the pause image; empty means the kubelet's
 	// --pod-infra-container-image if KubeletFlags has it (as nodeconf.Convert
 	// does on Linux), else nodeconf.PauseImage of the kubelet version
@@ -104,8 +106,8 @@ type Step struct {
 // Script is the PowerShell migration plan of one Windows node.
 type Script struct {
 	Node         string
-	Kubelet      nodeconf.Version
-	Containerd   nodeconf.Version
+	Kubelet      *version.Version
+	Containerd   *version.Version
 	SandboxImage string
 	CNIBinDir    string
 	CNIConfDir   string
@@ -132,10 +134,10 @@ func Plan(in Input) (*Script, error) {
 	if in.NodeName == "" {
 		return nil, errors.New("node name is empty")
 	}
-	if in.Kubelet == (nodeconf.Version{}) {
+	if in.Kubelet == nil {
 		return nil, fmt.Errorf("node %q: kubelet version unknown", in.NodeName)
 	}
-	if !in.Kubelet.AtLeast(1, 20) {
+	if !in.Kubelet.AtLeast(version.MajorMinor(1, 20)) {
 		return nil, fmt.Errorf("node %q: kubelet %s: containerd on Windows needs Kubernetes 1.20 or later", in.NodeName, in.Kubelet)
 	}
 	s := &Script{
@@ -147,13 +149,13 @@ func Plan(in Input) (*Script, error) {
 		CNIConfDir:   in.CNIConfDir,
 		ArchiveURL:   in.ArchiveURL,
 	}
-	if s.Containerd == (nodeconf.Version{}) {
+	if s.Containerd == nil {
 		s.Containerd = Containerd2
-		if !in.Kubelet.AtLeast(1, 30) {
+		if !in.Kubelet.AtLeast(version.MajorMinor(1, 30)) {
 			s.Containerd = Containerd17
 		}
 	}
-	if c := s.Containerd; c.Major > 2 || (c.Major == 1 && c.Minor < 6) || c.Major < 1 {
+	if c := s.Containerd; c.LessThan(version.MajorMinor(1, 6)) || c.AtLeast(version.MajorMinor(3, 0)) {
 		return nil, fmt.Errorf("node %q: containerd %s: want 1.6, 1.7 or 2.x", in.NodeName, c)
 	}
 	if s.SandboxImage == "" {
@@ -202,10 +204,10 @@ func Plan(in Input) (*Script, error) {
 		return nil, fmt.Errorf("node %q: archive SHA-256 %q: want 64 hex digits", in.NodeName, in.ArchiveSHA256)
 	}
 
-	if s.Containerd.Major >= 2 && !in.Kubelet.AtLeast(1, 30) {
+	if s.Containerd.Major() >= 2 && !in.Kubelet.AtLeast(version.MajorMinor(1, 30)) {
 		s.Notes = append(s.Notes, "containerd's RELEASES.md lists containerd 2.x for Kubernetes 1.30 and later only; kubelet "+in.Kubelet.String()+" is older")
 	}
-	if in.Kubelet.AtLeast(1, 24) {
+	if in.Kubelet.AtLeast(version.MajorMinor(1, 24)) {
 		s.Notes = append(s.Notes, "no way back to Docker: kubelet "+in.Kubelet.String()+" has no dockershim, and cri-dockerd is not planned on Windows")
 	} else {
 		s.Notes = append(s.Notes, "to roll back: Stop-Service kubelet, copy "+FlagsBackup+" back over "+FlagsFile+

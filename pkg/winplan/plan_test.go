@@ -12,6 +12,8 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 
+	"k8s.io/apimachinery/pkg/util/version"
+
 	"github.com/unshim/unshim/pkg/nodeconf"
 )
 
@@ -34,9 +36,9 @@ func parseFlags(t *testing.T, env string) []nodeconf.KubeletFlag {
 	return fs
 }
 
-func mustVersion(t *testing.T, s string) nodeconf.Version {
+func mustVersion(t *testing.T, s string) *version.Version {
 	t.Helper()
-	v, err := nodeconf.ParseVersion(s)
+	v, err := version.ParseGeneric(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +95,7 @@ func TestGolden(t *testing.T) {
 					Containerd:   mustVersion(t, cv),
 					KubeletFlags: parseFlags(t, dockerFlags),
 				}
-				if !in.Kubelet.Less(nodeconf.Version{Major: 1, Minor: 24}) {
+				if in.Kubelet.AtLeast(version.MustParseGeneric("1.24")) {
 					in.KubeletFlags = parseFlags(t, dockerFlags124)
 				}
 				s, err := Plan(in)
@@ -436,7 +438,7 @@ func TestStepOrder(t *testing.T) {
 }
 
 func TestPlanErrors(t *testing.T) {
-	k := nodeconf.Version{Major: 1, Minor: 29, Patch: 1}
+	k := version.MustParseGeneric("1.29.1")
 	tests := []struct {
 		name    string
 		in      Input
@@ -447,9 +449,9 @@ func TestPlanErrors(t *testing.T) {
 		{name: "other target", in: Input{NodeName: "n", Kubelet: k, Target: "cri-o"}, wantErr: ErrUnsupportedTarget},
 		{name: "no node", in: Input{Kubelet: k}, wantMsg: "node name"},
 		{name: "no kubelet version", in: Input{NodeName: "n"}, wantMsg: "kubelet version unknown"},
-		{name: "old kubelet", in: Input{NodeName: "n", Kubelet: nodeconf.Version{Major: 1, Minor: 19}}, wantMsg: "1.20"},
-		{name: "containerd 1.5", in: Input{NodeName: "n", Kubelet: k, Containerd: nodeconf.Version{Major: 1, Minor: 5}}, wantMsg: "containerd 1.5.0"},
-		{name: "containerd 3", in: Input{NodeName: "n", Kubelet: k, Containerd: nodeconf.Version{Major: 3}}, wantMsg: "containerd 3.0.0"},
+		{name: "old kubelet", in: Input{NodeName: "n", Kubelet: version.MustParseGeneric("1.19")}, wantMsg: "1.20"},
+		{name: "containerd 1.5", in: Input{NodeName: "n", Kubelet: k, Containerd: version.MustParseGeneric("1.5")}, wantMsg: "containerd 1.5"},
+		{name: "containerd 3", in: Input{NodeName: "n", Kubelet: k, Containerd: version.MustParseGeneric("3.0")}, wantMsg: "containerd 3.0"},
 		{name: "newline in node name", in: Input{NodeName: "n\nStop-Computer", Kubelet: k}, wantMsg: "printable ASCII"},
 		{name: "non-ASCII image", in: Input{NodeName: "n", Kubelet: k, SandboxImage: "pause\u2019"}, wantMsg: "printable ASCII"},
 		{name: "control char in URL", in: Input{NodeName: "n", Kubelet: k, ArchiveURL: "https://x/\r\ny"}, wantMsg: "printable ASCII"},

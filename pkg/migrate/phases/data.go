@@ -6,12 +6,12 @@ import (
 	"io"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/migrate"
-	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodeplan"
 )
 
@@ -36,7 +36,7 @@ type Data interface {
 type Settings struct {
 	Target string `json:"target"`
 	// KubeletVersion is the node's, read from its Node by the switch.
-	KubeletVersion nodeconf.Version `json:"-"`
+	KubeletVersion *version.Version `json:"-"`
 	// Allow lists preflight rule IDs not to treat as blockers.
 	Allow []string `json:"allow,omitempty"`
 	// Force evicts pods without a controller too; by default they stay on

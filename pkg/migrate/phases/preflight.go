@@ -128,7 +128,7 @@ func preflight(ctx context.Context, d Data) ([]check.Finding, error) {
 	}
 	var findings []check.Finding
 	if root := d.FilesRoot(); root != "" {
-		o := nodecheck.Options{Root: root, NodeName: d.Node(), KubeletVersion: &d.Settings().KubeletVersion}
+		o := nodecheck.Options{Root: root, NodeName: d.Node(), KubeletVersion: d.Settings().KubeletVersion}
 		if m, ok := t.(transport.Mounted); ok {
 			// The node's sockets and processes are visible from here too.
 			o.DockerHost = "unix://" + strings.TrimSuffix(m.LocalRoot(), "/") + "/run/docker.sock"

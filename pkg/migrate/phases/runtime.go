@@ -14,10 +14,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/migrate"
+	"github.com/unshim/unshim/pkg/nodepkg"
 	"github.com/unshim/unshim/pkg/nodeplan"
 	"github.com/unshim/unshim/pkg/report"
 	"github.com/unshim/unshim/pkg/transport"
@@ -256,16 +258,14 @@ func installCommand(ctx context.Context, d Data) ([]string, error) {
 	if c := d.Settings().InstallCommand; len(c) > 0 {
 		return c, nil
 	}
-	for _, pm := range [][]string{
-		{"/usr/bin/apt-get", "apt-get", "install", "-y", "containerd"},
-		{"/usr/bin/dnf", "dnf", "install", "-y", "containerd"},
-		{"/usr/bin/yum", "yum", "install", "-y", "containerd"},
-	} {
-		if _, err := d.Transport().Run(ctx, "test", "-x", pm[0]); err == nil {
-			return pm[1:], nil
-		}
+	m, err := nodepkg.Detect(ctx, d.Transport())
+	if errors.Is(err, nodepkg.ErrNoManager) {
+		return nil, fmt.Errorf("containerd is missing and %w: install containerd first", err)
 	}
-	return nil, errors.New("containerd is missing and no apt-get, dnf or yum found: install containerd first")
+	if err != nil {
+		return nil, err
+	}
+	return m.Install("containerd"), nil
 }
 
 // NewInstallContainerdPhase installs containerd when the node lacks it.
@@ -545,29 +545,27 @@ func removeCRIPods(ctx context.Context, d Data) error {
 	return errors.Join(errs...)
 }
 
+// waitCRI polls containerd's CRI until it says the runtime and the network
+// are ready, for at most timeout. A local call to the node's socket, not the
+// API: asked often (every 200 ms), the kubelet starts the moment containerd
+// is up.
 func waitCRI(ctx context.Context, d Data, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
 	var last error
-	for {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		conds, err := criStatus(ctx, d)
 		if err == nil && conds[runtimeapi.RuntimeReady] && conds[runtimeapi.NetworkReady] {
-			return nil
+			return true, nil
 		}
 		if err == nil {
 			err = fmt.Errorf("CRI conditions %v", conds)
 		}
 		last = err
-		if time.Now().After(deadline) {
-			return fmt.Errorf("containerd's CRI not ready after %s: %w", timeout, last)
-		}
-		// A local call to the node's socket, not the API: asked often, the
-		// kubelet starts the moment containerd is up.
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("containerd's CRI not ready after %s: %w", timeout, last)
 	}
+	return err
 }
 
 // NewReconfigureKubeletPhase writes the kubelet's flags and configuration

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/unshim/unshim/pkg/cmd"
@@ -24,6 +25,7 @@ import (
 	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodefiles"
 	"github.com/unshim/unshim/pkg/report"
+	"github.com/unshim/unshim/pkg/transport"
 )
 
 // Options are the flags and state of `unshim convert`.
@@ -46,8 +48,13 @@ type Options struct {
 type Result struct {
 	// Files are the node paths written (--out, --write), changed (--diff) or generated.
 	Files []string `json:"files"`
-	// Backups are the node paths of the previous contents --write kept.
+	// Backups are the node paths of the copies of the previous contents
+	// --write kept (a file that did not exist has none).
 	Backups []string `json:"backups,omitempty"`
+	// BackupRecord is the node path of the record of --write's backups:
+	// every file it changed, with its copy's checksum and mode, or that it
+	// did not exist.
+	BackupRecord string `json:"backupRecord,omitempty"`
 	// Kubelet maps KubeletConfiguration fields to their new values.
 	Kubelet      map[string]any              `json:"kubelet"`
 	KubeletFlags nodeconf.KubeletFlagChanges `json:"kubeletFlags"`
@@ -82,7 +89,10 @@ Insecure registries are written for the target: HTTPS without verification, then
 plain HTTP (as Docker tries them). The node's kernel (/proc/sys/kernel/osrelease
 or --kernel-version) gates unprivileged ports and ping.
 Without --out, --diff or --write the files are printed.
---write backs up every file it replaces as FILE.unshim-backup-TIMESTAMP.
+--write backs up every file it changes first, as a switch does: a copy under
+/var/lib/unshim/convert/backup/convert-TIMESTAMP/, recorded with its checksum
+and mode (or that the file did not exist) in
+/var/lib/unshim/convert/journal/convert-TIMESTAMP.json.
 
 Exit codes: 0 the setup was produced (unmapped settings included); 2 bad input
 (the file and key are named, nothing is written).`,
@@ -142,7 +152,7 @@ func (o *Options) Run(ctx context.Context) error {
 	var body bytes.Buffer
 	switch {
 	case o.OutDir != "":
-		done, err := nodefiles.WriteFiles(o.OutDir, out.Files, o.now())
+		done, err := nodefiles.WriteFiles(ctx, &transport.Local{Root: o.OutDir}, out.Files, nodefiles.RunName(o.now()), false)
 		for _, w := range done {
 			res.Files = append(res.Files, filepath.Join(o.OutDir, w.Path))
 		}
@@ -150,7 +160,9 @@ func (o *Options) Run(ctx context.Context) error {
 			return &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
 		}
 	case o.Write:
-		done, err := nodefiles.WriteFiles(o.Root, out.Files, o.now())
+		t := &transport.Local{Root: o.Root}
+		run := nodefiles.RunName(o.now())
+		done, err := nodefiles.WriteFiles(ctx, t, out.Files, run, true)
 		for _, w := range done {
 			if w.Unchanged {
 				continue
@@ -160,6 +172,9 @@ func (o *Options) Run(ctx context.Context) error {
 				res.Backups = append(res.Backups, w.Backup)
 				o.logger.V(0).Infof("backed up %s as %s", w.Path, w.Backup)
 			}
+		}
+		if len(res.Files) > 0 {
+			res.BackupRecord = nodefiles.BackupStore(t).Path(run)
 		}
 		if err != nil {
 			return &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
@@ -210,7 +225,7 @@ func (o *Options) Run(ctx context.Context) error {
 type Generated struct {
 	Node              *nodefiles.Node
 	Output            *nodeconf.Output
-	ContainerdVersion nodeconf.Version
+	ContainerdVersion *version.Version
 }
 
 // Versions says which node to read and the versions given on the command
@@ -236,13 +251,13 @@ func Generate(ctx context.Context, logger log.Logger, v Versions) (*Generated, e
 		if err != nil {
 			return nil, fmt.Errorf("--kernel-version: %w", err)
 		}
-		node.Input.KernelVersion = &kv
+		node.Input.KernelVersion = kv
 	} else if node.Input.KernelVersion == nil {
 		logger.V(0).Infof("kernel version unknown (no %s under %s): give --kernel-version", nodefiles.KernelRelease, root)
 	}
-	var cv nodeconf.Version
+	var cv *version.Version
 	if containerdVersion != "" {
-		if cv, err = nodeconf.ParseVersion(containerdVersion); err != nil {
+		if cv, err = version.ParseGeneric(containerdVersion); err != nil {
 			return nil, fmt.Errorf("--containerd-version: %w", err)
 		}
 	} else if cv, err = node.ContainerdVersion(ctx); err != nil {
@@ -250,13 +265,13 @@ func Generate(ctx context.Context, logger log.Logger, v Versions) (*Generated, e
 	}
 	node.Input.ContainerdVersion = cv
 	if kubeletVersion != "" {
-		kv, err := nodeconf.ParseVersion(kubeletVersion)
+		kv, err := version.ParseGeneric(kubeletVersion)
 		if err != nil {
 			return nil, fmt.Errorf("--kubelet-version: %w", err)
 		}
-		node.Input.KubeletVersion = &kv
+		node.Input.KubeletVersion = kv
 	} else if kv, err := node.KubeletVersion(ctx); err == nil {
-		node.Input.KubeletVersion = &kv
+		node.Input.KubeletVersion = kv
 	} else {
 		logger.V(1).Infof("kubelet version unknown: %v", err)
 	}
@@ -277,6 +292,9 @@ func writeText(w io.Writer, res *Result, wrote bool) error {
 		}
 		for _, b := range res.Backups {
 			fmt.Fprintf(tw, "  backup: %s\n", b)
+		}
+		if res.BackupRecord != "" {
+			fmt.Fprintf(tw, "  record of the backups: %s\n", res.BackupRecord)
 		}
 	}
 	fmt.Fprintf(tw, "\nKubelet settings to change (KubeletConfiguration):\n")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -18,6 +19,9 @@ import (
 
 	"github.com/unshim/unshim/cmd/unshim/app"
 	"github.com/unshim/unshim/internal/testutil"
+	"github.com/unshim/unshim/pkg/cmd/unshim/convert"
+	"github.com/unshim/unshim/pkg/nodefiles"
+	"github.com/unshim/unshim/pkg/transport"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -133,22 +137,32 @@ func TestConvertJSON(t *testing.T) {
 	}
 }
 
+// TestConvertWriteBacksUp: --write goes through the local transport and backs
+// every file it changes up first, as a switch does (pkg/journal's backups),
+// so restoring its record puts the node back byte for byte.
 func TestConvertWriteBacksUp(t *testing.T) {
 	root := t.TempDir()
 	testutil.WriteTree(t, root, node, 0o644)
-	code, _, stderr := run("convert", "--root", root, "--containerd-version", "1.6.20", "--kubelet-version", "1.23.17", "--write", "-o", "json")
+	original := snapshot(t, root)
+	code, stdout, stderr := run("convert", "--root", root, "--containerd-version", "1.6.20", "--kubelet-version", "1.23.17", "--write", "-o", "json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	backups, _ := filepath.Glob(filepath.Join(root, "etc/containerd/config.toml.unshim-backup-*"))
-	if len(backups) != 1 {
-		t.Fatalf("backups = %v", backups)
+	var res convert.Result
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
 	}
-	if b, _ := os.ReadFile(backups[0]); string(b) != node["/etc/containerd/config.toml"] {
+	if len(res.Backups) != 1 || !strings.HasPrefix(res.Backups[0], nodefiles.BackupDir+"/backup/convert-") || !strings.HasSuffix(res.Backups[0], "/etc/containerd/config.toml") {
+		t.Fatalf("backups = %v", res.Backups)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, res.Backups[0])); string(b) != node["/etc/containerd/config.toml"] {
 		t.Errorf("backup holds %q", b)
 	}
-	if !strings.Contains(stderr, "backed up /etc/containerd/config.toml as /etc/containerd/config.toml.unshim-backup-") {
+	if !strings.Contains(stderr, "backed up /etc/containerd/config.toml as "+res.Backups[0]) {
 		t.Errorf("stderr does not say what was backed up: %q", stderr)
+	}
+	if _, err := os.Stat(filepath.Join(root, res.BackupRecord)); err != nil || !strings.HasPrefix(res.BackupRecord, nodefiles.BackupDir+"/") {
+		t.Errorf("record of the backups %q: %v", res.BackupRecord, err)
 	}
 	cfg, _ := os.ReadFile(filepath.Join(root, "etc/containerd/config.toml"))
 	if !bytes.Contains(cfg, []byte("version = 2")) || bytes.Contains(cfg, []byte(`"cri"`)) {
@@ -159,12 +173,31 @@ func TestConvertWriteBacksUp(t *testing.T) {
 	}
 	// A second run finds everything in place: nothing written, no new backup.
 	before := snapshot(t, root)
-	code, stdout, _ := run("convert", "--root", root, "--containerd-version", "1.6.20", "--kubelet-version", "1.23.17", "--write", "-o", "json")
+	code, stdout, _ = run("convert", "--root", root, "--containerd-version", "1.6.20", "--kubelet-version", "1.23.17", "--write", "-o", "json")
 	if code != 0 || !strings.Contains(stdout, `"files": []`) {
 		t.Errorf("second --write: exit %d\n%s", code, stdout)
 	}
 	if !equal(before, snapshot(t, root)) {
 		t.Error("second --write changed the node")
+	}
+	// The record restores the node as it was, byte for byte.
+	tr := &transport.Local{Root: root}
+	st := nodefiles.BackupStore(tr)
+	j, err := st.Load(context.Background(), strings.TrimSuffix(path.Base(res.BackupRecord), ".json"))
+	if err != nil || j == nil {
+		t.Fatalf("record %s: %v", res.BackupRecord, err)
+	}
+	if err := st.Restore(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	restored := snapshot(t, root)
+	for p := range restored {
+		if strings.HasPrefix("/"+p, nodefiles.BackupDir+"/") {
+			delete(restored, p)
+		}
+	}
+	if !equal(original, restored) {
+		t.Errorf("after restoring %s:\n%v\nwant\n%v", res.BackupRecord, restored, original)
 	}
 }
 

@@ -5,7 +5,6 @@ package migrate
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,11 +25,10 @@ import (
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/migrate/phases"
-	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodeplan"
 	"github.com/unshim/unshim/pkg/nodeswitch"
+	"github.com/unshim/unshim/pkg/report"
 	"github.com/unshim/unshim/pkg/transport"
-	"github.com/unshim/unshim/pkg/winplan"
 )
 
 // NewCommand returns `unshim migrate`.
@@ -125,7 +123,7 @@ only; --skip-phases leaves phases out.`,
 	f := c.PersistentFlags()
 	f.StringVar(&o.Target, "to", o.Target, "target runtime: containerd or cri-dockerd")
 	f.BoolVar(&o.DryRun, "dry-run", false, "print the plan, change nothing")
-	f.StringVarP(&o.Output, "output", "o", o.Output, "dry-run output: text|json")
+	f.StringVarP(&o.Output, "output", "o", o.Output, "dry-run output: text|json|yaml")
 	f.StringSliceVar(&o.Allow, "allow", nil, "preflight rule IDs not to treat as blockers (comma-separated)")
 	f.BoolVar(&o.Force, "force", false, "also evict pods without a controller (by default they stay and restart on the new runtime)")
 	f.BoolVar(&o.DeleteEmptyDirData, "delete-emptydir-data", false, "evict pods with emptyDir volumes (their data is lost)")
@@ -236,8 +234,8 @@ func (o *Options) Validate() error {
 	if o.DrainTimeout < 0 || o.VerifyTimeout < 0 {
 		return fail(fmt.Errorf("--drain-timeout %s, --verify-timeout %s: a timeout cannot be negative", o.DrainTimeout, o.VerifyTimeout))
 	}
-	if o.Output != "text" && o.Output != "json" && o.Output != "" {
-		return fail(fmt.Errorf("-o %q: want text or json", o.Output))
+	if _, err := report.ParseFormat(string(o.format()), report.Text, report.JSON, report.YAML); err != nil {
+		return fail(fmt.Errorf("-o: %w", err))
 	}
 	names := nodeswitch.PhaseNames(o.Target)
 	for _, p := range append(append([]string{}, o.SkipPhases...), o.phase) {
@@ -312,9 +310,6 @@ func (o *Options) switchOptions(ctx context.Context) (nodeswitch.Options, error)
 // runViaPod runs the switch from an agent pod on the node.
 func (o *Options) runViaPod(ctx context.Context) error {
 	fail := func(err error) error { return &cmd.ExitError{Code: cmd.ExitFailure, Err: err} }
-	if o.DryRun {
-		return fail(errors.New("--dry-run reads the node's files: use --via ssh or run `unshim node migrate --dry-run` on the node"))
-	}
 	if o.phase != "" {
 		return fail(errors.New("--via pod runs the whole switch; run single phases on the node"))
 	}
@@ -337,47 +332,43 @@ func closeTransport(t transport.Transport) {
 	}
 }
 
-// windowsPlan prints the PowerShell plan of a Windows node; ok is false for
-// other nodes.
-func (o *Options) windowsPlan(ctx context.Context) (bool, error) {
-	client, err := cmd.Clientset(o.kube)
+// dryRun prints the plan: a Windows node's PowerShell script, or a Linux
+// node's phases read through the transport --via names.
+func (o *Options) dryRun(ctx context.Context) error {
+	fail := func(err error) error { return &cmd.ExitError{Code: cmd.ExitFailure, Err: err} }
+	so, err := o.clusterOptions()
 	if err != nil {
-		return false, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+		return err
 	}
-	node, err := client.CoreV1().Nodes().Get(ctx, o.node, metav1.GetOptions{})
-	if err != nil {
-		return false, &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("node %s: %w", o.node, err)}
-	}
-	if node.Status.NodeInfo.OperatingSystem != "windows" {
-		return false, nil
-	}
-	kv, err := nodeconf.ParseVersion(node.Status.NodeInfo.KubeletVersion)
-	if err != nil {
-		return true, &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("node %s kubelet version: %w", o.node, err)}
-	}
-	in := winplan.Input{NodeName: o.node, Kubelet: kv, Target: o.Target}
-	if o.ContainerdVersion != "" {
-		if in.Containerd, err = nodeconf.ParseVersion(o.ContainerdVersion); err != nil {
-			return true, &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("--containerd-version: %w", err)}
+	res, err := nodeswitch.Preview(ctx, so, func(ctx context.Context) (transport.Transport, error) {
+		if o.Via == "pod" {
+			return nil, errors.New("--dry-run reads the node's files: use --via ssh or run `unshim node migrate --dry-run` on the node")
 		}
-	}
-	script, err := winplan.Plan(in)
+		return o.transport(ctx, so.Client)
+	})
 	if err != nil {
-		return true, &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
+		return fail(err)
 	}
-	fmt.Fprintf(o.ErrOut, "node %s runs Windows: this is the PowerShell plan to run on it (unshim drains, annotates and uncordons from the API)\n", o.node)
-	_, err = o.Out.Write(script.Render())
-	return true, err
+	if res.Windows != nil {
+		fmt.Fprintf(o.ErrOut, "node %s runs Windows: this is the PowerShell plan to run on it (unshim drains, annotates and uncordons from the API)\n", o.node)
+	}
+	return report.SwitchDryRun(o.Out, res, o.format())
+}
+
+// format is the report format -o names ("" is text).
+func (o *Options) format() report.Format {
+	if o.Output == "" {
+		return report.Text
+	}
+	return report.Format(o.Output)
 }
 
 // Run plans or runs the switch.
 func (o *Options) Run(c *cobra.Command) error {
-	if o.DryRun {
-		if done, err := o.windowsPlan(c.Context()); done || err != nil {
-			return err
-		}
-	}
 	ctx := c.Context()
+	if o.DryRun {
+		return o.dryRun(ctx)
+	}
 	if o.Via == "pod" {
 		return o.runViaPod(ctx)
 	}
@@ -386,20 +377,6 @@ func (o *Options) Run(c *cobra.Command) error {
 		return err
 	}
 	defer closeTransport(so.Transport)
-	if o.DryRun {
-		steps, p, err := nodeswitch.DryRun(ctx, so)
-		if err != nil {
-			return &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
-		}
-		if o.Output == "json" {
-			enc := json.NewEncoder(o.Out)
-			enc.SetIndent("", "  ")
-			return enc.Encode(map[string]any{"node": o.node, "target": p.Target, "endpoint": p.Endpoint,
-				"sandboxImage": p.SandboxImage, "phases": steps, "unmapped": p.Unmapped, "notes": p.Notes})
-		}
-		nodeswitch.WritePlan(o.Out, o.node, p, steps)
-		return nil
-	}
 	err = nodeswitch.Run(ctx, so, o.phase)
 	var nd *nodeswitch.NotDockerError
 	if errors.As(err, &nd) {

@@ -7,12 +7,12 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/nodecheck"
-	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodefiles"
 	"github.com/unshim/unshim/pkg/report"
 )
@@ -104,11 +104,11 @@ func (o *Options) Complete() error {
 	}
 	o.opts = nodecheck.Options{Root: o.Root, Proc: o.Proc, DockerHost: o.DockerHost, DockerSockets: o.DockerSockets}
 	if o.KubeletVersion != "" {
-		v, err := nodeconf.ParseVersion(o.KubeletVersion)
+		v, err := version.ParseGeneric(o.KubeletVersion)
 		if err != nil {
 			return fmt.Errorf("--kubelet-version: %w", err)
 		}
-		o.opts.KubeletVersion = &v
+		o.opts.KubeletVersion = v
 	}
 	return nil
 }
@@ -118,7 +118,7 @@ func (o *Options) Run(ctx context.Context) error {
 	if o.opts.KubeletVersion == nil {
 		if n, err := nodefiles.Load(o.Root); err == nil {
 			if v, err := n.KubeletVersion(ctx); err == nil {
-				o.opts.KubeletVersion = &v
+				o.opts.KubeletVersion = v
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package nodefiles
+package transport
 
 import (
 	"errors"
