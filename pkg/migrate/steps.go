@@ -127,27 +127,32 @@ func describeStep(s *journal.Step) string {
 	return fmt.Sprintf("%q", s.Argv)
 }
 
-// ExecParallel records each command as a step (none is undone by a
-// rollback: what they stop, the node starts again), then runs them all at
-// once, returning the errors of those that failed.
-func ExecParallel(ctx context.Context, d Data, argvs [][]string) error {
+// Cmd is a command and the commands that undo it.
+type Cmd struct {
+	Argv []string
+	Undo [][]string
+}
+
+// ExecParallel records each command as a step with its undo, then runs
+// them all at once, returning the errors of those that failed.
+func ExecParallel(ctx context.Context, d Data, cmds ...Cmd) error {
 	cctx, cancel := changeContext(ctx)
 	defer cancel()
-	for _, argv := range argvs {
-		if err := record(cctx, d, journal.Step{Kind: journal.StepExec, Argv: argv}); err != nil {
+	for _, c := range cmds {
+		if err := record(cctx, d, journal.Step{Kind: journal.StepExec, Argv: c.Argv, Undo: c.Undo}); err != nil {
 			return err
 		}
 	}
 	if d.DryRun() {
 		return nil
 	}
-	errs := make([]error, len(argvs))
+	errs := make([]error, len(cmds))
 	var wg sync.WaitGroup
-	for i, argv := range argvs {
+	for i, c := range cmds {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = d.Transport().Run(cctx, argv...)
+			_, errs[i] = d.Transport().Run(cctx, c.Argv...)
 		}()
 	}
 	wg.Wait()

@@ -58,15 +58,25 @@ func recordUnits(ctx context.Context, d migrate.Data, units ...string) error {
 // undoUnits are the commands that put units back as the journal recorded
 // them: enabled again, then started again, where they were.
 func undoUnits(d migrate.Data, units ...string) [][]string {
-	j := d.Journal()
+	return append(undoEnable(d, units...), undoStart(d, units...)...)
+}
+
+// undoEnable enables again the units that were enabled.
+func undoEnable(d migrate.Data, units ...string) [][]string {
 	var out [][]string
 	for _, u := range units {
-		if j.Values["unit."+u+".enabled"] == "enabled" {
+		if d.Journal().Values["unit."+u+".enabled"] == "enabled" {
 			out = append(out, []string{"systemctl", "enable", u})
 		}
 	}
+	return out
+}
+
+// undoStart starts again the units that were active.
+func undoStart(d migrate.Data, units ...string) [][]string {
+	var out [][]string
 	for _, u := range units {
-		if j.Values["unit."+u+".active"] == "active" {
+		if d.Journal().Values["unit."+u+".active"] == "active" {
 			out = append(out, []string{"systemctl", "start", u})
 		}
 	}
@@ -108,12 +118,13 @@ func NewStopDockerPhase() migrate.Phase {
 			if err := stopPodContainers(ctx, d); err != nil {
 				return err
 			}
-			_, err := migrate.Exec(ctx, d, append([]string{"systemctl", "disable", "--now"}, dockerUnits...), undoUnits(d, dockerUnits...)...)
+			_, err := migrate.Exec(ctx, d, append([]string{"systemctl", "stop"}, dockerUnits...), undoStart(d, dockerUnits...)...)
 			return err
 		},
 		Plan: func(context.Context, migrate.Data) ([]string, error) {
-			return []string{"docker stop -t GRACE the containers of the pods left on the node, each pod with its own grace period, all at once; then their sandboxes",
-				"systemctl disable --now " + strings.Join(dockerUnits, " ")}, nil
+			return []string{"docker stop -t GRACE the containers of the pods left on the node, each pod with its own grace period, all at once, " +
+				"while systemctl disable " + strings.Join(dockerUnits, " ") + " (its reload costs no time then); then their sandboxes",
+				"systemctl stop " + strings.Join(dockerUnits, " ")}, nil
 		},
 	}
 }
@@ -157,21 +168,22 @@ func stopPodContainers(ctx context.Context, d migrate.Data) error {
 		}
 		byGrace[grace] = append(byGrace[grace], f[0])
 	}
-	var argvs [][]string
+	// Docker's units are disabled meanwhile (a socket left enabled would
+	// start Docker again on the next client): systemd's reload for it then
+	// costs the switch no time.
+	cmds := []migrate.Cmd{{Argv: append([]string{"systemctl", "disable"}, dockerUnits...), Undo: undoEnable(d, dockerUnits...)}}
 	for _, g := range graces {
-		argvs = append(argvs, append([]string{"docker", "stop", "--time", g, "--"}, byGrace[g]...))
+		cmds = append(cmds, migrate.Cmd{Argv: append([]string{"docker", "stop", "--time", g, "--"}, byGrace[g]...)})
 	}
-	if len(argvs) > 0 {
-		if err := migrate.ExecParallel(ctx, d, argvs); err != nil {
-			return fmt.Errorf("stop the pods' containers: %w", err)
-		}
+	if err := migrate.ExecParallel(ctx, d, cmds...); err != nil {
+		return fmt.Errorf("stop the pods' containers: %w", err)
 	}
 	out, err = t.Run(ctx, "docker", "ps", "--quiet", "--no-trunc", "--filter", "label="+dockerTypeLabel+"=podsandbox")
 	if err != nil {
 		return fmt.Errorf("list the pods' sandboxes: %w", err)
 	}
 	if ids := strings.Fields(string(out)); len(ids) > 0 {
-		if err := migrate.ExecParallel(ctx, d, [][]string{append([]string{"docker", "stop", "--"}, ids...)}); err != nil {
+		if err := migrate.ExecParallel(ctx, d, migrate.Cmd{Argv: append([]string{"docker", "stop", "--"}, ids...)}); err != nil {
 			return fmt.Errorf("stop the pods' sandboxes: %w", err)
 		}
 	}
