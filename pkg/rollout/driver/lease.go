@@ -89,17 +89,17 @@ func Hold(ctx context.Context, c kubernetes.Interface, id string, t LeaseTiming,
 		return fmt.Errorf("read Lease %s/%s: %w", LeaseNamespace, LeaseName, err)
 	case rec.HolderIdentity != "" && rec.HolderIdentity != id:
 		exp := rec.RenewTime.Add(time.Duration(rec.LeaseDurationSeconds) * time.Second)
-		if time.Now().Before(exp) {
-			if !deadHere(rec.HolderIdentity) {
-				return &HeldError{Holder: rec.HolderIdentity, Expires: exp}
-			}
-			// Free it, at the resourceVersion read: a driver that took it in
-			// between makes this a conflict.
-			now := metav1.NewTime(time.Now())
-			free := resourcelock.LeaderElectionRecord{LeaseDurationSeconds: 1, AcquireTime: now, RenewTime: now, LeaderTransitions: rec.LeaderTransitions}
-			if err := l.Update(ctx, free); err != nil {
-				return fmt.Errorf("take over Lease %s/%s from %s (its process is gone): %w", LeaseNamespace, LeaseName, rec.HolderIdentity, err)
-			}
+		if time.Now().Before(exp) && !deadHere(rec.HolderIdentity) {
+			return &HeldError{Holder: rec.HolderIdentity, Expires: exp}
+		}
+		// Expired, or its holder is gone: free it, at the resourceVersion
+		// read (a driver that took it in between makes this a conflict).
+		// The elector would otherwise wait a whole Lease duration from the
+		// moment it first saw the record, whatever its renew time says.
+		now := metav1.NewTime(time.Now())
+		free := resourcelock.LeaderElectionRecord{LeaseDurationSeconds: 1, AcquireTime: now, RenewTime: now, LeaderTransitions: rec.LeaderTransitions}
+		if err := l.Update(ctx, free); err != nil {
+			return fmt.Errorf("take over Lease %s/%s from %s (expired, or its process is gone): %w", LeaseNamespace, LeaseName, rec.HolderIdentity, err)
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
