@@ -265,8 +265,11 @@ func (d *Driver) todo(w v1alpha1.WaveStatus) (todo []string, inFlight bool) {
 // goAhead waits until a wave may start: not aborted, not paused, inside a
 // window, and not switching the last Docker nodes pinned workloads need.
 func (d *Driver) goAhead(ctx context.Context, w v1alpha1.WaveStatus) error {
-	lastGuard := time.Time{}
-	var guard string
+	var (
+		guard     string
+		lastGuard time.Time
+		guardGen  int64 = -1
+	)
 	for {
 		if err := d.refresh(ctx); err != nil {
 			return err
@@ -285,11 +288,15 @@ func (d *Driver) goAhead(ctx context.Context, w v1alpha1.WaveStatus) error {
 		case !in:
 			reason, msg = ReasonOutsideWindow, "outside every window of spec.windows: the next wave waits for one"
 		default:
-			if time.Since(lastGuard) > 30*time.Second || guard == "" {
+			// The guard's LISTs are made again when the spec changed, or
+			// every 30s while it holds the wave back.
+			if spec.AllowLastDockerNodes {
+				guard = ""
+			} else if gen := d.generation(); gen != guardGen || time.Since(lastGuard) > 30*time.Second {
 				if guard, err = d.guard(ctx, w); err != nil {
 					return err
 				}
-				lastGuard = time.Now()
+				lastGuard, guardGen = time.Now(), gen
 			}
 			if guard != "" {
 				reason, msg = ReasonLastDockerNodes, guard
@@ -304,13 +311,13 @@ func (d *Driver) goAhead(ctx context.Context, w v1alpha1.WaveStatus) error {
 		if err := d.sleep(ctx, d.o.Poll); err != nil {
 			return err
 		}
-		if reason == ReasonLastDockerNodes {
-			guard = "" // check again
-			if d.spec().AllowLastDockerNodes {
-				lastGuard = time.Time{}
-			}
-		}
 	}
+}
+
+func (d *Driver) generation() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.m.Generation
 }
 
 // guard is the mixed-cluster guard: "" when the wave may start, else why

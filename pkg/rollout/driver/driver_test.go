@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	dynfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
@@ -26,6 +27,7 @@ import (
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/migrate/phases"
 	"github.com/unshim/unshim/pkg/nodeswitch"
+	"github.com/unshim/unshim/pkg/pin"
 	"github.com/unshim/unshim/pkg/rollout/store"
 	"github.com/unshim/unshim/pkg/runtimelabel"
 )
@@ -345,9 +347,12 @@ func TestRolloutFailuresPause(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			wait := e.run(t, ctx)
-			m := e.waitPhase(t, v1alpha1.PhasePaused, tc.reason)
+			e.waitPhase(t, v1alpha1.PhasePaused, tc.reason)
 			time.Sleep(50 * time.Millisecond) // it stays paused
-			m = e.get(t)
+			m := e.get(t)
+			if m.Status.Phase != v1alpha1.PhasePaused {
+				t.Errorf("phase %s after the pause: want it to stay Paused", m.Status.Phase)
+			}
 			for _, n := range tc.wantPending {
 				if states(m)[n] != v1alpha1.NodePending {
 					t.Errorf("%s switched while paused: %v\n%s", n, states(m), e.out)
@@ -557,3 +562,77 @@ func TestInWindow(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// The mixed-cluster guard: a wave that would leave no Docker node for a
+// workload pinned to Docker waits, with the reason, until the spec allows
+// it (allowLastDockerNodes).
+func TestRolloutLastDockerNodes(t *testing.T) {
+	e := newEnv(t, testNode("a", false), testNode("b", false))
+	dep := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": "legacy", "namespace": "ci", "annotations": map[string]any{pin.Annotation: "{}"}},
+	}}
+	if _, err := e.st.Dynamic.Resource(schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}).Namespace("ci").Create(t.Context(), dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.create(t, v1alpha1.RuntimeMigrationSpec{Canary: v1alpha1.Canary{Mode: v1alpha1.CanaryNone}})
+	wait := e.run(t, t.Context())
+	m := e.waitPhase(t, v1alpha1.PhasePaused, ReasonLastDockerNodes)
+	if got := states(m); got["a"] != v1alpha1.NodeDone || got["b"] != v1alpha1.NodePending || !strings.Contains(m.Status.Message, "Deployment/ci/legacy") {
+		t.Fatalf("states %v, message %q: want a switched, b held back naming the pinned Deployment", got, m.Status.Message)
+	}
+	patch := []byte(`{"spec":{"allowLastDockerNodes":true}}`)
+	if _, err := e.st.Dynamic.Resource(v1alpha1.GroupVersionResource).Patch(t.Context(), "r", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if m := e.get(t); m.Status.Phase != v1alpha1.PhaseSucceeded {
+		t.Errorf("after allowLastDockerNodes: %s %v", m.Status.Phase, states(m))
+	}
+}
+
+// The controller drives the rollouts that have not ended, oldest first, and
+// one created later once it is idle.
+func TestController(t *testing.T) {
+	e := newEnv(t, testNode("a", false), testNode("b", false))
+	for _, name := range []string{"first", "second"} {
+		spec := v1alpha1.RuntimeMigrationSpec{TargetRuntime: v1alpha1.TargetContainerd, DrainTimeout: &metav1.Duration{Duration: 42 * time.Second},
+			Canary: v1alpha1.Canary{Mode: v1alpha1.CanaryNone}, Nodes: v1alpha1.NodeSelection{Names: []string{map[string]string{"first": "a", "second": "b"}[name]}}}
+		if _, err := e.st.Create(t.Context(), &v1alpha1.RuntimeMigration{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- RunController(ctx, ControllerOptions{
+			Driver: Options{Store: e.st, Client: e.kc, Holder: "replica-1", Out: &syncWriter{w: e.out}, Poll: 10 * time.Millisecond},
+			Switcher: func(context.Context, *v1alpha1.RuntimeMigration) (Switcher, func(), error) {
+				return e.sw, func() {}, nil
+			},
+			Lease: LeaseTiming{RetryPeriod: 100 * time.Millisecond}, Idle: 100 * time.Millisecond,
+		})
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		a, errA := e.st.Get(ctx, "first")
+		b, errB := e.st.Get(ctx, "second")
+		if errA == nil && errB == nil && a.Status.Phase == v1alpha1.PhaseSucceeded && b.Status.Phase == v1alpha1.PhaseSucceeded {
+			if a.Status.Driver != "replica-1" {
+				t.Errorf("driver %q", a.Status.Driver)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rollouts not driven to the end:\n%s", e.out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if fmt.Sprint(e.sw.order) != "[a b]" {
+		t.Errorf("switched %v: want the older rollout's node first", e.sw.order)
+	}
+}

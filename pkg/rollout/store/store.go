@@ -146,8 +146,9 @@ func (s *Store) Event(ctx context.Context, m *v1alpha1.RuntimeMigration, typ, re
 	}, typ, reason, message)
 }
 
-// NodeEvent records an Event on Node node (as the kubelet's own Events
-// about nodes, in the default namespace).
+// NodeEvent records an Event on Node node, referenced as the kubelet
+// references its own (UID = the node's name, in the default namespace), so
+// that kubectl describe node lists it.
 func (s *Store) NodeEvent(ctx context.Context, node, typ, reason, message string) error {
 	return s.record(ctx, corev1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: node, UID: types.UID(node)}, typ, reason, message)
 }
