@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/unshim/unshim/pkg/apis/unshim/v1alpha1"
+	"github.com/unshim/unshim/pkg/log"
 )
 
 func TestGates(t *testing.T) {
@@ -92,5 +93,20 @@ func TestGates(t *testing.T) {
 				t.Errorf("checked %d times, want %d", hits.Load(), tc.wantHits)
 			}
 		})
+	}
+}
+
+func TestNodeLogger(t *testing.T) {
+	var buf strings.Builder
+	l := nodeLogger{node: "n1", l: log.New(&buf, 0)}
+	l.V(0).Infof("[drain] evicting %d pods", 2)
+	l.Warnf("lock %s", "held")
+	if got := buf.String(); strings.Contains(got, "evicting") || !strings.Contains(got, "n1: lock held") {
+		t.Errorf("at verbosity 0: %q; want the warning, prefixed, and no detail", got)
+	}
+	buf.Reset()
+	nodeLogger{node: "n1", l: log.New(&buf, 1)}.V(0).Infof("[drain] evicting %d pods", 2)
+	if got := buf.String(); !strings.Contains(got, "n1: [drain] evicting 2 pods") {
+		t.Errorf("at verbosity 1: %q", got)
 	}
 }

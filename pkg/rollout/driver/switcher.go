@@ -56,10 +56,14 @@ func (d *Direct) Switch(ctx context.Context, node string, s phases.Settings) err
 	if wait == 0 {
 		wait = 3 * time.Minute
 	}
+	logger := d.Logger
+	if logger == nil {
+		logger = log.NoopLogger()
+	}
 	deadline := time.Now().Add(wait)
 	for {
 		err = nodeswitch.Run(ctx, nodeswitch.Options{Node: node, Client: d.Client, RESTConfig: d.RESTConfig, Transport: tr,
-			Settings: s, Logger: d.Logger, LockTTL: d.LockTTL}, "")
+			Settings: s, Logger: nodeLogger{node: node, l: logger}, LockTTL: d.LockTTL}, "")
 		var held *nodelock.HeldError
 		if !errors.As(err, &held) || time.Now().After(deadline) {
 			return err
@@ -100,3 +104,35 @@ func (p *ViaPod) Switch(ctx context.Context, node string, s phases.Settings) err
 	}
 	return err
 }
+
+// nodeLogger prefixes a switch's lines with its node (a wave's switches
+// run at once) and shows its detail one verbosity level down: by default
+// the driver's own lines, one per node event, are the progress; -v 1 adds
+// the switch's.
+type nodeLogger struct {
+	node string
+	l    log.Logger
+}
+
+func (n nodeLogger) Warnf(format string, args ...any) {
+	n.l.Warnf("%s: %s", n.node, fmt.Sprintf(format, args...))
+}
+
+func (n nodeLogger) Errorf(format string, args ...any) {
+	n.l.Errorf("%s: %s", n.node, fmt.Sprintf(format, args...))
+}
+
+func (n nodeLogger) V(level int) log.InfoLogger {
+	return nodeInfo{node: n.node, l: n.l.V(level + 1)}
+}
+
+type nodeInfo struct {
+	node string
+	l    log.InfoLogger
+}
+
+func (n nodeInfo) Infof(format string, args ...any) {
+	n.l.Infof("%s: %s", n.node, fmt.Sprintf(format, args...))
+}
+
+func (n nodeInfo) Enabled() bool { return n.l.Enabled() }
