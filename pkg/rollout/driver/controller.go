@@ -41,8 +41,11 @@ func RunController(ctx context.Context, o ControllerOptions) error {
 	fmt.Fprintf(o.Out, "%s waiting for Lease %s/%s as %s\n", time.Now().Format("15:04:05"), LeaseNamespace, LeaseName, o.Driver.Holder)
 	return Elect(ctx, o.Driver.Client, o.Driver.Holder, o.Lease, func(ctx context.Context) {
 		fmt.Fprintf(o.Out, "%s leading as %s\n", time.Now().Format("15:04:05"), o.Driver.Holder)
+		// A rollout its driver gave up on (a transport that cannot be set
+		// up, an API error) is tried again after a while; the others go on.
+		later := map[string]time.Time{}
 		for ctx.Err() == nil {
-			m, rv, err := next(ctx, o.Driver)
+			m, rv, err := next(ctx, o.Driver, later)
 			if err != nil {
 				fmt.Fprintf(o.Out, "%s warning: %v\n", time.Now().Format("15:04:05"), err)
 				sleep(ctx, 5*time.Second)
@@ -53,8 +56,8 @@ func RunController(ctx context.Context, o ControllerOptions) error {
 				continue
 			}
 			if err := drive(ctx, o, m); err != nil && ctx.Err() == nil {
-				fmt.Fprintf(o.Out, "%s rollout %s: %v\n", time.Now().Format("15:04:05"), m.Name, err)
-				sleep(ctx, 5*time.Second)
+				fmt.Fprintf(o.Out, "%s rollout %s: %v (trying again in %s)\n", time.Now().Format("15:04:05"), m.Name, err, o.Idle)
+				later[m.Name] = time.Now().Add(o.Idle)
 			}
 		}
 	})
@@ -75,9 +78,9 @@ func drive(ctx context.Context, o ControllerOptions, m *v1alpha1.RuntimeMigratio
 	return d.Run(ctx)
 }
 
-// next is the oldest RuntimeMigration that has not ended, or nil; rv is the
-// list's resourceVersion to watch from.
-func next(ctx context.Context, o Options) (*v1alpha1.RuntimeMigration, string, error) {
+// next is the oldest RuntimeMigration that has not ended and is not to be
+// tried later, or nil; rv is the list's resourceVersion to watch from.
+func next(ctx context.Context, o Options, later map[string]time.Time) (*v1alpha1.RuntimeMigration, string, error) {
 	list, err := o.Store.Dynamic.Resource(v1alpha1.GroupVersionResource).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, "", fmt.Errorf("list runtimemigrations: %w", err)
@@ -88,7 +91,7 @@ func next(ctx context.Context, o Options) (*v1alpha1.RuntimeMigration, string, e
 		if err != nil {
 			return nil, "", err
 		}
-		if !ended(m) {
+		if !ended(m) && !time.Now().Before(later[m.Name]) {
 			open = append(open, m)
 		}
 	}

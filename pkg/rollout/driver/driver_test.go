@@ -597,22 +597,28 @@ func TestRolloutLastDockerNodes(t *testing.T) {
 // one created later once it is idle.
 func TestController(t *testing.T) {
 	e := newEnv(t, testNode("a", false), testNode("b", false))
-	for _, name := range []string{"first", "second"} {
+	// "broken", the oldest, cannot be driven (its transport fails): it does
+	// not hold the others up.
+	for _, name := range []string{"broken", "first", "second"} {
 		spec := v1alpha1.RuntimeMigrationSpec{TargetRuntime: v1alpha1.TargetContainerd, DrainTimeout: &metav1.Duration{Duration: 42 * time.Second},
-			Canary: v1alpha1.Canary{Mode: v1alpha1.CanaryNone}, Nodes: v1alpha1.NodeSelection{Names: []string{map[string]string{"first": "a", "second": "b"}[name]}}}
+			Canary: v1alpha1.Canary{Mode: v1alpha1.CanaryNone}, Nodes: v1alpha1.NodeSelection{Names: []string{map[string]string{"broken": "a", "first": "a", "second": "b"}[name]}}}
 		if _, err := e.st.Create(t.Context(), &v1alpha1.RuntimeMigration{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
+	out := &syncWriter{w: e.out}
 	go func() {
 		done <- RunController(ctx, ControllerOptions{
-			Driver: Options{Store: e.st, Client: e.kc, Holder: "replica-1", Out: &syncWriter{w: e.out}, Poll: 10 * time.Millisecond},
-			Switcher: func(context.Context, *v1alpha1.RuntimeMigration) (Switcher, func(), error) {
+			Driver: Options{Store: e.st, Client: e.kc, Holder: "replica-1", Out: out, Poll: 10 * time.Millisecond},
+			Switcher: func(_ context.Context, m *v1alpha1.RuntimeMigration) (Switcher, func(), error) {
+				if m.Name == "broken" {
+					return nil, nil, errors.New("no transport")
+				}
 				return e.sw, func() {}, nil
 			},
-			Lease: LeaseTiming{RetryPeriod: 100 * time.Millisecond}, Idle: 100 * time.Millisecond,
+			Lease: LeaseTiming{RetryPeriod: 100 * time.Millisecond}, Idle: 100 * time.Millisecond, Out: out,
 		})
 	}()
 	deadline := time.Now().Add(15 * time.Second)
@@ -632,6 +638,9 @@ func TestController(t *testing.T) {
 	}
 	cancel()
 	<-done
+	if !strings.Contains(e.out.String(), "rollout broken: no transport (trying again") {
+		t.Errorf("the broken rollout's error was not printed:\n%s", e.out)
+	}
 	if fmt.Sprint(e.sw.order) != "[a b]" {
 		t.Errorf("switched %v: want the older rollout's node first", e.sw.order)
 	}

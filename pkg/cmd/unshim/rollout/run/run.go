@@ -58,9 +58,11 @@ DaemonSet not Ready or a failing gate pauses the rollout with the reason
 time and the gates. A driver started after one was killed first settles the
 nodes that were switching, from their annotations and journals, then goes on.
 
-Prints one line per event. Waits while the rollout is paused; returns when it
-ends (exit 0 whether it Succeeded, Failed or was Aborted: rollout status says
-which). The nodes are reached as spec.transport says (pod: an agent pod on
+Prints one line per event (-v 1 adds each switch's own lines). Waits while the
+rollout is paused; returns when it ends (exit 0 whether it Succeeded, Failed or
+was Aborted: rollout status says which). Ctrl-C interrupts the switches under
+way, which roll back: their nodes go back to Pending for the next driver (to
+stop starting nodes but let those under way finish, pause the rollout instead). The nodes are reached as spec.transport says (pod: an agent pod on
 each node, --agent-image; ssh: the keys in spec.transport.ssh's Secrets), or
 with --via nsenter and --target-pid for nodes this machine sees (the lab).`,
 		Example: `  unshim rollout create -f rollout.yaml
