@@ -43,6 +43,7 @@ const (
 	busybox    = "busybox:1.35"
 	driverUser = "unshim-rollout-driver-test"
 	operator   = "unshim-rollout-operator-test"
+	viewer     = "unshim-rollout-viewer-test"
 )
 
 type testWriter struct{ t testing.TB }
@@ -140,7 +141,7 @@ func TestRolloutOnLab(t *testing.T) {
 			f.healthyOn(ctx, t, n.Name, "docker://", runtimelabel.Docker)
 		}
 		// `rollout status` says why, as a viewer sees it.
-		out, err := exec.CommandContext(ctx, f.bin, "--kubeconfig", l.Kubeconfig, "rollout", "status", "faults").CombinedOutput()
+		out, err := exec.CommandContext(ctx, f.bin, "--kubeconfig", l.Kubeconfig, "--as", viewer, "rollout", "status", "faults").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "failureBudget") || !strings.Contains(string(out), "Paused") {
 			t.Errorf("rollout status: %v\n%s\nwant the phase Paused and the failure budget named", err, out)
 		}
@@ -533,14 +534,14 @@ func (f *fixture) installCRD(ctx context.Context, t *testing.T) {
 	}
 }
 
-// bindRoles creates the shipped rollout roles and binds the driver's and
-// the operator's to their users.
+// bindRoles creates the shipped rollout roles and binds each to its test
+// user.
 func (f *fixture) bindRoles(ctx context.Context, t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("..", "..", "..", "deploy", "rbac", "unshim-rollout.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	users := map[string]string{"unshim-rollout-driver": driverUser, "unshim-rollout-operator": operator}
+	users := map[string]string{"unshim-rollout-driver": driverUser, "unshim-rollout-operator": operator, "unshim-rollout-viewer": viewer}
 	for _, doc := range bytes.Split(data, []byte("\n---\n")) {
 		var r rbacv1.ClusterRole
 		if err := sigsyaml.UnmarshalStrict(doc, &r); err != nil {
