@@ -758,3 +758,26 @@ func TestRolloutStatusWatch(t *testing.T) {
 		t.Fatal("status -w did not end at phase Succeeded")
 	}
 }
+
+// TestRolloutRunBadFlags: `rollout run` refuses bad transport flags with
+// exit 2 before it reaches the cluster (no lab needed).
+func TestRolloutRunBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--via", "telnet"}, `--via "telnet": want pod, ssh or nsenter`},
+		{[]string{"--via", "nsenter"}, "--via nsenter needs --target-pid"},
+		{[]string{"--target-pid", "n1=42"}, "--target-pid goes with --via nsenter"},
+		{[]string{"--via", "nsenter", "--target-pid", "n1=0"}, "--target-pid n1=0: want a PID"},
+		{[]string{"--lease-duration", "1s"}, "--lease-duration 1s: want at least 3s"},
+	} {
+		r := run(t, "", append([]string{"--kubeconfig", "/nonexistent", "rollout", "run", "r"}, tc.args...)...)
+		if r.code != 2 || !strings.Contains(r.errOut, tc.want) {
+			t.Errorf("rollout run %v: exit %d, stderr %q; want 2 with %q", tc.args, r.code, r.errOut, tc.want)
+		}
+	}
+	if r := run(t, "", "--kubeconfig", "/nonexistent", "rollout", "controller", "--lease-duration", "1s"); r.code != 2 || !strings.Contains(r.errOut, "want at least 3s") {
+		t.Errorf("rollout controller --lease-duration 1s: exit %d, stderr %q", r.code, r.errOut)
+	}
+}

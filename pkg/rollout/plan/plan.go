@@ -353,3 +353,17 @@ func pickCanary(workers []Node, spec *v1alpha1.RuntimeMigrationSpec, poolKey str
 	}
 	return canary, rest
 }
+
+// DockerLeft lists, by name, the nodes of all that run Docker and stay on
+// it when the nodes for which leaving says true are switched. The preview
+// asks it of the whole plan, the driver of each wave before it starts: when
+// none is left, workloads pinned to Docker (`unshim pin`) have nowhere to run.
+func DockerLeft(all []Node, leaving func(name string) bool) []string {
+	var left []string
+	for _, n := range all {
+		if n.Runtime == inventory.RuntimeDocker && !leaving(n.Name) {
+			left = append(left, n.Name)
+		}
+	}
+	return left
+}

@@ -231,12 +231,7 @@ func risks(p *plan.Plan, all []plan.Node, notReady []string, selected map[string
 	add := func(sev, format string, a ...any) {
 		out = append(out, Risk{Severity: sev, Message: fmt.Sprintf(format, a...)})
 	}
-	var left []string
-	for _, n := range all {
-		if n.Runtime == "docker" && !selected[n.Name] {
-			left = append(left, n.Name)
-		}
-	}
+	left := plan.DockerLeft(all, func(n string) bool { return selected[n] })
 	if len(pinned) > 0 {
 		names := make([]string, 0, len(pinned))
 		for _, w := range pinned {

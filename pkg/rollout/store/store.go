@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -87,12 +88,20 @@ type Change struct {
 	Patch map[string]any
 	// Reason and Message make the Event.
 	Reason, Message string
+	// Stamp, when set, is an annotation the change sets to the time it is
+	// made (RFC 3339): resume stamps ResumedAtAnnotation, which is how a
+	// driver that paused a rollout itself (a gate, the failure budget) sees
+	// that it may go on, spec.paused being false all along.
+	Stamp string
 }
+
+// ResumedAtAnnotation is when the rollout was last resumed.
+const ResumedAtAnnotation = "unshim.io/resumed-at"
 
 // The operator's changes.
 var (
 	Pause  = Change{Verb: "pause", Patch: map[string]any{"paused": true}, Reason: "Paused", Message: "rollout paused: no more nodes start; nodes under way finish"}
-	Resume = Change{Verb: "resume", Patch: map[string]any{"paused": false}, Reason: "Resumed", Message: "rollout resumed"}
+	Resume = Change{Verb: "resume", Patch: map[string]any{"paused": false}, Reason: "Resumed", Message: "rollout resumed", Stamp: ResumedAtAnnotation}
 	Abort  = Change{Verb: "abort", Patch: map[string]any{"abort": true}, Reason: "Aborted", Message: "rollout aborted: no more nodes start; nodes under way finish or roll back"}
 )
 
@@ -100,7 +109,11 @@ var (
 // an Event on it. Changing only spec needs only `patch` on
 // runtimemigrations, which the operator role grants.
 func (s *Store) Apply(ctx context.Context, name string, c Change) (*v1alpha1.RuntimeMigration, error) {
-	body, err := json.Marshal(map[string]any{"spec": c.Patch})
+	patch := map[string]any{"spec": c.Patch}
+	if c.Stamp != "" {
+		patch["metadata"] = map[string]any{"annotations": map[string]any{c.Stamp: time.Now().UTC().Format(time.RFC3339Nano)}}
+	}
+	body, err := json.Marshal(patch)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +137,23 @@ func (s *Store) Apply(ctx context.Context, name string, c Change) (*v1alpha1.Run
 
 // Event records an Event on m.
 func (s *Store) Event(ctx context.Context, m *v1alpha1.RuntimeMigration, typ, reason, message string) error {
+	return s.record(ctx, corev1.ObjectReference{
+		APIVersion:      v1alpha1.GroupVersion.String(),
+		Kind:            v1alpha1.Kind,
+		Name:            m.Name,
+		UID:             m.UID,
+		ResourceVersion: m.ResourceVersion,
+	}, typ, reason, message)
+}
+
+// NodeEvent records an Event on Node node, referenced as the kubelet
+// references its own (UID = the node's name, in the default namespace), so
+// that kubectl describe node lists it.
+func (s *Store) NodeEvent(ctx context.Context, node, typ, reason, message string) error {
+	return s.record(ctx, corev1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: node, UID: types.UID(node)}, typ, reason, message)
+}
+
+func (s *Store) record(ctx context.Context, ref corev1.ObjectReference, typ, reason, message string) error {
 	if s.Kube == nil {
 		return nil
 	}
@@ -132,16 +162,10 @@ func (s *Store) Event(ctx context.Context, m *v1alpha1.RuntimeMigration, typ, re
 	_, _ = rand.Read(suffix[:])
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      fmt.Sprintf("%s.%x%s", m.Name, now.UnixNano(), hex.EncodeToString(suffix[:])),
+			Name:      fmt.Sprintf("%s.%x%s", ref.Name, now.UnixNano(), hex.EncodeToString(suffix[:])),
 			Namespace: EventNamespace,
 		},
-		InvolvedObject: corev1.ObjectReference{
-			APIVersion:      v1alpha1.GroupVersion.String(),
-			Kind:            v1alpha1.Kind,
-			Name:            m.Name,
-			UID:             m.UID,
-			ResourceVersion: m.ResourceVersion,
-		},
+		InvolvedObject:      ref,
 		Reason:              reason,
 		Message:             message,
 		Type:                typ,
@@ -156,7 +180,7 @@ func (s *Store) Event(ctx context.Context, m *v1alpha1.RuntimeMigration, typ, re
 		ev.ReportingInstance = EventSource
 	}
 	if _, err := s.Kube.CoreV1().Events(EventNamespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("record event %s on runtimemigration %s: %w", reason, m.Name, err)
+		return fmt.Errorf("record event %s on %s %s: %w", reason, strings.ToLower(ref.Kind), ref.Name, err)
 	}
 	return nil
 }

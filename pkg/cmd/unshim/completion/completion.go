@@ -36,6 +36,7 @@ var via = map[string][]string{
 	"node migrate":      {"local", "ssh", "nsenter"},
 	"node rollback":     {"local", "ssh", "nsenter"},
 	"node purge-docker": {"local", "ssh", "nsenter"},
+	"rollout run":       {"pod", "ssh", "nsenter"},
 }
 
 // targets are the values of --to.
