@@ -149,14 +149,6 @@ func TestRolloutOnLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.unstuck(ctx, t)
-		// Workaround: on a lab node systemd cannot remove the cgroup of the
-		// rehearsal's transient unit (systemd-nspawn: "Failed to kill control
-		// group ... Input/output error"), so --collect leaves the unit loaded
-		// and the next rehearsal's systemd-run of the same unit fails. The
-		// switch's rehearse phase is not this package's: stop the unit.
-		for _, n := range []*lab.Node{n2, n3} {
-			_, _ = n.Run(ctx, "systemctl", "stop", "unshim-rehearse.service")
-		}
 	})
 
 	t.Run("canary, maxUnavailable 1, pause/resume, driver killed: all three switched", func(t *testing.T) {
