@@ -10,11 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -451,14 +448,13 @@ func drainBeforeRollback(ctx context.Context, r *run, ps []migrate.Phase) error 
 func lock(ctx context.Context, o *Options) (func(), error) {
 	holder := o.Holder
 	if holder == "" {
-		h, _ := os.Hostname()
-		holder = fmt.Sprintf("unshim@%s/%d", h, os.Getpid())
+		holder = nodelock.Holder("unshim")
 	}
 	ttl := o.LockTTL
 	if ttl == 0 {
 		ttl = 2 * time.Minute
 	}
-	l, err := nodelock.AcquireUnlessStale(ctx, o.Client, o.Node, holder, ttl, staleHere)
+	l, err := nodelock.AcquireUnlessStale(ctx, o.Client, o.Node, holder, ttl, func(h string) bool { return nodelock.DeadHere("unshim", h) })
 	if err != nil {
 		return nil, err
 	}
@@ -496,25 +492,6 @@ func lock(ctx context.Context, o *Options) (func(), error) {
 			o.Logger.Warnf("release the lock of node %s (it expires by itself within %s): %v", o.Node, ttl, last)
 		}
 	}, nil
-}
-
-// staleHere says whether a lock holder was a run on this machine whose
-// process is gone (killed): its lock need not be waited out.
-func staleHere(holder string) bool {
-	host, _ := os.Hostname()
-	rest, ok := strings.CutPrefix(holder, "unshim@"+host+"/")
-	if !ok {
-		return false
-	}
-	pid, err := strconv.Atoi(rest)
-	if err != nil || pid <= 0 {
-		return false
-	}
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return true
-	}
-	return errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
 }
 
 // annotatePhase sets (nil: removes) PhaseAnnotation on the node.

@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,6 +12,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/unshim/unshim/pkg/nodelock"
 )
 
 // The rollout's Lease: one driver at a time in a cluster, whether `unshim
@@ -50,10 +48,9 @@ func (t LeaseTiming) complete() LeaseTiming {
 }
 
 // Identity names a driver on this machine: "unshim-rollout@HOST/PID".
-func Identity() string {
-	h, _ := os.Hostname()
-	return fmt.Sprintf("unshim-rollout@%s/%d", h, os.Getpid())
-}
+func Identity() string { return nodelock.Holder(identityKind) }
+
+const identityKind = "unshim-rollout"
 
 // HeldError says another driver holds the rollout's Lease.
 type HeldError struct {
@@ -89,7 +86,7 @@ func Hold(ctx context.Context, c kubernetes.Interface, id string, t LeaseTiming,
 		return fmt.Errorf("read Lease %s/%s: %w", LeaseNamespace, LeaseName, err)
 	case rec.HolderIdentity != "" && rec.HolderIdentity != id:
 		exp := rec.RenewTime.Add(time.Duration(rec.LeaseDurationSeconds) * time.Second)
-		if time.Now().Before(exp) && !deadHere(rec.HolderIdentity) {
+		if time.Now().Before(exp) && !nodelock.DeadHere(identityKind, rec.HolderIdentity) {
 			return &HeldError{Holder: rec.HolderIdentity, Expires: exp}
 		}
 		// Expired, or its holder is gone: free it, at the resourceVersion
@@ -183,23 +180,4 @@ func Elect(ctx context.Context, c kubernetes.Interface, id string, t LeaseTiming
 		le.Run(ctx)
 	}
 	return ctx.Err()
-}
-
-// deadHere says whether holder is a driver on this machine whose process
-// no longer exists.
-func deadHere(holder string) bool {
-	host, _ := os.Hostname()
-	rest, ok := strings.CutPrefix(holder, "unshim-rollout@"+host+"/")
-	if !ok {
-		return false
-	}
-	pid, err := strconv.Atoi(rest)
-	if err != nil || pid <= 0 {
-		return false
-	}
-	p, err := os.FindProcess(pid)
-	if err != nil {
-		return true
-	}
-	return errors.Is(p.Signal(syscall.Signal(0)), os.ErrProcessDone)
 }
