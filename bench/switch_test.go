@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +18,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/lab"
@@ -45,10 +49,6 @@ func BenchmarkSwitchNode(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	l := labtest.UpForTest(ctx, b, "switchbench", lab.Options{Nodes: 2, Controllers: true})
-	c, err := l.Client()
-	if err != nil {
-		b.Fatal(err)
-	}
 	rc, err := l.RESTConfig()
 	if err != nil {
 		b.Fatal(err)
@@ -66,17 +66,29 @@ func BenchmarkSwitchNode(b *testing.B) {
 		defer f.Close()
 		logger = log.New(stamped{f}, 1)
 	}
-	var totals, drains, switches, readies, overheads, beyond []float64
+	// The switch's own API requests are counted, by verb and resource.
+	counter := &apiCounter{counts: map[string]int{}}
+	src := rest.CopyConfig(rc)
+	src.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &countingRT{rt, counter} })
+	sc, err := kubernetes.NewForConfig(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var totals, drains, switches, readies, overheads, beyond, requests []float64
 	for i := 0; i < b.N; i++ {
 		for r := 0; r < 3; r++ {
 			if r > 0 {
 				webOnFirst(ctx, b, l)
 			}
-			o := nodeswitch.Options{Node: n.Name, Client: c, RESTConfig: rc, Transport: n.Transport(), Logger: logger,
+			counter.reset()
+			o := nodeswitch.Options{Node: n.Name, Client: sc, RESTConfig: src, Transport: n.Transport(), Logger: logger,
 				Settings: phases.Settings{Target: nodeplan.Containerd, DrainTimeout: 5 * time.Minute, VerifyTimeout: 5 * time.Minute}}
 			if err := nodeswitch.Run(ctx, o, ""); err != nil {
 				b.Fatal(err)
 			}
+			reqs, byKind := counter.snapshot()
+			requests = append(requests, float64(reqs))
+			fmt.Printf("switch %d: %d API requests (evictions included): %s\n", r+1, reqs, byKind)
 			j, err := (&journal.Store{T: n.Transport()}).Load(ctx, n.Name)
 			if err != nil || j == nil {
 				b.Fatalf("journal: %v", err)
@@ -125,6 +137,77 @@ func BenchmarkSwitchNode(b *testing.B) {
 	b.ReportMetric(med(switches), "runtime-switch-s")
 	b.ReportMetric(med(readies), "kubelet-ready-s")
 	b.ReportMetric(med(overheads), "unshim-overhead-s")
+	b.ReportMetric(med(requests), "api-requests/switch")
+}
+
+// apiCounter counts requests by verb and resource.
+type apiCounter struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (a *apiCounter) reset() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.counts = map[string]int{}
+}
+
+func (a *apiCounter) snapshot() (int, string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	total := 0
+	var keys []string
+	for k, n := range a.counts {
+		total += n
+		keys = append(keys, fmt.Sprintf("%s %d", k, n))
+	}
+	sort.Strings(keys)
+	return total, strings.Join(keys, ", ")
+}
+
+type countingRT struct {
+	rt http.RoundTripper
+	c  *apiCounter
+}
+
+// RoundTrip counts the request as VERB RESOURCE[/SUBRESOURCE], the verb as
+// the apiserver's audit log names it.
+func (c *countingRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	parts := strings.Split(strings.Trim(req.URL.Path, "/"), "/")
+	// /api/v1/... or /apis/GROUP/VERSION/...; then [namespaces/NS/]RESOURCE[/NAME[/SUB]]
+	i := 2
+	if len(parts) > 0 && parts[0] == "apis" {
+		i = 3
+	}
+	rest := parts[min(i, len(parts)):]
+	if len(rest) >= 2 && rest[0] == "namespaces" && len(rest) > 2 {
+		rest = rest[2:]
+	}
+	res, named := "", false
+	if len(rest) > 0 {
+		res = rest[0]
+	}
+	if len(rest) > 1 {
+		named = true
+	}
+	if len(rest) > 2 {
+		res += "/" + rest[2]
+	}
+	verb := map[string]string{"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[req.Method]
+	if req.Method == "GET" {
+		switch {
+		case req.URL.Query().Get("watch") == "true":
+			verb = "watch"
+		case named:
+			verb = "get"
+		default:
+			verb = "list"
+		}
+	}
+	c.c.mu.Lock()
+	c.c.counts[verb+" "+res]++
+	c.c.mu.Unlock()
+	return c.rt.RoundTrip(req)
 }
 
 func med(xs []float64) float64 {
