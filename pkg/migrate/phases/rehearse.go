@@ -12,13 +12,11 @@ import (
 
 	"github.com/docker/docker/client"
 	toml "github.com/pelletier/go-toml/v2"
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodeplan"
 	"github.com/unshim/unshim/pkg/registryprobe"
-	"github.com/unshim/unshim/pkg/transport"
 )
 
 // The rehearsal's private containerd: its own root, state, socket and unit,
@@ -85,7 +83,7 @@ func NewRehearsePhase() migrate.Phase {
 		Name:     "rehearse",
 		Short:    "Rehearse on a private containerd: the converted config loads, its CRI comes up, Docker's images resolve through it",
 		Run:      run(rehearse),
-		Rollback: func(ctx context.Context, md migrate.Data) error { return run(cleanRehearsal)(ctx, md) },
+		Rollback: run(cleanRehearsal),
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
 			refs, err := podImageRefs(ctx, d)
 			if err != nil {
@@ -106,13 +104,7 @@ func NewRehearsePhase() migrate.Phase {
 }
 
 func rehearse(ctx context.Context, d Data) error {
-	bin := ""
-	for _, b := range containerdBinaries {
-		if _, err := d.Transport().Run(ctx, "test", "-x", b); err == nil {
-			bin = b
-			break
-		}
-	}
+	bin := containerdBinary(ctx, d.Transport())
 	if bin == "" && !d.DryRun() {
 		d.Logger().V(0).Infof("[rehearse] containerd is not installed yet: nothing to rehearse with; verify checks the registries after the switch")
 		return nil
@@ -289,24 +281,7 @@ func cleanRehearsal(ctx context.Context, d Data) error {
 // podImageRefs are the images of the node's pods (not finished) and the
 // sandbox image, as given, each once.
 func podImageRefs(ctx context.Context, d Data) ([]string, error) {
-	seen := map[string]bool{}
-	var refs []string
-	add := func(r string) {
-		if r != "" && !seen[r] {
-			seen[r] = true
-			refs = append(refs, r)
-		}
-	}
-	add(d.Plan().SandboxImage)
-	err := eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
-		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-			return nil
-		}
-		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
-			add(c.Image)
-		}
-		return nil
-	})
+	refs, err := nodeImages(ctx, d, nil)
 	sort.Strings(refs)
 	return refs, err
 }
@@ -316,8 +291,8 @@ func podImageRefs(ctx context.Context, d Data) ([]string, error) {
 // registries and certs.d). Without a way to Docker's socket it is none:
 // then nothing can be told to be the switch's fault, and nothing is checked.
 func dockerResolvable(ctx context.Context, d Data, refs []string) []string {
-	dialer, ok := d.Transport().(transport.Dialer)
-	if s, isSSH := d.Transport().(*transport.SSH); !ok || (isSSH && s.Sudo()) {
+	dialer := rootSockets(d)
+	if dialer == nil {
 		d.Logger().V(0).Infof("[rehearse] no way to Docker's socket through this transport: registries are not rehearsed")
 		return nil
 	}

@@ -80,32 +80,18 @@ func imageArchive(node string) string {
 // repo digest: containerd could not pull them back. It runs before the
 // cordon, while the node still serves.
 func neededImages(ctx context.Context, d Data) ([]string, error) {
-	seen := map[string]bool{}
-	refs := []string{d.Plan().SandboxImage}
 	evicted := map[string]bool{}
 	if list, errs := drainHelper(ctx, d).GetPodsForDeletion(d.Node()); len(errs) == 0 {
 		for _, p := range list.Pods() {
 			evicted[p.Namespace+"/"+p.Name] = true
 		}
 	}
-	err := eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
-		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || evicted[p.Namespace+"/"+p.Name] {
-			return nil
-		}
-		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
-			refs = append(refs, c.Image)
-		}
-		return nil
-	})
+	refs, err := nodeImages(ctx, d, func(p *corev1.Pod) bool { return evicted[p.Namespace+"/"+p.Name] })
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, ref := range refs {
-		if ref == "" || seen[ref] {
-			continue
-		}
-		seen[ref] = true
 		raw, err := d.Transport().Run(ctx, "docker", "image", "inspect", "--format", "{{json .RepoDigests}}", "--", ref)
 		if err != nil {
 			continue // not in Docker: containerd pulls it like Docker would have
@@ -116,6 +102,30 @@ func neededImages(ctx context.Context, d Data) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// nodeImages are the sandbox image and the images of the node's pods that
+// have not finished (but those skip names), each once, in that order.
+func nodeImages(ctx context.Context, d Data, skip func(*corev1.Pod) bool) ([]string, error) {
+	seen := map[string]bool{}
+	var refs []string
+	add := func(r string) {
+		if r != "" && !seen[r] {
+			seen[r] = true
+			refs = append(refs, r)
+		}
+	}
+	add(d.Plan().SandboxImage)
+	err := eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
+		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || (skip != nil && skip(p)) {
+			return nil
+		}
+		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+			add(c.Image)
+		}
+		return nil
+	})
+	return refs, err
 }
 
 // imagesSize is what Docker says the images take, an upper bound of the
@@ -244,13 +254,18 @@ func normalizeRef(ref string) string {
 // containerdBinaries are where packages put containerd.
 var containerdBinaries = []string{"/usr/bin/containerd", "/usr/local/bin/containerd"}
 
-func hasContainerd(ctx context.Context, t transport.Transport) bool {
+// containerdBinary is where the node has containerd ("" when it has none).
+func containerdBinary(ctx context.Context, t transport.Transport) string {
 	for _, b := range containerdBinaries {
 		if _, err := t.Run(ctx, "test", "-x", b); err == nil {
-			return true
+			return b
 		}
 	}
-	return false
+	return ""
+}
+
+func hasContainerd(ctx context.Context, t transport.Transport) bool {
+	return containerdBinary(ctx, t) != ""
 }
 
 // installCommand picks the node's package manager.
@@ -450,15 +465,26 @@ func NewStartContainerdPhase() migrate.Phase {
 	}
 }
 
+// rootSockets is the transport's way to the node's root-owned unix sockets
+// (containerd's, Docker's), or nil: a transport without one, or SSH as a
+// login user other than root, who cannot open them.
+func rootSockets(d Data) transport.Dialer {
+	dialer, ok := d.Transport().(transport.Dialer)
+	if !ok {
+		return nil
+	}
+	if s, ok := dialer.(*transport.SSH); ok && s.Sudo() {
+		return nil
+	}
+	return dialer
+}
+
 // criConn connects to the node's containerd CRI through the transport, or
 // returns nil when the transport cannot reach the node's sockets.
 func criConn(d Data) (*grpc.ClientConn, error) {
-	dialer, ok := d.Transport().(transport.Dialer)
-	if !ok {
+	dialer := rootSockets(d)
+	if dialer == nil {
 		return nil, nil
-	}
-	if s, ok := dialer.(*transport.SSH); ok && s.Sudo() {
-		return nil, nil // the socket is root's; the login user cannot open it
 	}
 	sock := strings.TrimPrefix(nodeplan.ContainerdEndpoint, "unix://")
 	return grpc.NewClient("passthrough:///containerd",
@@ -478,11 +504,8 @@ func criStatus(ctx context.Context, d Data) (map[string]bool, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, l := range strings.Split(string(out), "\n") {
-			f := strings.Fields(l)
-			if len(f) >= 4 && f[0] == "io.containerd.grpc.v1" && f[1] == "cri" && f[len(f)-1] == "ok" {
-				return map[string]bool{runtimeapi.RuntimeReady: true, runtimeapi.NetworkReady: true}, nil
-			}
+		if criLoaded(out) {
+			return map[string]bool{runtimeapi.RuntimeReady: true, runtimeapi.NetworkReady: true}, nil
 		}
 		return nil, errors.New("containerd's CRI plugin did not load (ctr plugins ls)")
 	}
