@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The main job on the built-in lab: start it with a real Docker node,
-# seed it with workloads, take the inventory, run the impact
+# The main job on the built-in lab: start it with two real Docker nodes
+# (lab-node-1 on dockershim, lab-node-2 on the lab's cri-dockerd with the
+# newest kubelet the lab builds), seed it with workloads, take the inventory, run the impact
 # check, then switch the real node to containerd and show the inventory again.
 # The lab stays up afterwards. Needs root (the node is a systemd-nspawn machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin/unshim lab up --nodes 1
+bin/unshim lab up --nodes 2 --node-shape cri-dockerd --kubelet-version v1.30.14
 export KUBECONFIG="$(bin/unshim lab status -o kubeconfig)"
 bin/unshim lab seed --pods 300 --docker-percent 8
 echo; echo "\$ unshim nodes -o wide"
@@ -25,4 +27,6 @@ echo; echo "\$ unshim migrate node lab-node-1 --to containerd"
 bin/unshim migrate node lab-node-1 --via nsenter --target-pid "$pid" --to containerd
 echo; echo "\$ unshim nodes lab-node-1 -o wide   # after"
 bin/unshim nodes lab-node-1 -o wide
+echo; echo "\$ unshim nodes lab-node-2 -o wide   # the cri-dockerd node, beside it"
+bin/unshim nodes lab-node-2 -o wide
 echo "The lab is still running: KUBECONFIG=$KUBECONFIG; stop it with: bin/unshim lab down"

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -127,4 +128,15 @@ func (n *Node) Kubelet() string {
 		return NodeKubeletVersion
 	}
 	return n.KubeletVersion
+}
+
+// AddNodes starts nodes of o.NodeShape until the running lab has o.Nodes
+// of them; the nodes it has keep their shapes.
+func (l *Lab) AddNodes(ctx context.Context, o Options) error {
+	o.Dir = l.Dir
+	o.complete()
+	if err := o.NodeShape.Validate(); err != nil {
+		return err
+	}
+	return l.addNodes(ctx, o)
 }

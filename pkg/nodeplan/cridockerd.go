@@ -1,6 +1,7 @@
 package nodeplan
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 
@@ -124,4 +125,25 @@ func systemdEscape(arg string) string {
 		return arg
 	}
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(arg) + `"`
+}
+
+// Kinds of cri-dockerd source an operator names (--cri-dockerd-package).
+const (
+	SourceDeb    = "deb"
+	SourceRPM    = "rpm"
+	SourceBinary = "binary"
+)
+
+// CRIDockerdSourceKind tells a .deb, an .rpm and a bare cri-dockerd binary
+// (an ELF executable) apart by their first bytes; name is used in errors.
+func CRIDockerdSourceKind(name string, head []byte) (string, error) {
+	switch {
+	case bytes.HasPrefix(head, []byte("!<arch>\ndebian-binary")):
+		return SourceDeb, nil
+	case bytes.HasPrefix(head, []byte{0xed, 0xab, 0xee, 0xdb}):
+		return SourceRPM, nil
+	case bytes.HasPrefix(head, []byte("\x7fELF")):
+		return SourceBinary, nil
+	}
+	return "", fmt.Errorf("%s is neither a .deb, an .rpm nor an executable (ELF) cri-dockerd", name)
 }

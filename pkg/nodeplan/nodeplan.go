@@ -133,7 +133,7 @@ func Build(in Input) (*Plan, error) {
 	p := &Plan{Target: in.Target, Endpoint: ContainerdEndpoint, SandboxImage: out.SandboxImage, OldAnnotation: in.CRISocket}
 	if in.Target == CRIDockerd {
 		p.Endpoint = CRIDockerdEndpoint
-		p.Notes = append(p.Notes, "Docker keeps running; cri-dockerd must be installed and its socket active ("+CRIDockerdEndpoint+")")
+		p.Notes = append(p.Notes, "Docker keeps running; cri-dockerd (from --cri-dockerd-package, or the one the node has) serves the kubelet on "+CRIDockerdEndpoint)
 	} else {
 		p.Schema = out.Schema
 		p.Unmapped = out.Unmapped

@@ -49,6 +49,10 @@ type Settings struct {
 	// InstallCommand installs containerd when it is missing (argv); nil
 	// picks apt-get, dnf or yum, whichever the node has.
 	InstallCommand []string `json:"installCommand,omitempty"`
+	// CRIDockerdPackage is cri-dockerd's .deb, .rpm or binary, a file where
+	// the switch runs (with --via pod: on the node); empty uses the
+	// cri-dockerd the node has.
+	CRIDockerdPackage string `json:"criDockerdPackage,omitempty"`
 	// Progress receives detail lines (drain evictions); may be nil.
 	Progress io.Writer `json:"-"`
 }
@@ -113,6 +117,8 @@ func All() []migrate.Phase {
 		NewCordonPhase(),
 		NewDrainPhase(),
 		NewStopKubeletPhase(),
+		NewInstallCRIDockerdPhase(),
+		NewStopCRIDockerdPhase(),
 		NewStopDockerPhase(),
 		NewInstallContainerdPhase(),
 		NewWriteConfigPhase(),

@@ -121,10 +121,8 @@ func preflight(ctx context.Context, d Data) ([]check.Finding, error) {
 		return nil, fmt.Errorf("node %s runs %s, not Docker: nothing to switch", d.Node(), node.Status.NodeInfo.ContainerRuntimeVersion)
 	}
 	t := d.Transport()
-	if target == nodeplan.CRIDockerd {
-		if _, err := t.Run(ctx, "test", "-S", "/var/run/cri-dockerd.sock"); err != nil {
-			return nil, fmt.Errorf("cri-dockerd is not installed on %s (no socket /var/run/cri-dockerd.sock): install it first (packages: github.com/Mirantis/cri-dockerd releases), then run again", d.Node())
-		}
+	if target == nodeplan.CRIDockerd && d.Settings().CRIDockerdPackage == "" && installedCRIDockerd(ctx, t) == "" {
+		return nil, fmt.Errorf("cri-dockerd is not installed on %s: name its package or binary with --cri-dockerd-package FILE (.deb, .rpm or the cri-dockerd binary; github.com/Mirantis/cri-dockerd releases), or install it first", d.Node())
 	}
 	var findings []check.Finding
 	if root := d.FilesRoot(); root != "" {

@@ -481,13 +481,17 @@ func rootSockets(d Data) transport.Dialer {
 
 // criConn connects to the node's containerd CRI through the transport, or
 // returns nil when the transport cannot reach the node's sockets.
-func criConn(d Data) (*grpc.ClientConn, error) {
+func criConn(d Data) (*grpc.ClientConn, error) { return criConnAt(d, nodeplan.ContainerdEndpoint) }
+
+// criConnAt connects to the CRI at endpoint (unix://PATH) on the node, or
+// returns nil when the transport cannot reach the node's root sockets.
+func criConnAt(d Data, endpoint string) (*grpc.ClientConn, error) {
 	dialer := rootSockets(d)
 	if dialer == nil {
 		return nil, nil
 	}
-	sock := strings.TrimPrefix(nodeplan.ContainerdEndpoint, "unix://")
-	return grpc.NewClient("passthrough:///containerd",
+	sock := strings.TrimPrefix(endpoint, "unix://")
+	return grpc.NewClient("passthrough:///cri",
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return dialer.DialUnix(ctx, sock) }))
 }

@@ -163,6 +163,11 @@ func verifyOnce(ctx context.Context, d Data) error {
 	if !ready {
 		return errors.New("node not Ready (since the kubelet started)")
 	}
+	if want == "docker" {
+		if err := criDockerdReady(ctx, d); err != nil {
+			return err
+		}
+	}
 	if want == "containerd" {
 		conds, err := criStatus(ctx, d)
 		if err != nil {

@@ -55,11 +55,13 @@ type Options struct {
 	VerifyTimeout      time.Duration
 	NoRollback         bool
 	ContainerdVersion  string
-	Via                string
-	TargetPID          int
-	SSH                transport.SSHConfig
-	AgentImage         string
-	AgentNamespace     string
+	// CRIDockerdPackage is cri-dockerd's .deb, .rpm or binary (--to cri-dockerd).
+	CRIDockerdPackage string
+	Via               string
+	TargetPID         int
+	SSH               transport.SSHConfig
+	AgentImage        string
+	AgentNamespace    string
 	// SettingsFile holds the switch's settings as JSON (what the agent pod
 	// hands to the node), in place of the flags.
 	SettingsFile string
@@ -133,6 +135,7 @@ only; --skip-phases leaves phases out.`,
 	f.StringVar(&o.AgentImage, "agent-image", "", "with --via pod: image holding the unshim binary at /unshim, present on the node or pullable")
 	f.StringVar(&o.AgentNamespace, "agent-namespace", "kube-system", "with --via pod: namespace of the agent pod and of ServiceAccount unshim-agent (deploy/rbac/unshim-agent.yaml)")
 	f.StringVar(&o.ContainerdVersion, "containerd-version", "", "containerd version the config is written for (default: what containerd --version says on the node)")
+	f.StringVar(&o.CRIDockerdPackage, "cri-dockerd-package", "", "with --to cri-dockerd: cri-dockerd's .deb, .rpm or binary to install (default: the cri-dockerd the node has)")
 	f.StringVar(&o.SettingsFile, "settings", "", "read the switch's settings from this JSON file (as --via pod hands them to the node) instead of the flags")
 	f.StringSliceVar(&o.SkipPhases, "skip-phases", nil, "phases not to run (comma-separated)")
 	o.addTransportFlags(f)
@@ -231,6 +234,14 @@ func (o *Options) Validate() error {
 	if o.Target != nodeplan.Containerd && o.Target != nodeplan.CRIDockerd {
 		return fail(fmt.Errorf("--to %q: want containerd or cri-dockerd", o.Target))
 	}
+	if o.CRIDockerdPackage != "" {
+		if o.Target != nodeplan.CRIDockerd {
+			return fail(fmt.Errorf("--cri-dockerd-package goes with --to %s, not --to %s", nodeplan.CRIDockerd, o.Target))
+		}
+		if err := checkCRIDockerdSource(o.CRIDockerdPackage); err != nil {
+			return fail(err)
+		}
+	}
 	if o.DrainTimeout < 0 || o.VerifyTimeout < 0 {
 		return fail(fmt.Errorf("--drain-timeout %s, --verify-timeout %s: a timeout cannot be negative", o.DrainTimeout, o.VerifyTimeout))
 	}
@@ -278,7 +289,7 @@ func (o *Options) clusterOptions() (nodeswitch.Options, error) {
 	}
 	rs := nodeswitch.RunSettings{NoRollback: o.NoRollback, ContainerdVersion: o.ContainerdVersion, SkipPhases: o.SkipPhases,
 		Settings: phases.Settings{Target: o.Target, Allow: o.Allow, Force: o.Force, DeleteEmptyDirData: o.DeleteEmptyDirData,
-			DrainTimeout: o.DrainTimeout, VerifyTimeout: o.VerifyTimeout}}
+			DrainTimeout: o.DrainTimeout, VerifyTimeout: o.VerifyTimeout, CRIDockerdPackage: o.CRIDockerdPackage}}
 	if o.SettingsFile != "" {
 		data, err := os.ReadFile(o.SettingsFile)
 		if err != nil {
@@ -438,4 +449,20 @@ no rollback to Docker: purge once the node has proven itself.`,
 	c.Flags().BoolVar(&removeData, "remove-data", false, "also delete /var/lib/docker and /etc/docker (backed up first)")
 	o.addTransportFlags(c.Flags())
 	return c
+}
+
+// checkCRIDockerdSource makes sure --cri-dockerd-package names a .deb, an
+// .rpm or an executable, before anything is changed.
+func checkCRIDockerdSource(file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("--cri-dockerd-package: %w", err)
+	}
+	defer f.Close()
+	head := make([]byte, 32)
+	n, _ := f.Read(head)
+	if _, err := nodeplan.CRIDockerdSourceKind(file, head[:n]); err != nil {
+		return fmt.Errorf("--cri-dockerd-package: %w", err)
+	}
+	return nil
 }
