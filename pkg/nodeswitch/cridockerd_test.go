@@ -220,22 +220,38 @@ func (f *cdFixture) healthy(ctx context.Context, t *testing.T, n *lab.Node, want
 		}
 		time.Sleep(time.Second)
 	}
-	f.waitPods(ctx, t, "pods running on "+n.Name, func(pods []corev1.Pod) bool {
+	// The pods' statuses follow the kubelet's restart: wait until those on
+	// n report containers of the runtime wanted.
+	f.waitPods(ctx, t, "pods running on "+n.Name+" on "+want, func(pods []corev1.Pod) bool {
+		for _, p := range pods {
+			if p.Spec.NodeName == n.Name && p.DeletionTimestamp == nil && len(p.Status.ContainerStatuses) > 0 &&
+				!strings.HasPrefix(p.Status.ContainerStatuses[0].ContainerID, want+"://") {
+				return false
+			}
+		}
 		return count(pods, solo, n.Name) == 1 && count(pods, "agent", n.Name) == 1 && count(pods, web, "") == 2
 	})
-	for _, p := range f.pods(ctx, t) {
-		if p.Spec.NodeName == n.Name && p.DeletionTimestamp == nil && len(p.Status.ContainerStatuses) > 0 &&
-			!strings.HasPrefix(p.Status.ContainerStatuses[0].ContainerID, want+"://") {
-			t.Errorf("pod %s on %s runs %s, want %s", p.Name, n.Name, p.Status.ContainerStatuses[0].ContainerID, want)
+	// Ready can be the status of the kubelet before its restart: its
+	// server may still be starting, so logs and exec get a minute.
+	var logs []byte
+	var out string
+	var err, xerr error
+	for end := time.Now().Add(time.Minute); ; time.Sleep(2 * time.Second) {
+		logs, err = f.c.CoreV1().Pods(cdNS).GetLogs(solo, &corev1.PodLogOptions{}).DoRaw(ctx)
+		if err == nil && strings.Contains(string(logs), "started") {
+			fx := &fixture{c: f.c, rc: f.rc}
+			if out, xerr = execInNS(ctx, fx, cdNS, solo, "echo", "exec-ok"); xerr == nil && strings.Contains(out, "exec-ok") {
+				return
+			}
+		}
+		if time.Now().After(end) {
+			break
 		}
 	}
-	logs, err := f.c.CoreV1().Pods(cdNS).GetLogs(solo, &corev1.PodLogOptions{}).DoRaw(ctx)
 	if err != nil || !strings.Contains(string(logs), "started") {
 		t.Errorf("logs of %s: %q, %v", solo, logs, err)
-	}
-	fx := &fixture{c: f.c, rc: f.rc}
-	if out, err := execInNS(ctx, fx, cdNS, solo, "echo", "exec-ok"); err != nil || !strings.Contains(out, "exec-ok") {
-		t.Errorf("exec in %s: %q, %v", solo, out, err)
+	} else {
+		t.Errorf("exec in %s: %q, %v", solo, out, xerr)
 	}
 }
 
@@ -247,9 +263,51 @@ func execInNS(ctx context.Context, f *fixture, namespace, pod string, cmd ...str
 	if err != nil {
 		return "", err
 	}
-	var out bytes.Buffer
-	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &out})
-	return out.String(), err
+	// One buffer each: client-go copies stdout and stderr in goroutines of
+	// their own, and two bytes.Buffer.ReadFrom at once on one buffer lose
+	// each other's bytes (an exec's output came back empty that way).
+	var out, errOut bytes.Buffer
+	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &errOut})
+	return out.String() + errOut.String(), err
+}
+
+// buildCRIDockerdDeb packs the lab's cri-dockerd as Mirantis's .deb packs
+// the real one (package cri-dockerd: /usr/bin/cri-dockerd and the two units
+// in /lib/systemd/system, as their deb packaging installs them), with
+// dpkg-deb, so the switch's package path runs dpkg on a real node.
+func buildCRIDockerdDeb(ctx context.Context, t *testing.T, bin string) string {
+	t.Helper()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "pkg")
+	files := map[string][]byte{
+		"DEBIAN/control": []byte("Package: cri-dockerd\nVersion: 0.3.16~unshim-lab\nArchitecture: amd64\n" +
+			"Maintainer: unshim lab <lab@unshim.invalid>\nDescription: the unshim lab's cri-dockerd stand-in\n"),
+		"lib/systemd/system/" + nodeplan.CRIDockerdService: nodeplan.CRIDockerdServiceUnit(nodeplan.CRIDockerdBinary),
+		"lib/systemd/system/" + nodeplan.CRIDockerdSocket:  nodeplan.CRIDockerdSocketUnit(),
+	}
+	for p, data := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, p), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "usr/bin/cri-dockerd"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	deb := filepath.Join(dir, "cri-dockerd_0.3.16~unshim-lab_amd64.deb")
+	if out, err := exec.CommandContext(ctx, "dpkg-deb", "--root-owner-group", "--build", root, deb).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb: %v\n%s", err, out)
+	}
+	return deb
 }
 
 func readNodeFile(ctx context.Context, t *testing.T, n *lab.Node, p string) (string, bool) {
@@ -323,7 +381,7 @@ func TestCRIDockerdSwitches(t *testing.T) {
 		}
 	})
 
-	t.Run("dockershim to cri-dockerd from a binary, and rollback", func(t *testing.T) {
+	t.Run("dockershim to cri-dockerd, from a binary and from a .deb, each rolled back", func(t *testing.T) {
 		n := f.shim
 		web, solo := f.workload(ctx, t, n)
 		flagsBefore, _ := readNodeFile(ctx, t, n, nodeplan.KubeadmFlagsFile)
@@ -331,41 +389,60 @@ func TestCRIDockerdSwitches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		o := f.options(t, n, nodeplan.CRIDockerd)
-		o.Settings.CRIDockerdPackage = bin
-		if err := f.switchWatched(ctx, t, o, web); err != nil {
-			t.Fatalf("switch: %v", err)
-		}
-		f.healthy(ctx, t, n, "docker", nodeplan.CRIDockerdEndpoint, web, solo)
-		flags, _ := readNodeFile(ctx, t, n, nodeplan.KubeadmFlagsFile)
-		for _, w := range []string{"--container-runtime=remote", "--container-runtime-endpoint=" + nodeplan.CRIDockerdEndpoint} {
-			if !strings.Contains(flags, w) {
-				t.Errorf("kubeadm-flags.env after the switch lacks %s: %q", w, flags)
-			}
-		}
-		// The package brought no units: the switch wrote them, and the
-		// drop-in hands cri-dockerd the kubelet's pause image and CNI.
-		if _, ok := readNodeFile(ctx, t, n, nodeplan.CRIDockerdServiceFile); !ok {
-			t.Errorf("%s not written", nodeplan.CRIDockerdServiceFile)
-		}
-		if dropIn, _ := readNodeFile(ctx, t, n, nodeplan.CRIDockerdDropIn); !strings.Contains(dropIn, "--pod-infra-container-image="+lab.PauseImage) || !strings.Contains(dropIn, "--network-plugin=cni") {
-			t.Errorf("drop-in %s: %q", nodeplan.CRIDockerdDropIn, dropIn)
-		}
+		deb := buildCRIDockerdDeb(ctx, t, bin)
+		for _, src := range []struct {
+			name, file string
+			// unitsWritten: a bare binary brings no units, so the switch
+			// writes them; the package brings its own.
+			unitsWritten bool
+		}{
+			{name: "binary", file: bin, unitsWritten: true},
+			{name: "deb", file: deb},
+		} {
+			t.Run(src.name, func(t *testing.T) {
+				o := f.options(t, n, nodeplan.CRIDockerd)
+				o.Settings.CRIDockerdPackage = src.file
+				if err := f.switchWatched(ctx, t, o, web); err != nil {
+					t.Fatalf("switch: %v", err)
+				}
+				f.healthy(ctx, t, n, "docker", nodeplan.CRIDockerdEndpoint, web, solo)
+				flags, _ := readNodeFile(ctx, t, n, nodeplan.KubeadmFlagsFile)
+				for _, w := range []string{"--container-runtime=remote", "--container-runtime-endpoint=" + nodeplan.CRIDockerdEndpoint} {
+					if !strings.Contains(flags, w) {
+						t.Errorf("kubeadm-flags.env after the switch lacks %s: %q", w, flags)
+					}
+				}
+				if _, ok := readNodeFile(ctx, t, n, nodeplan.CRIDockerdServiceFile); ok != src.unitsWritten {
+					t.Errorf("%s written by the switch: %t, want %t", nodeplan.CRIDockerdServiceFile, ok, src.unitsWritten)
+				}
+				_, pkgErr := n.Run(ctx, "dpkg-query", "--show", "cri-dockerd")
+				if installed := pkgErr == nil; installed == src.unitsWritten {
+					t.Errorf("package cri-dockerd installed: %t after a switch from a %s", installed, src.name)
+				}
+				// The drop-in hands cri-dockerd the kubelet's pause image and CNI.
+				if dropIn, _ := readNodeFile(ctx, t, n, nodeplan.CRIDockerdDropIn); !strings.Contains(dropIn, "--pod-infra-container-image="+lab.PauseImage) || !strings.Contains(dropIn, "--network-plugin=cni") {
+					t.Errorf("drop-in %s: %q", nodeplan.CRIDockerdDropIn, dropIn)
+				}
 
-		if err := Rollback(ctx, f.options(t, n, nodeplan.CRIDockerd)); err != nil {
-			t.Fatalf("rollback: %v", err)
-		}
-		f.healthy(ctx, t, n, "docker", lab.DockershimSocket, web, solo)
-		if flags, _ := readNodeFile(ctx, t, n, nodeplan.KubeadmFlagsFile); flags != flagsBefore {
-			t.Errorf("kubeadm-flags.env not restored byte for byte:\n got  %q\n want %q", flags, flagsBefore)
-		}
-		for _, p := range []string{nodeplan.CRIDockerdBinary, nodeplan.CRIDockerdServiceFile, nodeplan.CRIDockerdSocketFile, nodeplan.CRIDockerdDropIn} {
-			if _, ok := readNodeFile(ctx, t, n, p); ok {
-				t.Errorf("%s left on the node after the rollback", p)
-			}
-		}
-		if out, err := n.Run(ctx, "pgrep", "-x", "cri-dockerd"); err == nil {
-			t.Errorf("cri-dockerd still runs after the rollback: %s", out)
+				if err := Rollback(ctx, f.options(t, n, nodeplan.CRIDockerd)); err != nil {
+					t.Fatalf("rollback: %v", err)
+				}
+				f.healthy(ctx, t, n, "docker", lab.DockershimSocket, web, solo)
+				if flags, _ := readNodeFile(ctx, t, n, nodeplan.KubeadmFlagsFile); flags != flagsBefore {
+					t.Errorf("kubeadm-flags.env not restored byte for byte:\n got  %q\n want %q", flags, flagsBefore)
+				}
+				for _, p := range []string{nodeplan.CRIDockerdBinary, nodeplan.CRIDockerdServiceFile, nodeplan.CRIDockerdSocketFile, "/lib/systemd/system/" + nodeplan.CRIDockerdService, nodeplan.CRIDockerdDropIn} {
+					if _, ok := readNodeFile(ctx, t, n, p); ok {
+						t.Errorf("%s left on the node after the rollback", p)
+					}
+				}
+				if out, err := n.Run(ctx, "dpkg-query", "--show", "cri-dockerd"); err == nil {
+					t.Errorf("package cri-dockerd still installed after the rollback: %s", out)
+				}
+				if out, err := n.Run(ctx, "pgrep", "-x", "cri-dockerd"); err == nil {
+					t.Errorf("cri-dockerd still runs after the rollback: %s", out)
+				}
+			})
 		}
 	})
 

@@ -28,9 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/remotecommand"
 
 	"golang.org/x/crypto/ssh"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -308,15 +306,7 @@ func backOnDocker(ctx context.Context, t *testing.T, f *fixture, n *lab.Node, be
 }
 
 func execIn(ctx context.Context, f *fixture, pod string, cmd ...string) (string, error) {
-	req := f.c.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{Container: "main", Command: cmd, Stdout: true, Stderr: true}, scheme.ParameterCodec)
-	ex, err := remotecommand.NewSPDYExecutor(f.rc, "POST", req.URL())
-	if err != nil {
-		return "", err
-	}
-	var out bytes.Buffer
-	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &out})
-	return out.String(), err
+	return execInNS(ctx, f, ns, pod, cmd...)
 }
 
 // TestSwitchNode is the end-to-end test of issue 5 on a real lab: a Docker

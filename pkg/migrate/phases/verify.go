@@ -232,8 +232,10 @@ func streams(ctx context.Context, d Data, p *corev1.Pod) error {
 	if err != nil {
 		return err
 	}
-	var out bytes.Buffer
-	err = ex.StreamWithContext(lctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &out})
+	// A buffer each: client-go copies the two streams in goroutines of
+	// their own.
+	var out, errOut bytes.Buffer
+	err = ex.StreamWithContext(lctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &errOut})
 	if err != nil && !strings.Contains(err.Error(), "executable file not found") && !strings.Contains(err.Error(), "no such file") {
 		return fmt.Errorf("exec in %s/%s: %w", p.Namespace, p.Name, err)
 	}
