@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,6 +48,10 @@ type cdFixture struct {
 	rc *rest.Config
 	// shim, cd123, cdNew are the nodes of each shape.
 	shim, cd123, cdNew *lab.Node
+	// mc and mrc act as a user holding only the shipped roles; every
+	// switch of the test runs as that user.
+	mc  kubernetes.Interface
+	mrc *rest.Config
 }
 
 func newCDFixture(ctx context.Context, t *testing.T) *cdFixture {
@@ -73,6 +79,9 @@ func newCDFixture(ctx context.Context, t *testing.T) *cdFixture {
 	if err := lab.EnsureServiceAccount(ctx, f.c, cdNS); err != nil {
 		t.Fatal(err)
 	}
+	fx := &fixture{c: f.c, rc: f.rc}
+	fx.asMigrator(ctx, t)
+	f.mc, f.mrc = fx.mc, fx.mrc
 	// A DaemonSet on every node.
 	_, err = f.c.AppsV1().DaemonSets(cdNS).Create(ctx, &appsv1.DaemonSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "agent"},
@@ -88,7 +97,7 @@ func newCDFixture(ctx context.Context, t *testing.T) *cdFixture {
 
 func (f *cdFixture) options(t *testing.T, n *lab.Node, target string) Options {
 	return Options{
-		Node: n.Name, Client: f.c, RESTConfig: f.rc, Transport: n.Transport(), Logger: log.New(testWriter{t}, 0),
+		Node: n.Name, Client: f.mc, RESTConfig: f.mrc, Transport: n.Transport(), Logger: log.New(testWriter{t}, 0),
 		Holder: "test", LockTTL: switchTTL,
 		Settings: phases.Settings{Target: target, DrainTimeout: 3 * time.Minute, VerifyTimeout: 3 * time.Minute, Progress: testWriter{t}},
 	}
@@ -174,6 +183,15 @@ func (f *cdFixture) workload(ctx context.Context, t *testing.T, n *lab.Node) (we
 // pods of the Deployment web, and fails the test if the PDB (minAvailable
 // 1) was ever violated.
 func (f *cdFixture) switchWatched(ctx context.Context, t *testing.T, o Options, web string) error {
+	start := time.Now()
+	err := f.watched(ctx, t, web, func() error { return Run(ctx, o, "") })
+	t.Logf("switch of %s to %s: %s, %v", o.Node, o.Settings.Target, time.Since(start).Round(time.Second), err)
+	return err
+}
+
+// watched runs run while it samples the ready pods of the Deployment web,
+// and fails the test if the PDB (minAvailable 1) was ever violated.
+func (f *cdFixture) watched(ctx context.Context, t *testing.T, web string, run func() error) error {
 	var mu sync.Mutex
 	minReady, samples := 99, 0
 	wctx, stop := context.WithCancel(ctx)
@@ -190,11 +208,9 @@ func (f *cdFixture) switchWatched(ctx context.Context, t *testing.T, o Options, 
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
-	start := time.Now()
-	err := Run(ctx, o, "")
+	err := run()
 	stop()
 	<-done
-	t.Logf("switch of %s to %s: %s, %v", o.Node, o.Settings.Target, time.Since(start).Round(time.Second), err)
 	mu.Lock()
 	defer mu.Unlock()
 	if minReady < 1 {
@@ -450,9 +466,12 @@ func TestCRIDockerdSwitches(t *testing.T) {
 		name      string
 		node      *lab.Node
 		interrupt bool
-		rollback  bool
+		// killed: the CLI is SIGKILLed inside stop-cri-dockerd and inside
+		// stop-docker, then run again, which resumes from the journal.
+		killed   bool
+		rollback bool
 	}{
-		{name: "cri-dockerd kubelet 1.23 to containerd", node: f.cd123, interrupt: true},
+		{name: "cri-dockerd kubelet 1.23 to containerd", node: f.cd123, interrupt: true, killed: true},
 		{name: "cri-dockerd newest kubelet (CRI v1) to containerd", node: f.cdNew, rollback: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -479,7 +498,27 @@ func TestCRIDockerdSwitches(t *testing.T) {
 				}
 				f.healthy(ctx, t, n, "docker", nodeplan.CRIDockerdEndpoint, web, solo)
 			}
-			if err := f.switchWatched(ctx, t, f.options(t, n, nodeplan.Containerd), web); err != nil {
+			if tc.killed {
+				bin := filepath.Join(t.TempDir(), "unshim")
+				if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/unshim/unshim/cmd/unshim").CombinedOutput(); err != nil {
+					t.Fatalf("build unshim: %v\n%s", err, out)
+				}
+				// The CLI as the shipped roles' user, through nsenter.
+				cli := &fixture{l: f.l, c: f.c, rc: f.rc, n1: n}
+				err := f.watched(ctx, t, web, func() error {
+					for _, phase := range []string{"stop-cri-dockerd", "stop-docker"} {
+						cli.runSignalledIn(ctx, t, bin, phase, syscall.SIGKILL)
+					}
+					if out, err := exec.CommandContext(ctx, bin, cli.args()...).CombinedOutput(); err != nil {
+						return fmt.Errorf("the run after the kills: %v\n%s", err, out)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cli.released(ctx, t, n)
+			} else if err := f.switchWatched(ctx, t, f.options(t, n, nodeplan.Containerd), web); err != nil {
 				t.Fatalf("switch: %v", err)
 			}
 			f.healthy(ctx, t, n, "containerd", nodeplan.ContainerdEndpoint, web, solo)
