@@ -85,6 +85,8 @@ type run struct {
 	cleanup func()
 	dry     bool
 	stngs   phases.Settings
+	// mirror writes the phase states into the node's annotation.
+	mirror *phaseMirror
 }
 
 var _ phases.Data = (*run)(nil)
@@ -101,17 +103,16 @@ func (r *run) FilesRoot() string              { return r.root }
 func (r *run) Settings() *phases.Settings     { return &r.stngs }
 func (r *run) Logger() log.Logger             { return r.o.Logger }
 func (r *run) runner(ps []migrate.Phase) *migrate.Runner {
+	m := r.phaseMirror()
 	return &migrate.Runner{Phases: ps, Logger: r.o.Logger, NoRollback: r.o.NoRollback, AfterPhase: r.o.AfterPhase, Skip: r.o.SkipPhases,
-		OnState: func(ctx context.Context, phase, state string) {
-			v := phase + "/" + state
-			// Recorded even when the run was interrupted: "failed" and
-			// "rolled-back" come after the run's context is cancelled.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
-			defer cancel()
-			if err := phases.RetryAPI(ctx, 15*time.Second, func(ctx context.Context) error { return annotatePhase(ctx, r.o.Client, r.o.Node, &v) }); err != nil {
-				r.o.Logger.Warnf("record phase on node %s: %v", r.o.Node, err)
-			}
-		}}
+		OnState: func(_ context.Context, phase, state string) { m.set(phase, state) }}
+}
+
+func (r *run) phaseMirror() *phaseMirror {
+	if r.mirror == nil {
+		r.mirror = newPhaseMirror(r.o.Client, r.o.Node, r.o.Logger)
+	}
+	return r.mirror
 }
 
 func (r *run) close() {
@@ -268,11 +269,6 @@ func Run(ctx context.Context, o Options, only string) error {
 		return err
 	}
 	defer unlock()
-	if only == "" {
-		if err := annotate(ctx, o.Client, o.Node, ResultAnnotation, nil); err != nil {
-			o.Logger.Warnf("clear %s: %v", ResultAnnotation, err)
-		}
-	}
 	if err := r.st.Save(ctx, r.j); err != nil {
 		return err
 	}
@@ -281,27 +277,34 @@ func Run(ctx context.Context, o Options, only string) error {
 	}
 	runner := r.runner(ps)
 	if only != "" {
-		return runner.RunPhase(ctx, r, only)
+		err := runner.RunPhase(ctx, r, only)
+		cctx, cancel := migrate.RollbackContext(ctx, time.Minute)
+		defer cancel()
+		if aerr := r.mirror.close(cctx, nil); aerr != nil {
+			o.Logger.Warnf("record phase on node %s: %v", o.Node, aerr)
+		}
+		return err
 	}
+	// The last run's result goes with the first phase state.
+	r.mirror.also(map[string]*string{ResultAnnotation: nil})
 	err = runner.Run(ctx, r)
 	// The outcome is recorded even when the run was interrupted: never on
 	// the run's own (then cancelled) context.
 	ctx, cancel := migrate.RollbackContext(ctx, time.Minute)
 	defer cancel()
 	result := "succeeded"
+	final := map[string]*string{ResultAnnotation: &result}
 	var pe *migrate.PhaseError
 	switch {
 	case err == nil:
 		o.Logger.V(0).Infof("node %s now runs on %s", o.Node, o.Settings.Target)
-		if err := annotatePhase(ctx, o.Client, o.Node, nil); err != nil {
-			o.Logger.Warnf("clear %s: %v", PhaseAnnotation, err)
-		}
+		final[PhaseAnnotation] = nil // no switch in progress
 	case errors.As(err, &pe) && pe.RolledBack:
 		result = "rolled-back: " + firstLine(err.Error())
 	default:
 		result = "failed: " + firstLine(err.Error())
 	}
-	if aerr := phases.RetryAPI(ctx, 30*time.Second, func(ctx context.Context) error { return annotate(ctx, o.Client, o.Node, ResultAnnotation, &result) }); aerr != nil {
+	if aerr := r.mirror.close(ctx, final); aerr != nil {
 		o.Logger.Warnf("record the result on node %s: %v", o.Node, aerr)
 	}
 	return err
@@ -394,13 +397,13 @@ func Rollback(ctx context.Context, o Options) error {
 	rctx, cancel := migrate.RollbackContext(ctx, 0)
 	defer cancel()
 	if err := r.runner(ps).Rollback(rctx, r); err != nil {
+		if aerr := r.mirror.close(rctx, nil); aerr != nil {
+			o.Logger.Warnf("record phase on node %s: %v", o.Node, aerr)
+		}
 		return err
 	}
-	if err := annotatePhase(rctx, o.Client, o.Node, nil); err != nil {
-		o.Logger.Warnf("clear %s: %v", PhaseAnnotation, err)
-	}
 	result := "rolled-back: on demand (unshim node rollback)"
-	if err := annotate(rctx, o.Client, o.Node, ResultAnnotation, &result); err != nil {
+	if err := r.mirror.close(rctx, map[string]*string{PhaseAnnotation: nil, ResultAnnotation: &result}); err != nil {
 		o.Logger.Warnf("record the result on node %s: %v", o.Node, err)
 	}
 	o.Logger.V(0).Infof("node %s is back on Docker", o.Node)

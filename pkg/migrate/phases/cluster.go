@@ -283,11 +283,21 @@ func annotate(ctx context.Context, d Data, v *string) error {
 
 // Annotate sets (or, with nil, removes) annotation key on node.
 func Annotate(ctx context.Context, c kubernetes.Interface, node, key string, v *string) error {
-	var val any
-	if v != nil {
-		val = *v
+	return AnnotateAll(ctx, c, node, map[string]*string{key: v})
+}
+
+// AnnotateAll sets the annotations of node in one patch (a nil value
+// removes its key).
+func AnnotateAll(ctx context.Context, c kubernetes.Interface, node string, kv map[string]*string) error {
+	vals := map[string]any{}
+	for k, v := range kv {
+		if v == nil {
+			vals[k] = nil
+		} else {
+			vals[k] = *v
+		}
 	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{key: val}}})
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": vals}})
 	err := RetryAPI(ctx, apiRetryTimeout, func(ctx context.Context) error {
 		_, err := c.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{})
 		return err

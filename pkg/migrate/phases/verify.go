@@ -5,18 +5,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/unshim/unshim/pkg/inventory"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/remotecommand"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/unshim/unshim/pkg/inventory"
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodeplan"
@@ -39,13 +43,13 @@ func NewVerifyPhase() migrate.Phase {
 				timeout = 5 * time.Minute
 			}
 			deadline := time.Now().Add(timeout)
-			// Checked again on every change of the node or its pods, as a
-			// watch reports it, rather than on a timer.
+			// Checked again on every change of the node, its pods or its
+			// Lease, as informers report them, rather than on a timer.
 			changes := watchNode(ctx, d)
 			defer changes.stop()
 			var last error
 			for {
-				last = verifyOnce(ctx, d)
+				last = verifyOnce(ctx, d, changes)
 				if last == nil {
 					return verifyRegistries(ctx, d)
 				}
@@ -73,72 +77,90 @@ func NewVerifyPhase() migrate.Phase {
 	}
 }
 
-// nodeChanges are the watches of a node and of the pods bound to it.
-type nodeChanges struct {
-	d       Data
-	watches []watch.Interface
+// nodeView is the node and the pods bound to it as informers keep them:
+// one LIST and one WATCH of each (listed again by the informer after an
+// outage of the apiserver), not a GET of the node and a LIST of its pods on
+// every check.
+type nodeView struct {
+	node, pods cache.Store
+	synced     []cache.InformerSynced
+	changed    chan struct{}
+	cancel     context.CancelFunc
+
+	// leaseRenewed: the kubelet's Lease was renewed since it started.
+	leaseRenewed bool
+
+	mu      sync.Mutex
+	listErr error // the last LIST's error, while the informers have none
 }
 
-func watchNode(ctx context.Context, d Data) *nodeChanges {
-	return &nodeChanges{d: d, watches: openWatches(ctx, d)}
-}
-
-func openWatches(ctx context.Context, d Data) []watch.Interface {
-	var ws []watch.Interface
-	c := d.Client().CoreV1()
-	if w, err := c.Nodes().Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", d.Node()).String()}); err == nil {
-		ws = append(ws, w)
-	}
-	if w, err := c.Pods("").Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", d.Node()).String()}); err == nil {
-		ws = append(ws, w)
-	}
-	return ws
-}
-
-// wait returns on the next change (or after 1 s: the CRI and the node's
-// lease are not watched; after 1 s while the watches cannot be had, as when
-// the apiserver is away, when they are opened again).
-func (n *nodeChanges) wait(ctx context.Context) error {
-	if len(n.watches) < 2 {
-		n.stop()
+func watchNode(ctx context.Context, d Data) *nodeView {
+	ctx, cancel := context.WithCancel(ctx)
+	v := &nodeView{changed: make(chan struct{}, 1), cancel: cancel}
+	notify := func() {
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
+		case v.changed <- struct{}{}:
+		default:
 		}
-		n.watches = openWatches(ctx, n.d)
-		return nil
 	}
+	h := cache.ResourceEventHandlerFuncs{AddFunc: func(any) { notify() }, UpdateFunc: func(any, any) { notify() }, DeleteFunc: func(any) { notify() }}
+	inform := func(obj runtime.Object, sel string, list func(context.Context, metav1.ListOptions) (runtime.Object, error), watchf func(context.Context, metav1.ListOptions) (watch.Interface, error)) cache.Store {
+		lw := &cache.ListWatch{
+			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+				o.FieldSelector = sel
+				obj, err := list(ctx, o)
+				v.mu.Lock()
+				v.listErr = err
+				v.mu.Unlock()
+				return obj, err
+			},
+			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+				o.FieldSelector = sel
+				return watchf(ctx, o)
+			},
+		}
+		store, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{ListerWatcher: lw, ObjectType: obj, Handler: h})
+		go ctrl.RunWithContext(ctx)
+		v.synced = append(v.synced, ctrl.HasSynced)
+		return store
+	}
+	c := d.Client()
+	byName := fields.OneTermEqualSelector("metadata.name", d.Node()).String()
+	nodes, pods := c.CoreV1().Nodes(), c.CoreV1().Pods("")
+	v.node = inform(&corev1.Node{}, byName,
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return nodes.List(ctx, o) }, nodes.Watch)
+	v.pods = inform(&corev1.Pod{}, fields.OneTermEqualSelector("spec.nodeName", d.Node()).String(),
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return pods.List(ctx, o) }, pods.Watch)
+	return v
+}
+
+// wait returns on the next change the informers report, or after 1 s (the
+// CRI is not watched).
+func (v *nodeView) wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
-		n.stop()
 		return ctx.Err()
-	case _, ok := <-n.watches[0].ResultChan():
-		if !ok {
-			n.stop()
-		}
-	case _, ok := <-n.watches[1].ResultChan():
-		if !ok {
-			n.stop()
-		}
+	case <-v.changed:
 	case <-time.After(time.Second):
 	}
 	return nil
 }
 
-func (n *nodeChanges) stop() {
-	for _, w := range n.watches {
-		w.Stop()
-	}
-	n.watches = nil
-}
+func (v *nodeView) stop() { v.cancel() }
 
-func verifyOnce(ctx context.Context, d Data) error {
-	c := d.Client()
-	node, err := c.CoreV1().Nodes().Get(ctx, d.Node(), metav1.GetOptions{})
-	if err != nil {
-		return err
+func verifyOnce(ctx context.Context, d Data, v *nodeView) error {
+	for _, synced := range v.synced {
+		if !synced() {
+			v.mu.Lock()
+			defer v.mu.Unlock()
+			return fmt.Errorf("the node and its pods are not read yet: %v", v.listErr)
+		}
 	}
+	obj, ok, _ := v.node.GetByKey(d.Node())
+	if !ok {
+		return fmt.Errorf("node %s not found", d.Node())
+	}
+	node := obj.(*corev1.Node)
 	want := "containerd"
 	if d.Settings().Target == nodeplan.CRIDockerd {
 		want = "docker"
@@ -147,13 +169,6 @@ func verifyOnce(ctx context.Context, d Data) error {
 		return fmt.Errorf("runtime is %q, want %s://", node.Status.NodeInfo.ContainerRuntimeVersion, want)
 	}
 	started, _ := time.Parse(time.RFC3339, d.Journal().Values["kubelet.started"])
-	lease, err := c.CoordinationV1().Leases("kube-node-lease").Get(ctx, d.Node(), metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("node lease: %w", err)
-	}
-	if lease.Spec.RenewTime == nil || lease.Spec.RenewTime.Time.Before(started) {
-		return errors.New("the kubelet has not renewed its lease since it started")
-	}
 	ready := false
 	for _, cond := range node.Status.Conditions {
 		if cond.Type == corev1.NodeReady {
@@ -162,6 +177,17 @@ func verifyOnce(ctx context.Context, d Data) error {
 	}
 	if !ready {
 		return errors.New("node not Ready (since the kubelet started)")
+	}
+	// Read once the node is Ready again, not on every change.
+	if !v.leaseRenewed {
+		lease, err := d.Client().CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, d.Node(), metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("node lease: %w", err)
+		}
+		if lease.Spec.RenewTime == nil || lease.Spec.RenewTime.Time.Before(started) {
+			return errors.New("the kubelet has not renewed its lease since it started")
+		}
+		v.leaseRenewed = true
 	}
 	if want == "docker" {
 		if err := criDockerdReady(ctx, d); err != nil {
@@ -178,19 +204,21 @@ func verifyOnce(ctx context.Context, d Data) error {
 		}
 	}
 	var probe *corev1.Pod
-	err = eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
+	pods := v.pods.List()
+	// The same pod each time, whichever order the store keeps.
+	slices.SortFunc(pods, func(a, b any) int {
+		return strings.Compare(a.(*corev1.Pod).Namespace+"/"+a.(*corev1.Pod).Name, b.(*corev1.Pod).Namespace+"/"+b.(*corev1.Pod).Name)
+	})
+	for _, obj := range pods {
+		p := obj.(*corev1.Pod)
 		ctl := metav1.GetControllerOf(p)
 		running := p.Status.Phase == corev1.PodRunning && allReady(p)
 		if ctl != nil && ctl.Kind == "DaemonSet" && !running {
 			return fmt.Errorf("DaemonSet pod %s/%s is %s", p.Namespace, p.Name, p.Status.Phase)
 		}
-		if running && probe == nil && !p.Spec.HostNetwork {
+		if running && probe == nil && !p.Spec.HostNetwork && p.DeletionTimestamp == nil {
 			probe = p
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	if probe == nil {
 		d.Logger().V(0).Infof("[verify] no running pod on the node to check logs and exec with")

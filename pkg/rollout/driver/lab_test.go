@@ -29,10 +29,10 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/unshim/unshim/pkg/apis/unshim/v1alpha1"
+	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/lab"
 	"github.com/unshim/unshim/pkg/lab/labtest"
 	"github.com/unshim/unshim/pkg/log"
-	"github.com/unshim/unshim/pkg/nodeswitch"
 	"github.com/unshim/unshim/pkg/rollout/driver"
 	"github.com/unshim/unshim/pkg/rollout/store"
 	"github.com/unshim/unshim/pkg/runtimelabel"
@@ -197,7 +197,7 @@ func TestRolloutOnLab(t *testing.T) {
 		}
 
 		// Killed in the middle of lab-node-2's switch.
-		f.waitNodePhase(ctx, t, n2.Name, "stop-docker/")
+		f.waitNodePhase(ctx, t, n2.Name, "stop-docker")
 		if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
@@ -587,18 +587,30 @@ func (f *fixture) waitFor(ctx context.Context, t *testing.T, name, what string, 
 	}
 }
 
-func (f *fixture) waitNodePhase(ctx context.Context, t *testing.T, node, prefix string) {
+// waitNodePhase returns once the node's journal says phase is running
+// (the phase annotation is written at most every few seconds, and a short
+// phase may never show there).
+func (f *fixture) waitNodePhase(ctx context.Context, t *testing.T, node, phase string) {
 	t.Helper()
+	var n *lab.Node
+	for _, ln := range f.l.Nodes {
+		if ln.Name == node {
+			n = ln
+		}
+	}
+	if n == nil {
+		t.Fatalf("no lab node %s", node)
+	}
+	st := &journal.Store{T: n.Transport()}
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		n, err := f.c.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err == nil && strings.HasPrefix(n.Annotations[nodeswitch.PhaseAnnotation], prefix) {
+		if j, err := st.Load(ctx, node); err == nil && j != nil && j.State(phase) == journal.Running {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node %s never reached phase %s", node, prefix)
+			t.Fatalf("node %s never reached phase %s", node, phase)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

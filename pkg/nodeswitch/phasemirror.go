@@ -1,0 +1,118 @@
+package nodeswitch
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/unshim/unshim/pkg/log"
+	"github.com/unshim/unshim/pkg/migrate/phases"
+)
+
+// mirrorInterval is the least time between two writes of the phase
+// annotation: a switch writes a few times, not twice a phase (a rollout of a
+// thousand nodes pays for every write).
+const mirrorInterval = 2 * time.Second
+
+// phaseMirror mirrors the journal's phase states into the node's
+// PhaseAnnotation. The latest state wins: a state set within mirrorInterval
+// of the last write is written when the interval is over (so a phase
+// shorter than that may never show), and close writes what is left, in one
+// patch with the run's other annotations. The journal, not the annotation,
+// is the record of what ran.
+type phaseMirror struct {
+	c      kubernetes.Interface
+	node   string
+	logger log.Logger
+
+	mu      sync.Mutex
+	pending map[string]*string // annotations not written yet
+	last    time.Time          // of the last write
+	timer   *time.Timer
+	closed  bool
+	// writing serialises the writes of the timer and of close.
+	writing sync.Mutex
+}
+
+func newPhaseMirror(c kubernetes.Interface, node string, logger log.Logger) *phaseMirror {
+	return &phaseMirror{c: c, node: node, logger: logger, pending: map[string]*string{}}
+}
+
+// also adds annotations to the next write (clearing the last run's result
+// with the first phase state, for one).
+func (m *phaseMirror) also(kv map[string]*string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, v := range kv {
+		m.pending[k] = v
+	}
+}
+
+// set records phase/state: written now if the last write is older than
+// mirrorInterval, else when it is.
+func (m *phaseMirror) set(phase, state string) {
+	v := phase + "/" + state
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.pending[PhaseAnnotation] = &v
+	wait := mirrorInterval - time.Since(m.last)
+	if wait > 0 {
+		if m.timer == nil {
+			m.timer = time.AfterFunc(wait, m.writePending)
+		}
+		m.mu.Unlock()
+		return
+	}
+	m.mu.Unlock()
+	m.writePending()
+}
+
+// writePending writes the pending annotations, if any, in one patch.
+func (m *phaseMirror) writePending() {
+	m.writing.Lock()
+	defer m.writing.Unlock()
+	m.mu.Lock()
+	kv := m.pending
+	m.pending, m.timer, m.last = map[string]*string{}, nil, time.Now()
+	m.mu.Unlock()
+	if len(kv) == 0 {
+		return
+	}
+	// Recorded even when the run was interrupted: "failed" and
+	// "rolled-back" come after the run's context is cancelled.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := phases.AnnotateAll(ctx, m.c, m.node, kv); err != nil {
+		m.logger.Warnf("record phase on node %s: %v", m.node, err)
+	}
+}
+
+// close writes what is pending together with kv (the run's result), in one
+// patch; later states are not mirrored.
+func (m *phaseMirror) close(ctx context.Context, kv map[string]*string) error {
+	m.mu.Lock()
+	if m.timer != nil {
+		m.timer.Stop()
+		m.timer = nil
+	}
+	m.closed = true
+	m.mu.Unlock()
+	m.writing.Lock() // a write of the timer already under way ends first
+	defer m.writing.Unlock()
+	m.mu.Lock()
+	all := m.pending
+	m.pending = map[string]*string{}
+	m.mu.Unlock()
+	for k, v := range kv {
+		all[k] = v
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	return phases.RetryAPI(ctx, 30*time.Second, func(ctx context.Context) error { return phases.AnnotateAll(ctx, m.c, m.node, all) })
+}

@@ -1,0 +1,105 @@
+package nodeswitch
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/unshim/unshim/pkg/lab/labtest"
+	"github.com/unshim/unshim/pkg/log"
+)
+
+// countPatches counts the PATCH requests a client sends.
+type countPatches struct {
+	rt http.RoundTripper
+	n  *atomic.Int32
+}
+
+func (c countPatches) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPatch {
+		c.n.Add(1)
+	}
+	return c.rt.RoundTrip(r)
+}
+
+// TestPhaseMirror runs against the lab's real apiserver: a burst of phase
+// states costs one write now and one when the interval is over, the latest
+// state winning; a state set later is written without waiting for close;
+// close writes what is pending with the result in one patch.
+func TestPhaseMirror(t *testing.T) {
+	l := labtest.Require(t)
+	rc, err := l.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patches atomic.Int32
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countPatches{rt: rt, n: &patches} })
+	c, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	name := "mirror-" + time.Now().Format("150405.000000")
+	if _, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name,
+		Annotations: map[string]string{ResultAnnotation: "succeeded"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}) }()
+	annotations := func() map[string]string {
+		t.Helper()
+		n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Annotations
+	}
+
+	m := newPhaseMirror(c, name, log.NoopLogger())
+	m.also(map[string]*string{ResultAnnotation: nil})
+	for _, p := range []string{"preflight", "backup", "cordon", "drain"} {
+		m.set(p, "running")
+		m.set(p, "done")
+	}
+	m.set("stop-kubelet", "running")
+	if got := patches.Load(); got != 1 {
+		t.Errorf("a burst of 9 states: %d writes so far, want 1 (the first)", got)
+	}
+	if a := annotations(); a[PhaseAnnotation] != "preflight/running" || a[ResultAnnotation] != "" {
+		t.Errorf("after the first write: %v; want preflight/running and the last result cleared", a)
+	}
+	time.Sleep(mirrorInterval + 500*time.Millisecond)
+	if got := patches.Load(); got != 2 {
+		t.Errorf("after the interval: %d writes, want 2", got)
+	}
+	if a := annotations(); a[PhaseAnnotation] != "stop-kubelet/running" {
+		t.Errorf("after the interval: phase %q, want the latest state, stop-kubelet/running", a[PhaseAnnotation])
+	}
+	time.Sleep(mirrorInterval)    // since the last write
+	m.set("stop-kubelet", "done") // after the interval: written at once
+	if a := annotations(); a[PhaseAnnotation] != "stop-kubelet/done" || patches.Load() != 3 {
+		t.Errorf("a state after the interval: phase %q after %d writes; want stop-kubelet/done after 3", a[PhaseAnnotation], patches.Load())
+	}
+	m.set("verify", "failed")
+	m.set("verify", "rolled-back")
+	result := "rolled-back: phase verify: timeout"
+	if err := m.close(ctx, map[string]*string{ResultAnnotation: &result}); err != nil {
+		t.Fatal(err)
+	}
+	if got := patches.Load(); got != 4 {
+		t.Errorf("close: %d writes in all, want 4", got)
+	}
+	if a := annotations(); a[PhaseAnnotation] != "verify/rolled-back" || a[ResultAnnotation] != result {
+		t.Errorf("after close: %v", a)
+	}
+	m.set("uncordon", "running") // after close: not mirrored
+	time.Sleep(mirrorInterval + 500*time.Millisecond)
+	if got := patches.Load(); got != 4 {
+		t.Errorf("a state after close was written (%d writes)", got)
+	}
+}
