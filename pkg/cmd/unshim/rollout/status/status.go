@@ -72,13 +72,7 @@ func (o *Options) Complete(args []string) error {
 }
 
 // Ended tells whether a rollout's phase is final.
-func Ended(m *v1alpha1.RuntimeMigration) bool {
-	switch m.Status.Phase {
-	case v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed, v1alpha1.PhaseAborted:
-		return true
-	}
-	return false
-}
+func Ended(m *v1alpha1.RuntimeMigration) bool { return m.Ended() }
 
 // Run prints the state, and with -w every change after it.
 func (o *Options) Run(ctx context.Context) error {
