@@ -16,6 +16,7 @@ import (
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/cmd/unshim/rollout/controller"
 	"github.com/unshim/unshim/pkg/cmd/unshim/rollout/plan"
+	"github.com/unshim/unshim/pkg/cmd/unshim/rollout/report"
 	"github.com/unshim/unshim/pkg/cmd/unshim/rollout/run"
 	"github.com/unshim/unshim/pkg/cmd/unshim/rollout/specfile"
 	"github.com/unshim/unshim/pkg/cmd/unshim/rollout/status"
@@ -37,6 +38,7 @@ waves and each node's state, written by the rollout driver.
   unshim rollout plan -f rollout.yaml    the preview: waves, ETA, PDBs, Docker dependencies, risks
   unshim rollout create -f rollout.yaml  create the RuntimeMigration (or kubectl apply -f)
   unshim rollout status NAME [-w]        where it is, node by node
+  unshim rollout report NAME [-o html]   the report: timeline, failures, before and after
   unshim rollout run NAME                drive it from here, holding the rollout's Lease
   unshim rollout controller              drive rollouts from inside the cluster (deploy/controller.yaml)
   unshim rollout pause|resume|abort NAME
@@ -50,6 +52,7 @@ deploy/rbac/unshim-rollout.yaml, is enough) and record an Event on the object.`,
 		plan.NewCommand(logger, streams, kube),
 		newCreateCommand(streams, kube),
 		status.NewCommand(streams, kube),
+		report.NewCommand(streams, kube),
 		run.NewCommand(logger, streams, kube),
 		controller.NewCommand(logger, streams, kube),
 		newChangeCommand(streams, kube, store.Pause, "Stop starting nodes; nodes under way finish",
