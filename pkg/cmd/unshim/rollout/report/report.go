@@ -33,7 +33,6 @@ type Options struct {
 
 	kube *cmd.KubeFlags
 	name string
-	src  record.Source
 }
 
 // NewCommand returns `unshim rollout report`.
