@@ -134,6 +134,9 @@ func (md *Model) planned(name string) bool {
 	return false
 }
 
+// Rollout is the RuntimeMigration as last seen (nil before the first).
+func (md *Model) Rollout() *v1alpha1.RuntimeMigration { return md.m }
+
 // Ended tells whether the rollout ended or was deleted: nothing more will
 // change.
 func (md *Model) Ended() bool { return md.gone || (md.m != nil && md.m.Ended()) }

@@ -11,11 +11,12 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/unshim/unshim/pkg/apis/unshim/v1alpha1"
+	"github.com/unshim/unshim/pkg/report"
 	"github.com/unshim/unshim/pkg/rollout/live"
 )
 
-// plain prints one line per change until the rollout ends, the events
-// stop, or ctx ends (quietly).
+// plain prints one line per change until the rollout ends (then the
+// final table), the events stop, or ctx ends (quietly).
 func plain(ctx context.Context, out io.Writer, md *live.Model, events <-chan live.Event, now func() time.Time) error {
 	for {
 		select {
@@ -29,6 +30,10 @@ func plain(ctx context.Context, out io.Writer, md *live.Model, events <-chan liv
 				fmt.Fprintf(out, "%s %s\n", now().Format("15:04:05"), line)
 			}
 			if md.Ended() {
+				if m := md.Rollout(); m != nil && m.Ended() {
+					fmt.Fprintln(out, "---")
+					return report.RolloutStatus(out, m, report.Table)
+				}
 				return nil
 			}
 		}
