@@ -12,6 +12,9 @@
 // checks (canary, failure budget, nodes elsewhere Ready, every DaemonSet
 // Ready, soak time, the spec's gates). A check that fails pauses the
 // rollout with the reason until `unshim rollout resume`.
+//
+// Undo (`unshim rollout undo`) is the same driver run backwards: the Done
+// nodes, last wave first, each through the switch's on-demand rollback.
 package driver
 
 import (
