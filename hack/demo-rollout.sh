@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A cluster rollout on the built-in lab: three real Docker nodes with the
 # controllers, a Deployment of two replicas under a PodDisruptionBudget
-# (minAvailable 1), and a RuntimeMigration (a canary, then one node at a
+# (minAvailable 1) and a DaemonSet, and a RuntimeMigration (a canary, then one node at a
 # time) driven to its end by `unshim rollout run`; then the report, as
 # Markdown on stdout and as an HTML page. The lab stays up afterwards.
 # Needs root (the nodes are systemd-nspawn machines).

@@ -122,7 +122,11 @@ func installCRD(ctx context.Context, dyn dynamic.Interface) error {
 }
 
 // workload is web: two replicas under a PDB of minAvailable 1 (so a drain
-// evicts one at a time), ready before the rollout starts.
+// evicts one at a time), ready before the rollout starts; and a DaemonSet
+// of the same image. The lab's nodes have no registry to pull from: a
+// switch carries over the images of the pods on its node, and the
+// DaemonSet puts busybox on every node, so that web's pods rescheduled on
+// an already switched node find it there.
 func workload(ctx context.Context, kc kubernetes.Interface) error {
 	const ns = "demo"
 	if _, err := kc.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -144,6 +148,13 @@ func workload(ctx context.Context, kc kubernetes.Interface) error {
 	if _, err := kc.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent"}, Spec: appsv1.DaemonSetSpec{
+		Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "agent"}},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "agent"}}, Spec: d.Spec.Template.Spec},
+	}}
+	if _, err := kc.AppsV1().DaemonSets(ns).Create(ctx, ds, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
 	one := intstr.FromInt32(1)
 	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web"},
 		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &one, Selector: &metav1.LabelSelector{MatchLabels: labels}}}
@@ -152,8 +163,9 @@ func workload(ctx context.Context, kc kubernetes.Interface) error {
 	}
 	for {
 		d, err := kc.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
-		if err == nil && d.Status.ReadyReplicas == replicas {
-			fmt.Fprintln(os.Stderr, "web: 2 replicas ready under PDB web (minAvailable 1)")
+		a, aerr := kc.AppsV1().DaemonSets(ns).Get(ctx, "agent", metav1.GetOptions{})
+		if err == nil && aerr == nil && d.Status.ReadyReplicas == replicas && a.Status.DesiredNumberScheduled > 0 && a.Status.NumberReady == a.Status.DesiredNumberScheduled {
+			fmt.Fprintln(os.Stderr, "web: 2 replicas ready under PDB web (minAvailable 1); DaemonSet agent ready on every node")
 			return nil
 		}
 		select {

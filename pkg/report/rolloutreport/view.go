@@ -140,7 +140,7 @@ func newView(r *record.Record) view {
 }
 
 func newTimeline(r *record.Record) timeline {
-	t := timeline{LabelWidth: labelWidth, PlotWidth: plotWidth, Width: labelWidth + plotWidth + 20}
+	t := timeline{LabelWidth: labelWidth, PlotWidth: plotWidth, Width: labelWidth + plotWidth + 40} // room for the last tick's label
 	t.Height = topPad + rowHeight*max(len(r.Nodes), 1) + axisHeight
 	t.AxisY = topPad + rowHeight*max(len(r.Nodes), 1)
 	start, end, ok := r.Bounds()

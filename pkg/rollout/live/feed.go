@@ -49,13 +49,10 @@ func Feed(ctx context.Context, dyn dynamic.Interface, kc kubernetes.Interface, n
 		}
 		send(Event{Rollout: m})
 	}
-	_, rc := cache.NewInformerWithOptions(cache.InformerOptions{
-		ListerWatcher: rolloutLW, ObjectType: &unstructured.Unstructured{},
-		Handler: cache.ResourceEventHandlerFuncs{
-			AddFunc:    onRollout,
-			UpdateFunc: func(_, obj any) { onRollout(obj) },
-			DeleteFunc: func(any) { send(Event{RolloutGone: true}) },
-		},
+	rc := informer(rolloutLW, &unstructured.Unstructured{}, cache.ResourceEventHandlerFuncs{
+		AddFunc:    onRollout,
+		UpdateFunc: func(_, obj any) { onRollout(obj) },
+		DeleteFunc: func(any) { send(Event{RolloutGone: true}) },
 	})
 	nodes := kc.CoreV1().Nodes()
 	nodeLW := &cache.ListWatch{
@@ -74,14 +71,24 @@ func Feed(ctx context.Context, dyn dynamic.Interface, kc kubernetes.Interface, n
 			send(Event{Node: n, NodeGone: gone})
 		}
 	}
-	_, nc := cache.NewInformerWithOptions(cache.InformerOptions{
-		ListerWatcher: nodeLW, ObjectType: &corev1.Node{},
-		Handler: cache.ResourceEventHandlerFuncs{
-			AddFunc:    func(obj any) { onNode(obj, false) },
-			UpdateFunc: func(_, obj any) { onNode(obj, false) },
-			DeleteFunc: func(obj any) { onNode(obj, true) },
-		},
+	nc := informer(nodeLW, &corev1.Node{}, cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { onNode(obj, false) },
+		UpdateFunc: func(_, obj any) { onNode(obj, false) },
+		DeleteFunc: func(obj any) { onNode(obj, true) },
 	})
 	go nc.RunWithContext(ctx)
 	rc.RunWithContext(ctx)
+}
+
+// informer is an informer of lw calling h, quiet about the watch its own
+// stop cuts short (the default handler logs that as an error).
+func informer(lw cache.ListerWatcher, obj runtime.Object, h cache.ResourceEventHandler) cache.SharedIndexInformer {
+	inf := cache.NewSharedIndexInformer(lw, obj, 0, cache.Indexers{})
+	_ = inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) {
+		if ctx.Err() == nil {
+			cache.DefaultWatchErrorHandler(ctx, r, err)
+		}
+	})
+	_, _ = inf.AddEventHandler(h)
+	return inf
 }

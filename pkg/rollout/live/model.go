@@ -178,7 +178,12 @@ func (md *Model) Rows(now time.Time) []Row {
 		}
 		switch n.State {
 		case v1alpha1.NodeDone:
-			r.Result = "on " + runtimeName(md.nodes[n.Name].runtime)
+			// What the node reports, once its watch has said; the target
+			// until then.
+			r.Result = "on " + md.m.Spec.TargetRuntime
+			if rt := md.nodes[n.Name].runtime; rt != "" {
+				r.Result = "on " + runtimeName(rt)
+			}
 		case v1alpha1.NodePending, v1alpha1.NodeSwitching:
 		default:
 			r.Result = n.Cause
@@ -192,9 +197,6 @@ func (md *Model) Rows(now time.Time) []Row {
 }
 
 func runtimeName(v string) string {
-	if v == "" {
-		return "?"
-	}
 	name, _, _ := strings.Cut(v, "://")
 	return name
 }
