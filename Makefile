@@ -1,7 +1,8 @@
-# unshim: see README.md. `make test` runs every test; `make demo` runs the main job on the lab.
+# unshim: see README.md. `make test` runs every test; `make demo` runs the main job on the lab;
+# `make demo-rollout` a cluster rollout on a three-node lab, ending with its report.
 GO ?= go
 
-.PHONY: all build deps test demo bench lint clean release agent-image man crd
+.PHONY: all build deps test demo demo-rollout bench lint clean release agent-image man crd
 
 all: build
 
@@ -18,6 +19,11 @@ test: deps build lint
 
 demo: deps build
 	hack/demo.sh
+
+# A rollout on a lab of three Docker nodes (a Deployment under a PDB, a
+# canary, then one node at a time), ending with its report (bin/demo-rollout/).
+demo-rollout: deps build
+	hack/demo-rollout.sh
 
 bench: deps build
 	hack/bench.sh

@@ -120,8 +120,12 @@ func RolloutStatus(w io.Writer, m *v1alpha1.RuntimeMigration, f Format) error {
 		fmt.Fprintf(w, "Message: %s\n", st.Message)
 	}
 	c := st.Counts
-	fmt.Fprintf(w, "Nodes: %d total, %d done, %d switching, %d pending, %d failed, %d blocked, %d rolled back, %d skipped\n",
-		c.Total, c.Done, c.Switching, c.Pending, c.Failed, c.Blocked, c.RolledBack, c.Skipped)
+	undone := ""
+	if c.Undone > 0 {
+		undone = fmt.Sprintf(", %d undone", c.Undone)
+	}
+	fmt.Fprintf(w, "Nodes: %d total, %d done, %d switching, %d pending, %d failed, %d blocked, %d rolled back, %d skipped%s\n",
+		c.Total, c.Done, c.Switching, c.Pending, c.Failed, c.Blocked, c.RolledBack, c.Skipped, undone)
 	if st.ObservedGeneration != m.Generation {
 		fmt.Fprintf(w, "The driver has not acted on the latest spec yet (generation %d, observed %d).\n", m.Generation, st.ObservedGeneration)
 	}

@@ -13,7 +13,7 @@ func TestReadmeFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, cmd := range []string{"nodes", "check", "node check", "convert", "migrate node", "node purge-docker", "lab up", "lab status", "lab seed", "version", "rollout plan", "rollout create", "rollout status", "rollout run", "rollout controller", "label-runtime", "pin", "unpin"} {
+	for _, cmd := range []string{"nodes", "check", "node check", "convert", "migrate node", "node purge-docker", "lab up", "lab status", "lab seed", "version", "rollout plan", "rollout create", "rollout status", "rollout run", "rollout controller", "rollout report", "rollout undo", "label-runtime", "pin", "unpin"} {
 		r := run(t, "", append(strings.Fields(cmd), "--help")...)
 		if r.code != 0 {
 			t.Fatalf("%s --help: exit %d", cmd, r.code)

@@ -749,7 +749,8 @@ func TestRolloutStatusWatch(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("status -w: exit %d: %s", r.code, r.errOut)
 		}
-		for _, s := range []string{": Running", "Switching", ": Succeeded", "1 done"} {
+		// Not a terminal: one line per change, then the final table.
+		for _, s := range []string{": Running", "node n1 (wave 1): Switching", ": Succeeded", "node n1 (wave 1): Done", "1 done"} {
 			if !strings.Contains(r.out, s) {
 				t.Errorf("status -w output lacks %q:\n%s", s, r.out)
 			}
@@ -779,5 +780,33 @@ func TestRolloutRunBadFlags(t *testing.T) {
 	}
 	if r := run(t, "", "--kubeconfig", "/nonexistent", "rollout", "controller", "--lease-duration", "1s"); r.code != 2 || !strings.Contains(r.errOut, "want at least 3s") {
 		t.Errorf("rollout controller --lease-duration 1s: exit %d, stderr %q", r.code, r.errOut)
+	}
+}
+
+// TestRolloutReportUndoBadFlags: `rollout report` and `rollout undo` refuse
+// bad flags with exit 2 before they reach the cluster, and write nothing.
+func TestRolloutReportUndoBadFlags(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "report.html")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"report", "r", "-o", "pdf"}, `-o "pdf": want markdown or html`},
+		{[]string{"report", "r", "--output-file", "/nonexistent/dir/report.html"}, "its directory does not exist"},
+		{[]string{"report", "r", "--chunk-size", "-1"}, "--chunk-size -1"},
+		{[]string{"report", "r", "-o", "yaml", "--output-file", out}, `-o "yaml"`},
+		{[]string{"undo", "r", "--via", "pod"}, "no on-demand rollback"},
+		{[]string{"undo", "r", "--via", "telnet"}, `--via "telnet": want ssh or nsenter`},
+		{[]string{"undo", "r", "--via", "nsenter"}, "--via nsenter needs --target-pid"},
+		{[]string{"undo", "r", "--target-pid", "n1=42"}, "--target-pid goes with --via nsenter"},
+		{[]string{"undo", "r", "--lease-duration", "1s"}, "--lease-duration 1s: want at least 3s"},
+	} {
+		r := run(t, "", append([]string{"--kubeconfig", "/nonexistent", "rollout"}, tc.args...)...)
+		if r.code != 2 || !strings.Contains(r.errOut, tc.want) {
+			t.Errorf("rollout %v: exit %d, stderr %q; want 2 with %q", tc.args, r.code, r.errOut, tc.want)
+		}
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a refused report wrote %s: %v", out, err)
 	}
 }

@@ -12,6 +12,9 @@
 // checks (canary, failure budget, nodes elsewhere Ready, every DaemonSet
 // Ready, soak time, the spec's gates). A check that fails pauses the
 // rollout with the reason until `unshim rollout resume`.
+//
+// Undo (`unshim rollout undo`) is the same driver run backwards: the Done
+// nodes, last wave first, each through the switch's on-demand rollback.
 package driver
 
 import (
@@ -227,6 +230,9 @@ func (d *Driver) wave(ctx context.Context, i int) error {
 	}
 	label := fmt.Sprintf("wave %d/%d (%s)", i+1, len(d.st.Waves), w.Kind)
 	todo, inFlight := d.todo(w)
+	if w.Kind == v1alpha1.WaveWindows {
+		return d.skipWindows(ctx, i, label, todo)
+	}
 	if len(todo) > 0 {
 		if !inFlight {
 			if err := d.goAhead(ctx, w); err != nil {
@@ -242,6 +248,18 @@ func (d *Driver) wave(ctx context.Context, i int) error {
 		}
 	}
 	return d.checks(ctx, i, label)
+}
+
+// WindowsCause is why a Windows node is Skipped: the switch refuses it.
+const WindowsCause = "runs Windows: the switch has only dry-run plans for Windows nodes (unshim migrate node NAME --dry-run prints the steps to run on it)"
+
+// skipWindows ends a wave of Windows nodes: each Skipped with the reason,
+// never cordoned, not counted against the failure budget.
+func (d *Driver) skipWindows(ctx context.Context, i int, label string, todo []string) error {
+	for _, n := range todo {
+		d.settle(ctx, label, n, outcome{State: v1alpha1.NodeSkipped, Cause: WindowsCause})
+	}
+	return d.waveDone(ctx, i, label)
 }
 
 // todo lists the wave's nodes not yet ended; inFlight says some were
@@ -436,7 +454,7 @@ func (d *Driver) switchNode(ctx context.Context, label, name string) {
 		if !resumed {
 			now := metav1.NewTime(d.o.Now())
 			ns.StartTime, ns.CompletionTime = &now, nil
-			ns.Cause, ns.Blocking, ns.Phase = "", nil, ""
+			ns.Cause, ns.Blocking, ns.Phase, ns.FailedPhase = "", nil, "", ""
 		}
 		ns.State = v1alpha1.NodeSwitching
 		d.mu.Unlock()
@@ -467,9 +485,9 @@ func (d *Driver) settle(ctx context.Context, label, name string, o outcome) {
 	}
 	d.mu.Lock()
 	ns := d.node(name)
-	ns.State, ns.Cause, ns.Blocking = o.State, o.Cause, o.Blocking
+	ns.State, ns.Cause, ns.Blocking, ns.FailedPhase = o.State, o.Cause, o.Blocking, o.Phase
 	if o.State == v1alpha1.NodePending {
-		ns.StartTime, ns.Phase = nil, ""
+		ns.StartTime, ns.Phase, ns.FailedPhase = nil, "", ""
 	} else {
 		now := metav1.NewTime(d.o.Now())
 		ns.CompletionTime = &now
@@ -496,6 +514,9 @@ func (d *Driver) settle(ctx context.Context, label, name string, o outcome) {
 	case v1alpha1.NodePending:
 		typ, reason = corev1.EventTypeWarning, "Interrupted"
 		line = "interrupted, back to pending: " + o.Cause
+	case v1alpha1.NodeSkipped:
+		reason = "Skipped"
+		line = "skipped: " + o.Cause
 	}
 	d.printf("%s: %s: %s", label, name, line)
 	msg := fmt.Sprintf("runtimemigration %s: %s", d.o.Name, line)
@@ -573,7 +594,7 @@ func (d *Driver) checks(ctx context.Context, i int, label string) error {
 		reason, msg = ReasonCanaryFailed, fmt.Sprintf("the canary failed (%s): the rollout stops; fix it, then unshim rollout resume", d.failedNames(w))
 	case int32(failed) > spec.FailureBudget.PerWave:
 		reason, msg = ReasonFailureBudget, fmt.Sprintf("%d nodes of wave %d failed (%s), over failureBudget.perWave %d", failed, i+1, d.failedNames(w), spec.FailureBudget.PerWave)
-	case int32(total) > spec.FailureBudget.Total:
+	case int32(total) > spec.FailureBudget.Total && int32(total) > d.accepted():
 		reason, msg = ReasonFailureBudget, fmt.Sprintf("%d nodes failed in all (%s), over failureBudget.total %d", total, d.failedNames(v1alpha1.WaveStatus{Nodes: d.allNames()}), spec.FailureBudget.Total)
 	}
 	if reason == "" && i < len(d.st.Waves)-1 {
@@ -736,6 +757,13 @@ func (d *Driver) failures(w v1alpha1.WaveStatus) (inWave, total int) {
 	return inWave, total
 }
 
+// accepted is how many failures an operator resumed past.
+func (d *Driver) accepted() int32 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.st.AcceptedFailures
+}
+
 func (d *Driver) failedNames(w v1alpha1.WaveStatus) string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -815,6 +843,12 @@ func (d *Driver) awaitResume(ctx context.Context, cond *metav1.Condition) error 
 		seen := d.resumedSeen
 		d.mu.Unlock()
 		if resumedAfter(stamp, seen, cond) && !d.spec().Paused {
+			// Resumed past the failures so far: the total budget pauses
+			// again only on a new one.
+			_, total := d.failures(v1alpha1.WaveStatus{})
+			d.mu.Lock()
+			d.st.AcceptedFailures = int32(total)
+			d.mu.Unlock()
 			d.event(ctx, corev1.EventTypeNormal, "Resumed", "resumed after: "+cond.Message)
 			return d.running(ctx)
 		}
@@ -856,8 +890,10 @@ func (d *Driver) soak(ctx context.Context, dur time.Duration) error {
 	return nil
 }
 
-// finish ends the rollout: Aborted, or Succeeded when no node failed or
-// rolled back (blocked nodes are named in the message), else Failed.
+// finish ends the rollout: Aborted; Failed when a node failed or rolled
+// back; Completed when none did but some were blocked (they still run
+// Docker); else Succeeded. Blocked nodes are named in the message and in
+// the Blocked condition.
 func (d *Driver) finish(ctx context.Context, aborted bool) error {
 	d.mu.Lock()
 	d.st.Recount()
@@ -877,12 +913,22 @@ func (d *Driver) finish(ctx context.Context, aborted bool) error {
 	case c.Failed+c.RolledBack > 0:
 		d.st.Phase = v1alpha1.PhaseFailed
 		d.st.Message = fmt.Sprintf("%d of %d nodes switched; %d failed, %d rolled back", c.Done, c.Total, c.Failed, c.RolledBack)
+	case len(blocked) > 0:
+		d.st.Phase = v1alpha1.PhaseCompleted
+		d.st.Message = fmt.Sprintf("%d of %d nodes switched", c.Done, c.Total)
 	default:
 		d.st.Phase = v1alpha1.PhaseSucceeded
 		d.st.Message = fmt.Sprintf("%d of %d nodes switched", c.Done, c.Total)
 	}
+	if c.Skipped > int32(len(d.st.Skipped)) {
+		d.st.Message += fmt.Sprintf("; %d skipped", c.Skipped-int32(len(d.st.Skipped)))
+	}
 	if len(blocked) > 0 {
-		d.st.Message += fmt.Sprintf("; blocked by PodDisruptionBudgets: %s", strings.Join(blocked, ", "))
+		b := fmt.Sprintf("blocked by PodDisruptionBudgets: %s", strings.Join(blocked, ", "))
+		d.st.Message += "; " + b
+		d.setCondition(v1alpha1.ConditionBlocked, metav1.ConditionTrue, "DrainBlocked", b+": they still run "+strings.Join(fromRuntimes(d.st.Nodes, blocked), ", "))
+	} else {
+		d.setCondition(v1alpha1.ConditionBlocked, metav1.ConditionFalse, "NoneBlocked", "no node was blocked")
 	}
 	d.setCondition(v1alpha1.ConditionComplete, metav1.ConditionTrue, d.st.Phase, d.st.Message)
 	d.setCondition(v1alpha1.ConditionProgressing, metav1.ConditionFalse, d.st.Phase, d.st.Message)
@@ -898,6 +944,27 @@ func (d *Driver) finish(ctx context.Context, aborted bool) error {
 	}
 	d.event(ctx, typ, phase, msg)
 	return d.write(ctx)
+}
+
+// fromRuntimes lists the distinct runtimes the named nodes were planned from.
+func fromRuntimes(nodes []v1alpha1.NodeStatus, names []string) []string {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range nodes {
+		r := n.FromRuntime
+		if r == "" {
+			r = "docker"
+		}
+		if want[n.Name] && !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // fail ends the rollout Failed before any node was touched (a spec or plan
@@ -1071,10 +1138,4 @@ func (d *Driver) printf(format string, a ...any) {
 	fmt.Fprintf(d.o.Out, "%s %s\n", d.o.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
 }
 
-func ended(m *v1alpha1.RuntimeMigration) bool {
-	switch m.Status.Phase {
-	case v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed, v1alpha1.PhaseAborted:
-		return true
-	}
-	return false
-}
+func ended(m *v1alpha1.RuntimeMigration) bool { return m.Ended() }

@@ -314,8 +314,67 @@ func TestRolloutBlockedGoesOn(t *testing.T) {
 	if b.Blocking == nil || b.Blocking.PodDisruptionBudget != "db/pg" || fmt.Sprint(b.Blocking.Pods) != "[db/pg-0]" || !strings.Contains(b.Cause, "still blocked") {
 		t.Errorf("b: %+v %+v", b, b.Blocking)
 	}
-	if m.Status.Phase != v1alpha1.PhaseSucceeded || !strings.Contains(m.Status.Message, "blocked by PodDisruptionBudgets: b") || m.Status.Counts.Blocked != 1 {
+	// Not Succeeded: b still runs Docker. Completed, with the Blocked
+	// condition naming it.
+	if m.Status.Phase != v1alpha1.PhaseCompleted || !strings.Contains(m.Status.Message, "blocked by PodDisruptionBudgets: b") || m.Status.Counts.Blocked != 1 {
 		t.Errorf("phase %s %q counts %+v", m.Status.Phase, m.Status.Message, m.Status.Counts)
+	}
+	if c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionBlocked); c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "b") {
+		t.Errorf("Blocked condition %+v: want True naming b", c)
+	}
+	if b.FailedPhase != "drain" {
+		t.Errorf("b: failedPhase %q, want drain", b.FailedPhase)
+	}
+	if !m.Ended() {
+		t.Errorf("phase %s is not an end", m.Status.Phase)
+	}
+	e.released(t)
+}
+
+func TestRolloutWithoutBlockedSucceeds(t *testing.T) {
+	e := newEnv(t, testNode("a", false))
+	e.create(t, v1alpha1.RuntimeMigrationSpec{Canary: v1alpha1.Canary{Mode: v1alpha1.CanaryNone}})
+	if err := e.run(t, t.Context())(); err != nil {
+		t.Fatal(err)
+	}
+	m := e.get(t)
+	c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionBlocked)
+	if m.Status.Phase != v1alpha1.PhaseSucceeded || c == nil || c.Status != metav1.ConditionFalse {
+		t.Errorf("phase %s, Blocked condition %+v: want Succeeded, Blocked False", m.Status.Phase, c)
+	}
+}
+
+// A Windows node is planned in a wave of its own; the switch refuses
+// Windows, so the driver skips it with the reason, never cordons it, and
+// does not count it against the failure budget (0 here: a failure would
+// pause the rollout).
+func TestRolloutSkipsWindows(t *testing.T) {
+	win := testNode("w", false)
+	win.Labels["kubernetes.io/os"] = "windows"
+	win.Status.NodeInfo.OperatingSystem = "windows"
+	e := newEnv(t, testNode("a", false), win)
+	e.create(t, v1alpha1.RuntimeMigrationSpec{Canary: v1alpha1.Canary{Mode: v1alpha1.CanaryNone}})
+	if err := e.run(t, t.Context())(); err != nil {
+		t.Fatal(err)
+	}
+	m := e.get(t)
+	var w v1alpha1.NodeStatus
+	for _, n := range m.Status.Nodes {
+		if n.Name == "w" {
+			w = n
+		}
+	}
+	if w.State != v1alpha1.NodeSkipped || !strings.Contains(w.Cause, "Windows") {
+		t.Errorf("w: %+v; want Skipped, the reason naming Windows", w)
+	}
+	if m.Status.Phase != v1alpha1.PhaseSucceeded || m.Status.Counts.Skipped != 1 || m.Status.Counts.Failed != 0 || m.Status.Counts.Done != 1 {
+		t.Errorf("phase %s %q counts %+v; want Succeeded, 1 done, 1 skipped", m.Status.Phase, m.Status.Message, m.Status.Counts)
+	}
+	e.sw.mu.Lock()
+	order := slices.Clone(e.sw.order)
+	e.sw.mu.Unlock()
+	if slices.Contains(order, "w") {
+		t.Errorf("the switch ran on the Windows node: %v", order)
 	}
 	e.released(t)
 }
@@ -383,17 +442,59 @@ func TestRolloutFailuresPause(t *testing.T) {
 				return
 			}
 			e.waitUntil(t, func(m *v1alpha1.RuntimeMigration) bool { return states(m)[tc.next] == v1alpha1.NodeDone })
-			if tc.description == "over the total budget" {
-				// Still over it after the next wave: paused again.
-				e.waitPhase(t, v1alpha1.PhasePaused, ReasonFailureBudget)
-				if s := states(e.get(t))["c"]; s != v1alpha1.NodePending {
-					t.Errorf("c: %s; want Pending: the budget pauses after every wave while over it", s)
+			if tc.fail != "" {
+				if got := states(e.get(t))[tc.fail]; got != v1alpha1.NodeRolledBack {
+					t.Errorf("%s: %s", tc.fail, got)
+				}
+				for _, n := range e.get(t).Status.Nodes {
+					if n.Name == tc.fail && n.FailedPhase != "verify" {
+						t.Errorf("%s: failedPhase %q, want verify", n.Name, n.FailedPhase)
+					}
 				}
 			}
 			cancel()
 			_ = wait()
 		})
 	}
+}
+
+// A resume past the total budget means "go on despite it": no pause after
+// the next wave, but a new failure pauses again.
+func TestRolloutResumedPastBudget(t *testing.T) {
+	e := newEnv(t, testNode("a", false), testNode("b", false), testNode("c", false), testNode("d", false))
+	e.sw.fail = map[string]bool{"a": true, "c": true}
+	e.create(t, v1alpha1.RuntimeMigrationSpec{Canary: v1alpha1.Canary{Mode: v1alpha1.CanaryNone}, FailureBudget: v1alpha1.FailureBudget{PerWave: 1, Total: 0}})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	wait := e.run(t, ctx)
+	e.waitPhase(t, v1alpha1.PhasePaused, ReasonFailureBudget)
+	if _, err := e.st.Apply(ctx, "r", store.Resume); err != nil {
+		t.Fatal(err)
+	}
+	// b switches and the rollout goes on to c without pausing; c fails: a
+	// new failure, so it pauses again before d.
+	e.waitUntil(t, func(m *v1alpha1.RuntimeMigration) bool { return states(m)["c"] == v1alpha1.NodeRolledBack })
+	e.waitPhase(t, v1alpha1.PhasePaused, ReasonFailureBudget)
+	m := e.get(t)
+	if got := states(m); got["b"] != v1alpha1.NodeDone || got["d"] != v1alpha1.NodePending {
+		t.Errorf("states %v: want b Done, d Pending (paused on c's failure)\n%s", got, e.out)
+	}
+	if m.Status.AcceptedFailures != 1 {
+		t.Errorf("acceptedFailures %d, want 1 (a, resumed past)", m.Status.AcceptedFailures)
+	}
+	if c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionPaused); c == nil || !strings.Contains(c.Message, "c: phase verify") {
+		t.Errorf("paused condition %+v: want c named", c)
+	}
+	// Resumed again: d switches and the rollout ends Failed.
+	if _, err := e.st.Apply(ctx, "r", store.Resume); err != nil {
+		t.Fatal(err)
+	}
+	e.waitUntil(t, func(m *v1alpha1.RuntimeMigration) bool { return m.Ended() })
+	if m := e.get(t); m.Status.Phase != v1alpha1.PhaseFailed || states(m)["d"] != v1alpha1.NodeDone {
+		t.Errorf("end: %s %v", m.Status.Phase, states(m))
+	}
+	cancel()
+	_ = wait()
 }
 
 func (e *env) waitUntil(t *testing.T, ok func(*v1alpha1.RuntimeMigration) bool) {

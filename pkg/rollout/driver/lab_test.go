@@ -244,6 +244,94 @@ func TestRolloutOnLab(t *testing.T) {
 			t.Errorf("no Switched Event on node %s: %v", n3.Name, err)
 		}
 	})
+
+	t.Run("report, then undo: every node back on Docker, last wave first", func(t *testing.T) {
+		// The report, as the viewer: every node of the run on its timeline.
+		page := filepath.Join(t.TempDir(), "report.html")
+		if out, err := exec.CommandContext(ctx, f.bin, "--kubeconfig", l.Kubeconfig, "--as", viewer, "rollout", "report", "all", "-o", "html", "--output-file", page).CombinedOutput(); err != nil {
+			t.Fatalf("rollout report as the viewer: %v\n%s", err, out)
+		}
+		html, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range l.Nodes {
+			if !strings.Contains(string(html), `data-node="`+n.Name+`"`) {
+				t.Errorf("report: no timeline row for %s", n.Name)
+			}
+		}
+
+		// The operator may not undo: it switches nodes.
+		opArgs := append([]string{"--kubeconfig", l.Kubeconfig, "--as", operator}, f.undoArgs("all")[4:]...)
+		if out, err := exec.CommandContext(ctx, f.bin, opArgs...).CombinedOutput(); err == nil {
+			t.Errorf("rollout undo as the operator succeeded:\n%s", out)
+		}
+		if s := nodeStatus(f.get(ctx, t, "all"), n3.Name); s.State != v1alpha1.NodeDone || s.UndoStartTime != nil {
+			t.Fatalf("%s after the operator's undo: %+v; want untouched", n3.Name, s)
+		}
+
+		out, err := exec.CommandContext(ctx, f.bin, f.undoArgs("all")...).CombinedOutput()
+		t.Logf("rollout undo:\n%s", out)
+		if err != nil {
+			t.Fatalf("rollout undo: %v", err)
+		}
+		m := f.get(ctx, t, "all")
+		var last time.Time
+		for _, n := range []*lab.Node{n3, n2, n1} { // last wave first
+			s := nodeStatus(m, n.Name)
+			if s.State != v1alpha1.NodeUndone || s.UndoStartTime == nil || s.UndoCompletionTime == nil {
+				t.Errorf("%s: %+v; want Undone with its undo's times", n.Name, s)
+				continue
+			}
+			if s.UndoStartTime.Time.Before(last) {
+				t.Errorf("%s undone before the node of a later wave", n.Name)
+			}
+			last = s.UndoCompletionTime.Time
+			f.healthyOn(ctx, t, n.Name, "docker://", runtimelabel.Docker)
+		}
+		if c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionUndone); c == nil || c.Status != metav1.ConditionTrue || m.Status.Counts.Undone != 3 {
+			t.Errorf("Undone condition %+v, counts %+v", c, m.Status.Counts)
+		}
+
+		// The Events of the whole run: one LIST per involved object.
+		evs, err := f.c.CoreV1().Events(store.EventNamespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=RuntimeMigration,involvedObject.name=all"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []string{"Started", "WaveStarted", "WaveComplete", "Paused", "Resumed", "NodeSwitched", "Succeeded", "UndoStarted", "NodeUndone", "Undone"} {
+			if !hasReason(evs.Items, r) {
+				t.Errorf("no %s Event on runtimemigration all", r)
+			}
+		}
+		for _, n := range l.Nodes {
+			evs, err := f.c.CoreV1().Events(store.EventNamespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Node,involvedObject.name=" + n.Name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range []string{"Switching", "Switched", "Undoing", "Undone"} {
+				if !hasReason(evs.Items, r) {
+					t.Errorf("no %s Event on node %s", r, n.Name)
+				}
+			}
+		}
+		// The faults rollout's nodes got theirs too.
+		evs, err = f.c.CoreV1().Events(store.EventNamespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Node,involvedObject.name=" + n2.Name})
+		if err != nil || !hasReason(evs.Items, "Blocked") {
+			t.Errorf("no Blocked Event on node %s: %v", n2.Name, err)
+		}
+		evs, err = f.c.CoreV1().Events(store.EventNamespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=RuntimeMigration,involvedObject.name=faults"})
+		if err != nil || !hasReason(evs.Items, driver.ReasonFailureBudget) || !hasReason(evs.Items, "NodeRolledBack") {
+			t.Errorf("no FailureBudget or NodeRolledBack Event on runtimemigration faults: %v", err)
+		}
+	})
+}
+
+func (f *fixture) undoArgs(name string) []string {
+	args := []string{"--kubeconfig", f.l.Kubeconfig, "--as", driverUser, "rollout", "undo", name, "--via", "nsenter"}
+	for _, n := range f.l.Nodes {
+		args = append(args, "--target-pid", n.Name+"="+strconv.Itoa(n.LeaderPID))
+	}
+	return args
 }
 
 func hasReason(evs []corev1.Event, reason string) bool {

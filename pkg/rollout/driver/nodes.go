@@ -131,8 +131,10 @@ func hasTaint(n *corev1.Node) bool {
 
 // outcome is how one node's switch ended.
 type outcome struct {
-	State    string // a v1alpha1 node state; Pending: interrupted, to run again
-	Cause    string
+	State string // a v1alpha1 node state; Pending: interrupted, to run again
+	Cause string
+	// Phase is the switch phase the node stopped in (not Done).
+	Phase    string
 	Blocking *v1alpha1.Blocking
 	// Keep leaves the node cordoned and tainted: its switch stopped half
 	// way and was not rolled back, so nothing should be scheduled there.
@@ -150,15 +152,15 @@ func classify(err error, interrupted bool) outcome {
 	case err == nil:
 		return outcome{State: v1alpha1.NodeDone}
 	case errors.As(err, &db):
-		return outcome{State: v1alpha1.NodeBlocked, Cause: firstLine(err.Error()),
+		return outcome{State: v1alpha1.NodeBlocked, Cause: firstLine(err.Error()), Phase: phaseOf(err, "drain"),
 			Blocking: &v1alpha1.Blocking{PodDisruptionBudget: strings.Join(db.PDBs, ", "), Pods: db.Pods}}
 	case errors.As(err, &pe) && pe.RolledBack && (pe.Interrupted || interrupted):
 		return outcome{State: v1alpha1.NodePending, Cause: "interrupted and rolled back: " + firstLine(err.Error())}
 	case errors.As(err, &pe) && pe.RolledBack:
-		return outcome{State: v1alpha1.NodeRolledBack, Cause: firstLine(err.Error())}
+		return outcome{State: v1alpha1.NodeRolledBack, Cause: firstLine(err.Error()), Phase: pe.Phase}
 	case errors.As(err, &pe):
 		// Not rolled back (the rollback failed): the journal keeps the state.
-		return outcome{State: v1alpha1.NodeFailed, Cause: firstLine(err.Error()), Keep: true}
+		return outcome{State: v1alpha1.NodeFailed, Cause: firstLine(err.Error()), Phase: pe.Phase, Keep: true}
 	case errors.As(err, &re):
 		return fromResult(re.Result)
 	case errors.As(err, &nd):
@@ -183,6 +185,25 @@ func (e *ResultError) Error() string { return fmt.Sprintf("the switch of %s: %s"
 // carries it: "drain of N still blocked after D: pods A, B[; PodDisruptionBudgets allowing no disruption: X, Y]: ...".
 var blockedRE = regexp.MustCompile(`drain of \S+ still blocked after \S+: pods (.+?)(?:; PodDisruptionBudgets allowing no disruption: (.+?))?: `)
 
+// phaseRE finds the phase in migrate.PhaseError's message ("phase drain: ...").
+var phaseRE = regexp.MustCompile(`(?:^|: )phase ([a-z][a-z0-9-]*): `)
+
+// phaseOf is the phase a switch error's message names, or def.
+func phaseOf(err error, def string) string {
+	var pe *migrate.PhaseError
+	if errors.As(err, &pe) {
+		return pe.Phase
+	}
+	return phaseIn(err.Error(), def)
+}
+
+func phaseIn(msg, def string) string {
+	if m := phaseRE.FindStringSubmatch(msg); m != nil {
+		return m[1]
+	}
+	return def
+}
+
 // fromResult reads the switch's result annotation ("succeeded",
 // "rolled-back: ERROR", "failed: ERROR").
 func fromResult(r string) outcome {
@@ -193,11 +214,12 @@ func fromResult(r string) outcome {
 		msg := strings.TrimPrefix(r, "rolled-back: ")
 		if m := blockedRE.FindStringSubmatch(msg); m != nil {
 			b := &v1alpha1.Blocking{Pods: strings.Split(m[1], ", "), PodDisruptionBudget: m[2]}
-			return outcome{State: v1alpha1.NodeBlocked, Cause: msg, Blocking: b}
+			return outcome{State: v1alpha1.NodeBlocked, Cause: msg, Phase: phaseIn(msg, "drain"), Blocking: b}
 		}
-		return outcome{State: v1alpha1.NodeRolledBack, Cause: msg}
+		return outcome{State: v1alpha1.NodeRolledBack, Cause: msg, Phase: phaseIn(msg, "")}
 	case strings.HasPrefix(r, "failed: "):
-		return outcome{State: v1alpha1.NodeFailed, Cause: strings.TrimPrefix(r, "failed: "), Keep: true}
+		msg := strings.TrimPrefix(r, "failed: ")
+		return outcome{State: v1alpha1.NodeFailed, Cause: msg, Phase: phaseIn(msg, ""), Keep: true}
 	}
 	return outcome{State: v1alpha1.NodeFailed, Cause: "unknown result " + r, Keep: true}
 }

@@ -136,3 +136,29 @@ func (n nodeInfo) Infof(format string, args ...any) {
 }
 
 func (n nodeInfo) Enabled() bool { return n.l.Enabled() }
+
+// Rollbacker switches a node back to Docker from its switch's journal
+// (`unshim rollout undo`).
+type Rollbacker interface {
+	Rollback(ctx context.Context, node string, s phases.Settings) error
+}
+
+var _ Rollbacker = (*Direct)(nil)
+
+// Rollback runs nodeswitch.Rollback, the on-demand rollback of `unshim node
+// rollback`, on the node reached through Connect.
+func (d *Direct) Rollback(ctx context.Context, node string, s phases.Settings) error {
+	tr, err := d.Connect(ctx, node)
+	if err != nil {
+		return fmt.Errorf("reach node %s: %w", node, err)
+	}
+	if c, ok := tr.(io.Closer); ok {
+		defer c.Close()
+	}
+	logger := d.Logger
+	if logger == nil {
+		logger = log.NoopLogger()
+	}
+	return nodeswitch.Rollback(ctx, nodeswitch.Options{Node: node, Client: d.Client, RESTConfig: d.RESTConfig, Transport: tr,
+		Settings: s, Logger: nodeLogger{node: node, l: logger}, LockTTL: d.LockTTL})
+}

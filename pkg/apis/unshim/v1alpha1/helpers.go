@@ -40,10 +40,23 @@ func (s *RuntimeMigrationStatus) Recount() {
 			c.Blocked++
 		case NodeRolledBack:
 			c.RolledBack++
+		case NodeSkipped:
+			c.Skipped++
+		case NodeUndone:
+			c.Undone++
 		}
 	}
 	s.Counts = c
 	s.Progress = strconv.Itoa(int(c.Done)) + "/" + strconv.Itoa(int(c.Total))
+}
+
+// Ended tells whether a rollout's phase is final.
+func (m *RuntimeMigration) Ended() bool {
+	switch m.Status.Phase {
+	case PhaseSucceeded, PhaseCompleted, PhaseFailed, PhaseAborted:
+		return true
+	}
+	return false
 }
 
 // CanaryMode is the canary mode with its default (PerPool).

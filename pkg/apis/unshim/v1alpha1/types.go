@@ -307,6 +307,10 @@ const (
 	PhaseRunning   = "Running"
 	PhasePaused    = "Paused"
 	PhaseSucceeded = "Succeeded"
+	// PhaseCompleted: every node ended and none failed, but some were
+	// blocked (a PDB kept their drain from finishing) and still run Docker;
+	// the Blocked condition names them.
+	PhaseCompleted = "Completed"
 	PhaseFailed    = "Failed"
 	PhaseAborted   = "Aborted"
 )
@@ -319,6 +323,13 @@ const (
 	NodeFailed     = "Failed"
 	NodeBlocked    = "Blocked"
 	NodeRolledBack = "RolledBack"
+	// NodeSkipped is a planned node the driver did not switch (a Windows
+	// node: the switch has only dry-run plans for Windows); its cause says
+	// why. It does not count against the failure budget.
+	NodeSkipped = "Skipped"
+	// NodeUndone is a node the rollout switched and `unshim rollout undo`
+	// switched back.
+	NodeUndone = "Undone"
 )
 
 // Wave kinds, in the order they run.
@@ -338,6 +349,12 @@ const (
 	ConditionPaused = "Paused"
 	// ConditionComplete is True when every node has ended.
 	ConditionComplete = "Complete"
+	// ConditionBlocked is True when the rollout ended with blocked nodes,
+	// named in its message.
+	ConditionBlocked = "Blocked"
+	// ConditionUndone is set by `unshim rollout undo`: True when every node
+	// the rollout switched was switched back.
+	ConditionUndone = "Undone"
 )
 
 // RuntimeMigrationStatus is what the driver has done. Per-node detail of a
@@ -347,7 +364,7 @@ type RuntimeMigrationStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// Phase of the rollout.
-	// +kubebuilder:validation:Enum=Pending;Running;Paused;Succeeded;Failed;Aborted
+	// +kubebuilder:validation:Enum=Pending;Running;Paused;Succeeded;Completed;Failed;Aborted
 	// +optional
 	Phase string `json:"phase,omitempty"`
 	// Message says why the rollout is in its phase (why it paused).
@@ -377,7 +394,13 @@ type RuntimeMigrationStatus struct {
 	// Progress is "done/total", for the printer column.
 	// +optional
 	Progress string `json:"progress,omitempty"`
-	// Conditions: Progressing, Paused, Complete.
+	// AcceptedFailures is how many Failed and RolledBack nodes there were
+	// when an operator resumed a rollout the failure budget paused: the
+	// total budget pauses it again only once more nodes have failed.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	AcceptedFailures int32 `json:"acceptedFailures,omitempty"`
+	// Conditions: Progressing, Paused, Complete, Blocked, Undone.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -416,8 +439,9 @@ type NodeStatus struct {
 	// Wave index the node is in.
 	// +kubebuilder:validation:Minimum=0
 	Wave int32 `json:"wave"`
-	// State: Pending, Switching, Done, Failed, Blocked or RolledBack.
-	// +kubebuilder:validation:Enum=Pending;Switching;Done;Failed;Blocked;RolledBack
+	// State: Pending, Switching, Done, Failed, Blocked, RolledBack, Skipped
+	// or Undone.
+	// +kubebuilder:validation:Enum=Pending;Switching;Done;Failed;Blocked;RolledBack;Skipped;Undone
 	State string `json:"state"`
 	// FromRuntime is what the node ran when it was planned (docker, cri-dockerd).
 	// +optional
@@ -425,7 +449,11 @@ type NodeStatus struct {
 	// Phase is the switch phase under way (from the node's annotation).
 	// +optional
 	Phase string `json:"phase,omitempty"`
-	// Cause says why a node failed, was blocked or was rolled back.
+	// FailedPhase is the switch phase a Failed, RolledBack or Blocked node
+	// stopped in.
+	// +optional
+	FailedPhase string `json:"failedPhase,omitempty"`
+	// Cause says why a node failed, was blocked, was rolled back or skipped.
 	// +optional
 	Cause string `json:"cause,omitempty"`
 	// Blocking names what kept a blocked node's drain from finishing.
@@ -437,6 +465,12 @@ type NodeStatus struct {
 	// CompletionTime is when it ended.
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+	// UndoStartTime and UndoCompletionTime are when `unshim rollout undo`
+	// switched the node back.
+	// +optional
+	UndoStartTime *metav1.Time `json:"undoStartTime,omitempty"`
+	// +optional
+	UndoCompletionTime *metav1.Time `json:"undoCompletionTime,omitempty"`
 }
 
 // Blocking is the PDB and pods a drain could not evict.
@@ -465,5 +499,8 @@ type Counts struct {
 	Failed     int32 `json:"failed"`
 	Blocked    int32 `json:"blocked"`
 	RolledBack int32 `json:"rolledBack"`
-	Skipped    int32 `json:"skipped"`
+	// Skipped counts status.skipped and the planned nodes not switched.
+	Skipped int32 `json:"skipped"`
+	// +optional
+	Undone int32 `json:"undone,omitempty"`
 }

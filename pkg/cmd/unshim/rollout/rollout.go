@@ -16,9 +16,11 @@ import (
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/cmd/unshim/rollout/controller"
 	"github.com/unshim/unshim/pkg/cmd/unshim/rollout/plan"
+	"github.com/unshim/unshim/pkg/cmd/unshim/rollout/report"
 	"github.com/unshim/unshim/pkg/cmd/unshim/rollout/run"
 	"github.com/unshim/unshim/pkg/cmd/unshim/rollout/specfile"
 	"github.com/unshim/unshim/pkg/cmd/unshim/rollout/status"
+	"github.com/unshim/unshim/pkg/cmd/unshim/rollout/undo"
 	"github.com/unshim/unshim/pkg/log"
 	"github.com/unshim/unshim/pkg/rollout/store"
 )
@@ -27,7 +29,7 @@ import (
 func NewCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd.KubeFlags) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "rollout",
-		Short: "Roll a set of nodes off Docker in waves: plan, create, run, status, pause, resume, abort",
+		Short: "Roll a set of nodes off Docker in waves: plan, create, run, status, report, pause, resume, abort, undo",
 		Long: `A cluster rollout is a RuntimeMigration object (unshim.io/v1alpha1, cluster
 scoped; the CRD is deploy/crd/unshim.io_runtimemigrations.yaml): its spec says
 which nodes, to what runtime, how many at once overall, per zone and per pool,
@@ -37,9 +39,11 @@ waves and each node's state, written by the rollout driver.
   unshim rollout plan -f rollout.yaml    the preview: waves, ETA, PDBs, Docker dependencies, risks
   unshim rollout create -f rollout.yaml  create the RuntimeMigration (or kubectl apply -f)
   unshim rollout status NAME [-w]        where it is, node by node
+  unshim rollout report NAME [-o html]   the report: timeline, failures, before and after
   unshim rollout run NAME                drive it from here, holding the rollout's Lease
   unshim rollout controller              drive rollouts from inside the cluster (deploy/controller.yaml)
   unshim rollout pause|resume|abort NAME
+  unshim rollout undo NAME               switch the nodes it switched back to Docker, last wave first
 
 Pause, resume and abort change only the spec (the operator role,
 deploy/rbac/unshim-rollout.yaml, is enough) and record an Event on the object.`,
@@ -50,8 +54,10 @@ deploy/rbac/unshim-rollout.yaml, is enough) and record an Event on the object.`,
 		plan.NewCommand(logger, streams, kube),
 		newCreateCommand(streams, kube),
 		status.NewCommand(streams, kube),
+		report.NewCommand(streams, kube),
 		run.NewCommand(logger, streams, kube),
 		controller.NewCommand(logger, streams, kube),
+		undo.NewCommand(logger, streams, kube),
 		newChangeCommand(streams, kube, store.Pause, "Stop starting nodes; nodes under way finish",
 			"Sets spec.paused: the driver starts no more nodes and sets phase Paused once\nthe nodes under way have finished."),
 		newChangeCommand(streams, kube, store.Resume, "Let a paused rollout go on",

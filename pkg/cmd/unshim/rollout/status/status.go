@@ -5,15 +5,21 @@ package status
 import (
 	"context"
 	"fmt"
+	"os"
+	"time"
 
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/unshim/unshim/pkg/apis/unshim/v1alpha1"
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/report"
+	"github.com/unshim/unshim/pkg/rollout/live"
 	"github.com/unshim/unshim/pkg/rollout/store"
 )
 
@@ -27,6 +33,7 @@ type Options struct {
 	name   string
 	format report.Format
 	store  *store.Store
+	kc     kubernetes.Interface
 }
 
 // NewCommand returns `unshim rollout status`.
@@ -39,7 +46,14 @@ func NewCommand(streams genericiooptions.IOStreams, kube *cmd.KubeFlags) *cobra.
 each node's wave, state (Pending, Switching, Done, Failed, Blocked,
 RolledBack), switch phase, elapsed time and cause; a blocked node names the
 PDB and pods that kept its drain from finishing. Read-only (the viewer role is
-enough). With -w it prints again on every change until the rollout ends.`,
+enough).
+
+With -w it follows the rollout until it ends, from watches on the
+RuntimeMigration and the nodes: on a terminal, a live table (per node: wave,
+state, phase from the node's own annotation, elapsed time, result; the totals
+and an ETA from the waves so far), q or Ctrl-C to quit, which leaves the
+rollout alone; when stdout is not a terminal, the table once, then one line
+per change; with -o json|yaml, the object again on every change.`,
 		Example: `  unshim rollout status to-containerd
   unshim rollout status to-containerd -w
   unshim rollout status to-containerd -o yaml`,
@@ -52,7 +66,7 @@ enough). With -w it prints again on every change until the rollout ends.`,
 		},
 	}
 	c.Flags().StringVarP(&o.Output, "output", "o", o.Output, "output format: table|json|yaml")
-	c.Flags().BoolVarP(&o.Watch, "watch", "w", false, "print again on every change until the rollout ends")
+	c.Flags().BoolVarP(&o.Watch, "watch", "w", false, "follow the rollout until it ends: a live view on a terminal, else one line per change")
 	return c
 }
 
@@ -68,17 +82,16 @@ func (o *Options) Complete(args []string) error {
 		return err
 	}
 	o.store = &store.Store{Dynamic: dyn}
+	if o.Watch && o.format == report.Table {
+		if o.kc, err = cmd.Clientset(o.kube); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
 // Ended tells whether a rollout's phase is final.
-func Ended(m *v1alpha1.RuntimeMigration) bool {
-	switch m.Status.Phase {
-	case v1alpha1.PhaseSucceeded, v1alpha1.PhaseFailed, v1alpha1.PhaseAborted:
-		return true
-	}
-	return false
-}
+func Ended(m *v1alpha1.RuntimeMigration) bool { return m.Ended() }
 
 // Run prints the state, and with -w every change after it.
 func (o *Options) Run(ctx context.Context) error {
@@ -86,11 +99,17 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if o.Watch && o.format == report.Table && o.terminal() != nil {
+		return o.follow(ctx)
+	}
 	if err := report.RolloutStatus(o.Out, m, o.format); err != nil {
 		return err
 	}
 	if !o.Watch || Ended(m) {
 		return nil
+	}
+	if o.format == report.Table {
+		return o.follow(ctx)
 	}
 	rv := m.ResourceVersion
 	for {
@@ -138,4 +157,33 @@ func (o *Options) Run(ctx context.Context) error {
 			return nil // interrupted: watching ends quietly
 		}
 	}
+}
+
+// terminal is stdout when it is a terminal.
+func (o *Options) terminal() *os.File {
+	f, ok := o.Out.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return f
+}
+
+// follow feeds the live model from the watches: a live view on a terminal,
+// else one line per change.
+func (o *Options) follow(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan live.Event, 64)
+	go live.Feed(ctx, o.store.Dynamic, o.kc, o.name, events)
+	md := live.New()
+	if f := o.terminal(); f != nil {
+		t := &tui{md: md, events: events, now: time.Now}
+		in, _ := o.In.(*os.File)
+		_, err := tea.NewProgram(t, tea.WithContext(ctx), tea.WithOutput(f), tea.WithInput(in)).Run()
+		if ctx.Err() != nil {
+			return nil // interrupted: watching ends quietly
+		}
+		return err
+	}
+	return plain(ctx, o.Out, md, events, time.Now)
 }

@@ -1,0 +1,173 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/unshim/unshim/pkg/apis/unshim/v1alpha1"
+	"github.com/unshim/unshim/pkg/inventory"
+)
+
+// NotUndoableError says a rollout cannot be undone now, and why.
+type NotUndoableError struct{ Name, Why string }
+
+func (e *NotUndoableError) Error() string {
+	return fmt.Sprintf("runtimemigration %s cannot be undone: %s", e.Name, e.Why)
+}
+
+// ErrNoRollback says the Switcher has no on-demand rollback (the pod
+// transport).
+var ErrNoRollback = errors.New("this transport has no on-demand rollback: undo with --via ssh or --via nsenter")
+
+// UndoOrder lists the nodes undo switches back: the Done nodes, last wave
+// first, and within a wave in reverse order. A node whose undo was cut
+// short (still Done, an undo start recorded) is in it again.
+func UndoOrder(st *v1alpha1.RuntimeMigrationStatus) []string {
+	state := map[string]string{}
+	for _, n := range st.Nodes {
+		state[n.Name] = n.State
+	}
+	var out []string
+	for i := len(st.Waves) - 1; i >= 0; i-- {
+		w := st.Waves[i].Nodes
+		for j := len(w) - 1; j >= 0; j-- {
+			if state[w[j]] == v1alpha1.NodeDone {
+				out = append(out, w[j])
+			}
+		}
+	}
+	return out
+}
+
+// Undo switches the rollout's Done nodes back to Docker, last wave first,
+// one at a time, each through the switch's on-demand rollback (from its
+// journal): cordoned and tainted first, drained by the rollback, then
+// uncordoned and untainted once its kubelet reports Docker and Ready. Each
+// node ends Undone, with Events on it and on the rollout. It stops at the
+// first node that cannot be switched back (left cordoned). Only an ended or
+// aborted rollout is undone; the caller holds the rollout's Lease.
+func (d *Driver) Undo(ctx context.Context) error {
+	rb, ok := d.o.Switcher.(Rollbacker)
+	if !ok {
+		return ErrNoRollback
+	}
+	m, err := d.o.Store.Get(ctx, d.o.Name)
+	if err != nil {
+		return err
+	}
+	d.m = m
+	if !ended(m) && !m.Spec.Abort {
+		return &NotUndoableError{Name: m.Name, Why: fmt.Sprintf("it is %s; abort it first (unshim rollout abort %s)", orPending(m.Status.Phase), m.Name)}
+	}
+	d.mu.Lock()
+	d.st = *m.Status.DeepCopy()
+	d.st.Driver = d.o.Holder
+	todo := UndoOrder(&d.st)
+	d.mu.Unlock()
+	if len(todo) == 0 {
+		d.printf("rollout %s: no switched node to undo", d.o.Name)
+		return nil
+	}
+	d.printf("rollout %s: switching back %d nodes, last wave first: %s", d.o.Name, len(todo), strings.Join(todo, ", "))
+	d.event(ctx, corev1.EventTypeNormal, "UndoStarted", fmt.Sprintf("driver %s: switching back %d nodes: %s", d.o.Holder, len(todo), strings.Join(todo, ", ")))
+	d.mu.Lock()
+	d.setCondition(v1alpha1.ConditionUndone, metav1.ConditionFalse, "Undoing", fmt.Sprintf("switching back %d nodes", len(todo)))
+	d.mu.Unlock()
+	if err := d.write(ctx); err != nil {
+		return err
+	}
+	for i, name := range todo {
+		label := fmt.Sprintf("undo %d/%d", i+1, len(todo))
+		if err := d.undoNode(ctx, rb, label, name); err != nil {
+			d.mu.Lock()
+			d.setCondition(v1alpha1.ConditionUndone, metav1.ConditionFalse, "UndoFailed", err.Error())
+			d.mu.Unlock()
+			d.event(ctx, corev1.EventTypeWarning, "UndoFailed", err.Error())
+			d.warn(d.write(context.WithoutCancel(ctx)))
+			return err
+		}
+	}
+	msg := fmt.Sprintf("%d nodes switched back: %s", len(todo), strings.Join(todo, ", "))
+	d.mu.Lock()
+	d.setCondition(v1alpha1.ConditionUndone, metav1.ConditionTrue, "Undone", msg)
+	d.mu.Unlock()
+	d.printf("rollout %s undone: %s", d.o.Name, msg)
+	d.event(ctx, corev1.EventTypeNormal, "Undone", msg)
+	return d.write(ctx)
+}
+
+func orPending(phase string) string {
+	if phase == "" {
+		return v1alpha1.PhasePending
+	}
+	return phase
+}
+
+// undoNode switches one node back.
+func (d *Driver) undoNode(ctx context.Context, rb Rollbacker, label, name string) error {
+	if err := hold(ctx, d.o.Client, name, false); err != nil {
+		return err
+	}
+	now := metav1.NewTime(d.o.Now())
+	d.mu.Lock()
+	ns := d.node(name)
+	ns.UndoStartTime, ns.UndoCompletionTime = &now, nil
+	d.mu.Unlock()
+	d.warn(d.write(ctx))
+	d.printf("%s: %s: switching back to Docker", label, name)
+	d.nodeEvent(ctx, name, corev1.EventTypeNormal, "Undoing", fmt.Sprintf("runtimemigration %s: undo: switching back to Docker", d.o.Name))
+	err := rb.Rollback(ctx, name, d.settings())
+	if err == nil {
+		err = d.waitBack(ctx, name)
+	}
+	// Recorded even when interrupted.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	if err != nil {
+		cause := "undo failed: " + firstLine(err.Error())
+		d.mu.Lock()
+		d.node(name).Cause = cause
+		d.mu.Unlock()
+		d.printf("%s: %s: %s (left cordoned)", label, name, cause)
+		d.nodeEvent(wctx, name, corev1.EventTypeWarning, "UndoFailed", fmt.Sprintf("runtimemigration %s: %s", d.o.Name, cause))
+		return fmt.Errorf("switch %s back: %w", name, err)
+	}
+	d.warn(release(wctx, d.o.Client, name))
+	end := metav1.NewTime(d.o.Now())
+	d.mu.Lock()
+	ns = d.node(name)
+	ns.State, ns.UndoCompletionTime, ns.Phase = v1alpha1.NodeUndone, &end, ""
+	d.mu.Unlock()
+	d.printf("%s: %s: back on Docker", label, name)
+	d.nodeEvent(wctx, name, corev1.EventTypeNormal, "Undone", fmt.Sprintf("runtimemigration %s: undo: back on Docker", d.o.Name))
+	d.event(wctx, corev1.EventTypeNormal, "NodeUndone", name+": back on Docker")
+	d.warn(d.write(wctx))
+	return nil
+}
+
+// waitBack waits, up to the verify timeout, for the node's kubelet to
+// report Docker and Ready (the runtime label is set from what it reports).
+func (d *Driver) waitBack(ctx context.Context, name string) error {
+	deadline := d.o.Now().Add(v1alpha1.DurationOr(d.spec().VerifyTimeout, v1alpha1.DefaultVerifyTimeout))
+	for {
+		n, err := d.o.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err == nil && ready(n) && inventory.Describe(n).Runtime == inventory.RuntimeDocker {
+			return nil
+		}
+		if d.o.Now().After(deadline) {
+			if err == nil {
+				err = fmt.Errorf("its kubelet reports %q, Ready %v", n.Status.NodeInfo.ContainerRuntimeVersion, ready(n))
+			}
+			return fmt.Errorf("node %s not back on Docker and Ready after the rollback: %w", name, err)
+		}
+		if err := d.sleep(ctx, d.o.Poll); err != nil {
+			return err
+		}
+	}
+}
