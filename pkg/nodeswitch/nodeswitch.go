@@ -354,24 +354,59 @@ func Rollback(ctx context.Context, o Options) error {
 	if o.Logger == nil {
 		o.Logger = log.NoopLogger()
 	}
+	m := newPhaseMirror(o.Client, o.Node, o.Logger)
+	locked, err := rollback(ctx, &o, m)
+	if !locked {
+		return err // another run's node, or not this machine: its annotations are not ours
+	}
+	// The outcome is on the node for whoever follows it (`rollout undo`
+	// through an agent pod), never on the run's own context.
+	rctx, cancel := migrate.RollbackContext(ctx, time.Minute)
+	defer cancel()
+	result := RolledBackOnDemand
+	final := map[string]*string{ResultAnnotation: &result}
+	if err == nil {
+		final[PhaseAnnotation] = nil
+		o.Logger.V(0).Infof("node %s is back on Docker", o.Node)
+	} else {
+		result = "failed: rollback: " + firstLine(err.Error())
+	}
+	if aerr := m.close(rctx, final); aerr != nil {
+		o.Logger.Warnf("record the result on node %s: %v", o.Node, aerr)
+	}
+	return err
+}
+
+// RolledBackOnDemand is the ResultAnnotation of a switch undone by
+// Rollback.
+const RolledBackOnDemand = "rolled-back: on demand (unshim node rollback)"
+
+// rollback is Rollback up to its result; locked says whether it held the
+// node's lock (and so may record the result).
+func rollback(ctx context.Context, o *Options, m *phaseMirror) (locked bool, err error) {
 	node, err := o.Client.CoreV1().Nodes().Get(ctx, o.Node, metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("node %s: %w", o.Node, err)
+		return false, fmt.Errorf("node %s: %w", o.Node, err)
 	}
 	if err := checkMachine(ctx, o.Transport, node); err != nil {
-		return err
+		return false, err
 	}
+	unlock, err := lock(ctx, o)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	st := &journal.Store{T: o.Transport}
 	j, err := st.Load(ctx, o.Node)
 	if err != nil {
-		return err
+		return true, err
 	}
 	if j == nil {
-		return fmt.Errorf("node %s has no switch journal (%s): nothing to roll back", o.Node, st.Path(o.Node))
+		return true, fmt.Errorf("node %s has no switch journal (%s): nothing to roll back", o.Node, st.Path(o.Node))
 	}
 	if j.RolledBack {
 		o.Logger.V(0).Infof("the switch of %s was already rolled back", o.Node)
-		return nil
+		return true, nil
 	}
 	if j.Finished {
 		o.Logger.V(0).Infof("the switch of %s finished; rolling it back to Docker", o.Node)
@@ -379,35 +414,19 @@ func Rollback(ctx context.Context, o Options) error {
 	o.Settings.Target = j.Target
 	ps, err := Phases(j.Target)
 	if err != nil {
-		return err
+		return true, err
 	}
 	plan, err := keptPlan(j)
 	if err != nil {
-		return err
+		return true, err
 	}
-	r := &run{o: &o, j: j, st: st, stngs: o.Settings, plan: plan}
-	unlock, err := lock(ctx, &o)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	r := &run{o: o, j: j, st: st, stngs: o.Settings, plan: plan, mirror: m}
 	if err := drainBeforeRollback(ctx, r, ps); err != nil {
-		return err
+		return true, err
 	}
 	rctx, cancel := migrate.RollbackContext(ctx, 0)
 	defer cancel()
-	if err := r.runner(ps).Rollback(rctx, r); err != nil {
-		if aerr := r.mirror.close(rctx, nil); aerr != nil {
-			o.Logger.Warnf("record phase on node %s: %v", o.Node, aerr)
-		}
-		return err
-	}
-	result := "rolled-back: on demand (unshim node rollback)"
-	if err := r.mirror.close(rctx, map[string]*string{PhaseAnnotation: nil, ResultAnnotation: &result}); err != nil {
-		o.Logger.Warnf("record the result on node %s: %v", o.Node, err)
-	}
-	o.Logger.V(0).Infof("node %s is back on Docker", o.Node)
-	return nil
+	return true, r.runner(ps).Rollback(rctx, r)
 }
 
 // keptPlan is the plan the journal kept from the run's first start (an

@@ -813,7 +813,8 @@ func TestSwitchNode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("switch through an agent pod: %v", err)
 		}
-		if !strings.Contains(out.String(), "verify/done") {
+		// The phase annotation is written at most every 2 s: some phases show.
+		if !strings.Contains(out.String(), "["+f.n2.Name+"] ") {
 			t.Errorf("no live progress from the node in the output")
 		}
 		rt, ok, ann := runtimeOf(ctx, t, f.c, f.n2.Name)
@@ -824,6 +825,38 @@ func TestSwitchNode(t *testing.T) {
 			t.Error("the agent's kubeconfig Secret is left in the cluster")
 		}
 		f.waitPods(ctx, t, "the DaemonSet pod back on lab-node-2", func(pods []corev1.Pod) bool { return count(pods, "agent", f.n2.Name) == 1 })
+
+		// And back, through an agent pod too (`rollout undo` of a rollout
+		// whose transport is the pod): the agent, now on containerd, runs
+		// `unshim node rollback` on the node.
+		out.Reset()
+		err = RollbackViaPod(ctx, PodOptions{Options: f.options(t, f.n2), Image: image, Out: &out, Timeout: 10 * time.Minute})
+		t.Logf("agent rollback:\n%s", out.String())
+		if err != nil {
+			t.Fatalf("rollback through an agent pod: %v", err)
+		}
+		n, err := f.c.CoreV1().Nodes().Get(ctx, f.n2.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := n.Annotations[ResultAnnotation]; r != RolledBackOnDemand {
+			t.Errorf("result after the agent's rollback: %q, want %q", r, RolledBackOnDemand)
+		}
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			rt, ok, ann := runtimeOf(ctx, t, f.c, f.n2.Name)
+			if strings.HasPrefix(rt, "docker://") && ok && ann == lab.DockershimSocket {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node after the agent's rollback: runtime %s, ready+schedulable %t, annotation %q", rt, ok, ann)
+			}
+			time.Sleep(time.Second)
+		}
+		if _, err := f.c.CoreV1().Secrets("kube-system").Get(ctx, "unshim-agent-"+f.n2.Name, metav1.GetOptions{}); err == nil {
+			t.Error("the agent's kubeconfig Secret is left in the cluster after the rollback")
+		}
+		f.waitPods(ctx, t, "the DaemonSet pod back on lab-node-2, on Docker", func(pods []corev1.Pod) bool { return count(pods, "agent", f.n2.Name) == 1 })
 	})
 
 	t.Run("switch over SSH, then purge Docker", func(t *testing.T) {

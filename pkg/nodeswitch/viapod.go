@@ -21,6 +21,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	watchtools "k8s.io/client-go/tools/watch"
 
+	"github.com/unshim/unshim/pkg/migrate/phases"
 	"github.com/unshim/unshim/pkg/podagent"
 )
 
@@ -57,6 +58,39 @@ type PodOptions struct {
 // RunViaPod switches the node from an agent pod on it and waits for the
 // result the agent records on the node.
 func RunViaPod(ctx context.Context, o PodOptions) error {
+	settings, err := RunSettings{Settings: o.Settings, NoRollback: o.NoRollback, ContainerdVersion: o.ContainerdVersion, SkipPhases: o.SkipPhases}.Encode()
+	if err != nil {
+		return err
+	}
+	// The settings travel as data, not rebuilt as flags.
+	argv := []string{"unshim", "--kubeconfig", agentKubeconfig, "node", "migrate", o.Node, "--via", "local", "--settings", agentSettings}
+	return viaPod(ctx, o, "unshim-migrate", argv, settings, func(r string) (bool, error) {
+		if r == "succeeded" {
+			fmt.Fprintf(o.Out, "node %s now runs on %s\n", o.Node, o.Settings.Target)
+			return true, nil
+		}
+		return true, fmt.Errorf("the switch of %s on the node: %s", o.Node, r)
+	})
+}
+
+// RollbackViaPod undoes the node's switch (unshim node rollback, from its
+// journal) from an agent pod on it, as RunViaPod switches it, and waits for
+// the result the agent records on the node.
+func RollbackViaPod(ctx context.Context, o PodOptions) error {
+	argv := []string{"unshim", "--kubeconfig", agentKubeconfig, "node", "rollback", o.Node, "--via", "local"}
+	return viaPod(ctx, o, "unshim-rollback", argv, nil, func(r string) (bool, error) {
+		if r == RolledBackOnDemand {
+			fmt.Fprintf(o.Out, "node %s is back on Docker\n", o.Node)
+			return true, nil
+		}
+		return true, fmt.Errorf("the rollback of %s on the node: %s", o.Node, r)
+	})
+}
+
+// viaPod runs argv on the node in transient unit unit, from an agent pod,
+// and follows the node's annotations until it records a result, which done
+// judges.
+func viaPod(ctx context.Context, o PodOptions, unit string, argv []string, settings []byte, done func(result string) (bool, error)) error {
 	if o.Namespace == "" {
 		o.Namespace = podagent.DefaultNamespace
 	}
@@ -75,25 +109,25 @@ func RunViaPod(ctx context.Context, o PodOptions) error {
 		return fmt.Errorf("node %s: %w", o.Node, err)
 	}
 	// The last run's result and phase are not this one's.
-	for _, key := range []string{ResultAnnotation, PhaseAnnotation} {
-		if err := annotate(ctx, c, o.Node, key, nil); err != nil {
-			return err
-		}
+	if err := phases.AnnotateAll(ctx, c, o.Node, map[string]*string{ResultAnnotation: nil, PhaseAnnotation: nil}); err != nil {
+		return err
 	}
 	kubeconfig, err := agentKubeconfigFor(ctx, o)
 	if err != nil {
 		return err
 	}
-	settings, err := RunSettings{Settings: o.Settings, NoRollback: o.NoRollback, ContainerdVersion: o.ContainerdVersion, SkipPhases: o.SkipPhases}.Encode()
-	if err != nil {
-		return err
+	data := map[string][]byte{"kubeconfig": kubeconfig}
+	copies := [][2]string{{"kubeconfig", agentKubeconfig}}
+	if settings != nil {
+		data["settings.json"] = settings
+		copies = append(copies, [2]string{"settings.json", agentSettings})
 	}
 	secret := podagent.PodName(o.Node) // one per node, like the pod
 	secrets := c.CoreV1().Secrets(o.Namespace)
 	_ = secrets.Delete(ctx, secret, metav1.DeleteOptions{})
 	if _, err := secrets.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: secret, Labels: map[string]string{podagent.NameLabel: podagent.NameLabelValue}},
-		Data:       map[string][]byte{"kubeconfig": kubeconfig, "settings.json": settings},
+		Data:       data,
 	}, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("agent kubeconfig secret: %w", err)
 	}
@@ -104,23 +138,20 @@ func RunViaPod(ctx context.Context, o PodOptions) error {
 			fmt.Fprintf(o.Out, "warning: delete secret %s/%s: %v\n", o.Namespace, secret, err)
 		}
 	}()
-
-	// The settings travel as data, not rebuilt as flags.
-	argv := []string{"unshim", "--kubeconfig", agentKubeconfig, "node", "migrate", o.Node, "--via", "local", "--settings", agentSettings}
 	fmt.Fprintf(o.Out, "starting the agent on %s (%s)\n", o.Node, node.Status.NodeInfo.ContainerRuntimeVersion)
 	err = podagent.Run(ctx, c, podagent.Options{
-		Node: o.Node, Namespace: o.Namespace, Image: o.Image, Unit: "unshim-migrate", Argv: argv,
-		Secret: secret, Copies: [][2]string{{"kubeconfig", agentKubeconfig}, {"settings.json", agentSettings}},
+		Node: o.Node, Namespace: o.Namespace, Image: o.Image, Unit: unit, Argv: argv,
+		Secret: secret, Copies: copies,
 	}, o.Out)
 	if err != nil {
 		return fmt.Errorf("agent on %s: %w", o.Node, err)
 	}
-	return follow(ctx, o)
+	return follow(ctx, o, unit, done)
 }
 
 // follow prints the node's phase annotation as it changes, until the agent
 // records a result (list, then watch, re-listing when the watch ends).
-func follow(ctx context.Context, o PodOptions) error {
+func follow(ctx context.Context, o PodOptions, unit string, judge func(result string) (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	nodes := o.Client.CoreV1().Nodes()
@@ -142,12 +173,12 @@ func follow(ctx context.Context, o PodOptions) error {
 		if !ok {
 			return false, nil
 		}
-		done, err := report(o, n, &last)
+		done, err := report(o, n, &last, judge)
 		result = err
 		return done, nil
 	})
 	if wait.Interrupted(err) {
-		return fmt.Errorf("node %s: no result from the agent after %s (last phase %q); see journalctl -u unshim-migrate on the node", o.Node, o.Timeout, last)
+		return fmt.Errorf("node %s: no result from the agent after %s (last phase %q); see journalctl -u %s on the node", o.Node, o.Timeout, last, unit)
 	}
 	if err != nil {
 		return fmt.Errorf("follow node %s: %w", o.Node, err)
@@ -155,20 +186,16 @@ func follow(ctx context.Context, o PodOptions) error {
 	return result
 }
 
-func report(o PodOptions, n *corev1.Node, last *string) (bool, error) {
+func report(o PodOptions, n *corev1.Node, last *string, judge func(result string) (bool, error)) (bool, error) {
 	if p := n.Annotations[PhaseAnnotation]; p != "" && p != *last {
 		fmt.Fprintf(o.Out, "[%s] %s\n", o.Node, p)
 		*last = p
 	}
-	switch r := n.Annotations[ResultAnnotation]; {
-	case r == "":
+	r := n.Annotations[ResultAnnotation]
+	if r == "" {
 		return false, nil
-	case r == "succeeded":
-		fmt.Fprintf(o.Out, "node %s now runs on %s\n", o.Node, o.Settings.Target)
-		return true, nil
-	default:
-		return true, fmt.Errorf("the switch of %s on the node: %s", o.Node, r)
 	}
+	return judge(r)
 }
 
 // agentKubeconfigFor makes a kubeconfig for the agent: this side's server

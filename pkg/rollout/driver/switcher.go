@@ -143,7 +143,23 @@ type Rollbacker interface {
 	Rollback(ctx context.Context, node string, s phases.Settings) error
 }
 
-var _ Rollbacker = (*Direct)(nil)
+var (
+	_ Rollbacker = (*Direct)(nil)
+	_ Rollbacker = (*ViaPod)(nil)
+)
+
+// Rollback runs the on-demand rollback through an agent pod on the node
+// (nodeswitch.RollbackViaPod).
+func (p *ViaPod) Rollback(ctx context.Context, node string, s phases.Settings) error {
+	err := nodeswitch.RollbackViaPod(ctx, nodeswitch.PodOptions{
+		Options: nodeswitch.Options{Node: node, Client: p.Client, RESTConfig: p.RESTConfig, Settings: s},
+		Image:   p.Image, Namespace: p.Namespace, Out: p.Out,
+	})
+	if err != nil {
+		return fmt.Errorf("roll %s back through an agent pod: %w", node, err)
+	}
+	return nil
+}
 
 // Rollback runs nodeswitch.Rollback, the on-demand rollback of `unshim node
 // rollback`, on the node reached through Connect.

@@ -21,9 +21,8 @@ func (e *NotUndoableError) Error() string {
 	return fmt.Sprintf("runtimemigration %s cannot be undone: %s", e.Name, e.Why)
 }
 
-// ErrNoRollback says the Switcher has no on-demand rollback (the pod
-// transport).
-var ErrNoRollback = errors.New("this transport has no on-demand rollback: undo with --via ssh or --via nsenter")
+// ErrNoRollback says the Switcher has no on-demand rollback.
+var ErrNoRollback = errors.New("this transport has no on-demand rollback")
 
 // UndoOrder lists the nodes undo switches back: the Done nodes, last wave
 // first, and within a wave in reverse order. A node whose undo was cut

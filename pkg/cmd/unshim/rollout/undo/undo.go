@@ -14,6 +14,7 @@ import (
 	"github.com/unshim/unshim/pkg/apis/unshim/v1alpha1"
 	"github.com/unshim/unshim/pkg/cmd"
 	"github.com/unshim/unshim/pkg/log"
+	"github.com/unshim/unshim/pkg/podagent"
 	"github.com/unshim/unshim/pkg/rollout/driver"
 	"github.com/unshim/unshim/pkg/rollout/store"
 )
@@ -24,6 +25,8 @@ type Options struct {
 	Via           string
 	TargetPIDs    map[string]int
 	LeaseDuration time.Duration
+	// AgentImage and AgentNamespace: with the pod transport.
+	AgentImage, AgentNamespace string
 
 	kube   *cmd.KubeFlags
 	logger log.Logger
@@ -32,7 +35,7 @@ type Options struct {
 
 // NewCommand returns `unshim rollout undo`.
 func NewCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd.KubeFlags) *cobra.Command {
-	o := &Options{IOStreams: streams, kube: kube, logger: logger, LeaseDuration: 15 * time.Second}
+	o := &Options{IOStreams: streams, kube: kube, logger: logger, LeaseDuration: 15 * time.Second, AgentNamespace: podagent.DefaultNamespace}
 	c := &cobra.Command{
 		Use:   "undo NAME",
 		Short: "Switch the nodes a rollout switched back to Docker, last wave first",
@@ -49,8 +52,9 @@ Only a rollout that ended, or that was aborted, is undone. It holds the
 rollout's Lease (kube-system/` + driver.LeaseName + `), so it is refused while a driver
 (rollout run or the controller) holds it. It changes nodes, so it needs the
 driver role (unshim-rollout-driver), not the operator's. The nodes are reached
-over SSH (spec.transport.ssh) or, with --via nsenter and --target-pid, on this
-machine (the lab); the pod transport has no on-demand rollback yet.`,
+as spec.transport says: through an agent pod on each node (--agent-image; the
+agent runs unshim node rollback there), over SSH (spec.transport.ssh), or, with
+--via nsenter and --target-pid, on this machine (the lab).`,
 		Example: `  unshim rollout abort to-containerd
   unshim rollout undo to-containerd
   unshim rollout undo to-containerd --via nsenter --target-pid lab-node-1=4242`,
@@ -66,7 +70,9 @@ machine (the lab); the pod transport has no on-demand rollback yet.`,
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&o.Via, "via", "", "how nodes are reached, over spec.transport.via: ssh or nsenter (with --target-pid)")
+	f.StringVar(&o.Via, "via", "", "how nodes are reached, over spec.transport.via: pod (with --agent-image), ssh or nsenter (with --target-pid)")
+	f.StringVar(&o.AgentImage, "agent-image", "", "with via pod: image holding the unshim binary at /unshim, present on the nodes or pullable")
+	f.StringVar(&o.AgentNamespace, "agent-namespace", o.AgentNamespace, "with via pod: namespace of the agent pods and of ServiceAccount unshim-agent")
 	f.StringToIntVar(&o.TargetPIDs, "target-pid", nil, "with --via nsenter: NODE=PID of each node's init process (repeatable)")
 	f.DurationVar(&o.LeaseDuration, "lease-duration", o.LeaseDuration, "how long the rollout's Lease outlives an undo that stops renewing it")
 	return c
@@ -86,9 +92,11 @@ func (o *Options) Validate() error {
 	switch o.Via {
 	case "", v1alpha1.TransportSSH, driver.TransportNsenter:
 	case v1alpha1.TransportPod:
-		return bad("--via pod: %v", driver.ErrNoRollback)
+		if o.AgentImage == "" {
+			return bad("--via pod needs --agent-image")
+		}
 	default:
-		return bad("--via %q: want ssh or nsenter", o.Via)
+		return bad("--via %q: want pod, ssh or nsenter", o.Via)
 	}
 	if o.Via == driver.TransportNsenter && len(o.TargetPIDs) == 0 {
 		return bad("--via nsenter needs --target-pid NODE=PID for each node")
@@ -127,10 +135,11 @@ func (o *Options) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if o.Via == "" && m.Spec.Transport.Via != v1alpha1.TransportSSH {
-		return &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf("spec.transport.via pod: %w", driver.ErrNoRollback)}
+	if o.Via == "" && m.Spec.Transport.Via != v1alpha1.TransportSSH && o.AgentImage == "" {
+		return &cmd.ExitError{Code: cmd.ExitFailure, Err: errors.New("spec.transport.via pod needs --agent-image (or pass --via)")}
 	}
-	sw, cleanup, err := driver.NewSwitcher(ctx, &m.Spec, driver.SwitcherOptions{Client: kc, RESTConfig: rc, Via: o.Via, PIDs: o.TargetPIDs, Logger: o.logger, Out: o.Out})
+	sw, cleanup, err := driver.NewSwitcher(ctx, &m.Spec, driver.SwitcherOptions{Client: kc, RESTConfig: rc, Via: o.Via, PIDs: o.TargetPIDs,
+		AgentImage: o.AgentImage, AgentNamespace: o.AgentNamespace, Logger: o.logger, Out: o.Out})
 	if err != nil {
 		return err
 	}
