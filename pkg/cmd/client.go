@@ -52,3 +52,28 @@ func Dynamic(kube *KubeFlags) (dynamic.Interface, error) {
 	}
 	return c, nil
 }
+
+// Clients are the clients a command that reads and writes the cluster
+// needs, built once from kubectl's connection flags.
+type Clients struct {
+	REST    *rest.Config
+	Kube    kubernetes.Interface
+	Dynamic dynamic.Interface
+}
+
+// NewClients builds Clients from kubectl's connection flags.
+func NewClients(kube *KubeFlags) (*Clients, error) {
+	cfg, err := RESTConfig(kube)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create dynamic client: %w", err)
+	}
+	return &Clients{REST: cfg, Kube: kc, Dynamic: dyn}, nil
+}

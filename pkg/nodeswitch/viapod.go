@@ -12,15 +12,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	watchtools "k8s.io/client-go/tools/watch"
 
+	"github.com/unshim/unshim/pkg/kubelist"
 	"github.com/unshim/unshim/pkg/migrate/phases"
 	"github.com/unshim/unshim/pkg/podagent"
 )
@@ -156,16 +155,7 @@ func follow(ctx context.Context, o PodOptions, unit string, judge func(result st
 	defer cancel()
 	nodes := o.Client.CoreV1().Nodes()
 	sel := fields.OneTermEqualSelector("metadata.name", o.Node).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			opts.FieldSelector = sel
-			return nodes.List(ctx, opts)
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			opts.FieldSelector = sel
-			return nodes.Watch(ctx, opts)
-		},
-	}
+	lw := kubelist.FieldListWatch(sel, nodes.List, nodes.Watch)
 	last := ""
 	var result error
 	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, nil, func(ev watch.Event) (bool, error) {

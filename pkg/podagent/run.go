@@ -14,12 +14,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/unshim/unshim/pkg/kubelist"
 )
 
 // logTailLines is how much of a failed agent's log its error keeps.
@@ -143,16 +144,7 @@ func waitFinished(ctx context.Context, client kubernetes.Interface, namespace, n
 func watchPod(ctx context.Context, client kubernetes.Interface, namespace, name string, cond func(watch.Event, *corev1.Pod) (bool, error)) (*corev1.Pod, error) {
 	pods := client.CoreV1().Pods(namespace)
 	sel := fields.OneTermEqualSelector("metadata.name", name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			opts.FieldSelector = sel
-			return pods.List(ctx, opts)
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			opts.FieldSelector = sel
-			return pods.Watch(ctx, opts)
-		},
-	}
+	lw := kubelist.FieldListWatch(sel, pods.List, pods.Watch)
 	var last *corev1.Pod
 	precondition := func(store cache.Store) (bool, error) {
 		// The initial list decides when the pod is absent: no event would come.

@@ -772,6 +772,8 @@ func TestRolloutRunBadFlags(t *testing.T) {
 		{[]string{"--target-pid", "n1=42"}, "--target-pid goes with --via nsenter"},
 		{[]string{"--via", "nsenter", "--target-pid", "n1=0"}, "--target-pid n1=0: want a PID"},
 		{[]string{"--lease-duration", "1s"}, "--lease-duration 1s: want at least 3s"},
+		{[]string{"--via", "pod"}, "--via pod needs --agent-image"},
+		{[]string{"--chunk-size", "-1"}, "--chunk-size -1: want 0 or more"},
 	} {
 		r := run(t, "", append([]string{"--kubeconfig", "/nonexistent", "rollout", "run", "r"}, tc.args...)...)
 		if r.code != 2 || !strings.Contains(r.errOut, tc.want) {

@@ -21,6 +21,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/unshim/unshim/pkg/inventory"
+	"github.com/unshim/unshim/pkg/kubelist"
 	"github.com/unshim/unshim/pkg/migrate"
 	"github.com/unshim/unshim/pkg/nodeconf"
 	"github.com/unshim/unshim/pkg/nodeplan"
@@ -105,20 +106,13 @@ func watchNode(ctx context.Context, d Data) *nodeView {
 	}
 	h := cache.ResourceEventHandlerFuncs{AddFunc: func(any) { notify() }, UpdateFunc: func(any, any) { notify() }, DeleteFunc: func(any) { notify() }}
 	inform := func(obj runtime.Object, sel string, list func(context.Context, metav1.ListOptions) (runtime.Object, error), watchf func(context.Context, metav1.ListOptions) (watch.Interface, error)) cache.Store {
-		lw := &cache.ListWatch{
-			ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				o.FieldSelector = sel
-				obj, err := list(ctx, o)
-				v.mu.Lock()
-				v.listErr = err
-				v.mu.Unlock()
-				return obj, err
-			},
-			WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				o.FieldSelector = sel
-				return watchf(ctx, o)
-			},
-		}
+		lw := kubelist.FieldListWatch(sel, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			obj, err := list(ctx, o)
+			v.mu.Lock()
+			v.listErr = err
+			v.mu.Unlock()
+			return obj, err
+		}, watchf)
 		store, ctrl := cache.NewInformerWithOptions(cache.InformerOptions{ListerWatcher: lw, ObjectType: obj, Handler: h})
 		go ctrl.RunWithContext(ctx)
 		v.synced = append(v.synced, ctrl.HasSynced)

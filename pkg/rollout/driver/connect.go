@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -39,6 +40,10 @@ type SwitcherOptions struct {
 	Out io.Writer
 }
 
+// ErrNeedAgentImage is a rollout through agent pods (spec.transport.via
+// pod, the default) with no agent image to run them.
+var ErrNeedAgentImage = errors.New("spec.transport.via pod needs --agent-image (or pass --via)")
+
 // NewSwitcher builds the Switcher for spec.transport (or o.Via).
 func NewSwitcher(ctx context.Context, spec *v1alpha1.RuntimeMigrationSpec, o SwitcherOptions) (Switcher, func(), error) {
 	via := o.Via
@@ -50,6 +55,9 @@ func NewSwitcher(ctx context.Context, spec *v1alpha1.RuntimeMigrationSpec, o Swi
 	}
 	switch via {
 	case v1alpha1.TransportPod:
+		if o.AgentImage == "" {
+			return nil, nil, ErrNeedAgentImage
+		}
 		return &ViaPod{Client: o.Client, RESTConfig: o.RESTConfig, Image: o.AgentImage, Namespace: o.AgentNamespace, Out: o.Out}, func() {}, nil
 	case TransportNsenter:
 		pids := o.PIDs

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/unshim/unshim/pkg/apis/unshim/v1alpha1"
+	"github.com/unshim/unshim/pkg/kubelist"
 )
 
 // Feed watches RuntimeMigration name and the nodes (informers: one LIST,
@@ -28,16 +29,7 @@ func Feed(ctx context.Context, dyn dynamic.Interface, kc kubernetes.Interface, n
 	}
 	res := dyn.Resource(v1alpha1.GroupVersionResource)
 	sel := fields.OneTermEqualSelector("metadata.name", name).String()
-	rolloutLW := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			opts.FieldSelector = sel
-			return res.List(ctx, opts)
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			opts.FieldSelector = sel
-			return res.Watch(ctx, opts)
-		},
-	}
+	rolloutLW := kubelist.FieldListWatch(sel, res.List, res.Watch)
 	onRollout := func(obj any) {
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok {

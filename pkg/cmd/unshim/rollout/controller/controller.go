@@ -77,18 +77,11 @@ func (o *Options) Validate() error {
 
 // Run elects and drives until the context ends.
 func (o *Options) Run(ctx context.Context) error {
-	rc, err := cmd.RESTConfig(o.kube)
+	cs, err := cmd.NewClients(o.kube)
 	if err != nil {
 		return err
 	}
-	kc, err := cmd.Clientset(o.kube)
-	if err != nil {
-		return err
-	}
-	dyn, err := cmd.Dynamic(o.kube)
-	if err != nil {
-		return err
-	}
+	rc, kc, dyn := cs.REST, cs.Kube, cs.Dynamic
 	id := o.ID
 	if id == "" {
 		id = os.Getenv("POD_NAME")
@@ -99,11 +92,12 @@ func (o *Options) Run(ctx context.Context) error {
 	return driver.RunController(ctx, driver.ControllerOptions{
 		Driver: driver.Options{Store: &store.Store{Dynamic: dyn, Kube: kc, Actor: id}, Client: kc, Holder: id, Out: o.Out, PageSize: o.PageSize},
 		Switcher: func(ctx context.Context, m *v1alpha1.RuntimeMigration) (driver.Switcher, func(), error) {
-			if m.Spec.Transport.Via != v1alpha1.TransportSSH && o.AgentImage == "" {
-				return nil, nil, fmt.Errorf("runtimemigration %s: spec.transport.via pod needs the controller's --agent-image", m.Name)
-			}
-			return driver.NewSwitcher(ctx, &m.Spec, driver.SwitcherOptions{Client: kc, RESTConfig: rc, AgentImage: o.AgentImage,
+			sw, cleanup, err := driver.NewSwitcher(ctx, &m.Spec, driver.SwitcherOptions{Client: kc, RESTConfig: rc, AgentImage: o.AgentImage,
 				AgentNamespace: o.AgentNamespace, Logger: o.logger, Out: o.Out})
+			if err != nil {
+				return nil, nil, fmt.Errorf("runtimemigration %s: %w", m.Name, err)
+			}
+			return sw, cleanup, nil
 		},
 		Lease: driver.LeaseTiming{Duration: o.LeaseDuration},
 		Out:   o.Out,

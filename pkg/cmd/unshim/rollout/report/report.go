@@ -102,14 +102,11 @@ func (o *Options) Validate() error {
 // Run reads the rollout and the nodes, renders, and writes the report (a
 // file only once the whole report rendered).
 func (o *Options) Run(ctx context.Context) error {
-	dyn, err := cmd.Dynamic(o.kube)
+	cs, err := cmd.NewClients(o.kube)
 	if err != nil {
 		return err
 	}
-	kc, err := cmd.Clientset(o.kube)
-	if err != nil {
-		return err
-	}
+	dyn, kc := cs.Dynamic, cs.Kube
 	st := &store.Store{Dynamic: dyn}
 	r, err := record.Read(ctx, record.Source{Get: st.Get, Client: kc, PageSize: o.PageSize}, o.name)
 	if err != nil {

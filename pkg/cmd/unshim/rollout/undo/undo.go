@@ -4,29 +4,20 @@ package undo
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
-	"github.com/unshim/unshim/pkg/apis/unshim/v1alpha1"
 	"github.com/unshim/unshim/pkg/cmd"
+	"github.com/unshim/unshim/pkg/cmd/unshim/rollout/run"
 	"github.com/unshim/unshim/pkg/log"
-	"github.com/unshim/unshim/pkg/podagent"
 	"github.com/unshim/unshim/pkg/rollout/driver"
-	"github.com/unshim/unshim/pkg/rollout/store"
 )
 
 // Options are the flags and state of `unshim rollout undo`.
 type Options struct {
 	genericiooptions.IOStreams
-	Via           string
-	TargetPIDs    map[string]int
-	LeaseDuration time.Duration
-	// AgentImage and AgentNamespace: with the pod transport.
-	AgentImage, AgentNamespace string
+	run.DriverFlags
 
 	kube   *cmd.KubeFlags
 	logger log.Logger
@@ -35,7 +26,7 @@ type Options struct {
 
 // NewCommand returns `unshim rollout undo`.
 func NewCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd.KubeFlags) *cobra.Command {
-	o := &Options{IOStreams: streams, kube: kube, logger: logger, LeaseDuration: 15 * time.Second, AgentNamespace: podagent.DefaultNamespace}
+	o := &Options{IOStreams: streams, kube: kube, logger: logger, DriverFlags: run.NewDriverFlags()}
 	c := &cobra.Command{
 		Use:   "undo NAME",
 		Short: "Switch the nodes a rollout switched back to Docker, last wave first",
@@ -69,12 +60,7 @@ agent runs unshim node rollback there), over SSH (spec.transport.ssh), or, with
 			return o.Run(c.Context())
 		},
 	}
-	f := c.Flags()
-	f.StringVar(&o.Via, "via", "", "how nodes are reached, over spec.transport.via: pod (with --agent-image), ssh or nsenter (with --target-pid)")
-	f.StringVar(&o.AgentImage, "agent-image", "", "with via pod: image holding the unshim binary at /unshim, present on the nodes or pullable")
-	f.StringVar(&o.AgentNamespace, "agent-namespace", o.AgentNamespace, "with via pod: namespace of the agent pods and of ServiceAccount unshim-agent")
-	f.StringToIntVar(&o.TargetPIDs, "target-pid", nil, "with --via nsenter: NODE=PID of each node's init process (repeatable)")
-	f.DurationVar(&o.LeaseDuration, "lease-duration", o.LeaseDuration, "how long the rollout's Lease outlives an undo that stops renewing it")
+	o.AddFlags(c.Flags(), "an undo")
 	return c
 }
 
@@ -85,74 +71,9 @@ func (o *Options) Complete(args []string) error {
 }
 
 // Validate checks the flags.
-func (o *Options) Validate() error {
-	bad := func(format string, a ...any) error {
-		return &cmd.ExitError{Code: cmd.ExitFailure, Err: fmt.Errorf(format, a...)}
-	}
-	switch o.Via {
-	case "", v1alpha1.TransportSSH, driver.TransportNsenter:
-	case v1alpha1.TransportPod:
-		if o.AgentImage == "" {
-			return bad("--via pod needs --agent-image")
-		}
-	default:
-		return bad("--via %q: want pod, ssh or nsenter", o.Via)
-	}
-	if o.Via == driver.TransportNsenter && len(o.TargetPIDs) == 0 {
-		return bad("--via nsenter needs --target-pid NODE=PID for each node")
-	}
-	if o.Via != driver.TransportNsenter && len(o.TargetPIDs) > 0 {
-		return bad("--target-pid goes with --via nsenter")
-	}
-	for n, pid := range o.TargetPIDs {
-		if pid <= 0 {
-			return bad("--target-pid %s=%d: want a PID", n, pid)
-		}
-	}
-	if o.LeaseDuration < 3*time.Second {
-		return bad("--lease-duration %s: want at least 3s", o.LeaseDuration)
-	}
-	return nil
-}
+func (o *Options) Validate() error { return o.DriverFlags.Validate() }
 
 // Run takes the Lease and switches the nodes back.
 func (o *Options) Run(ctx context.Context) error {
-	rc, err := cmd.RESTConfig(o.kube)
-	if err != nil {
-		return err
-	}
-	kc, err := cmd.Clientset(o.kube)
-	if err != nil {
-		return err
-	}
-	dyn, err := cmd.Dynamic(o.kube)
-	if err != nil {
-		return err
-	}
-	id := driver.Identity()
-	st := &store.Store{Dynamic: dyn, Kube: kc, Actor: id}
-	m, err := st.Get(ctx, o.name)
-	if err != nil {
-		return err
-	}
-	if o.Via == "" && m.Spec.Transport.Via != v1alpha1.TransportSSH && o.AgentImage == "" {
-		return &cmd.ExitError{Code: cmd.ExitFailure, Err: errors.New("spec.transport.via pod needs --agent-image (or pass --via)")}
-	}
-	sw, cleanup, err := driver.NewSwitcher(ctx, &m.Spec, driver.SwitcherOptions{Client: kc, RESTConfig: rc, Via: o.Via, PIDs: o.TargetPIDs,
-		AgentImage: o.AgentImage, AgentNamespace: o.AgentNamespace, Logger: o.logger, Out: o.Out})
-	if err != nil {
-		return err
-	}
-	defer cleanup()
-	d, err := driver.New(driver.Options{Name: o.name, Store: st, Client: kc, Switcher: sw, Holder: id, Out: o.Out})
-	if err != nil {
-		return err
-	}
-	err = driver.Hold(ctx, kc, id, driver.LeaseTiming{Duration: o.LeaseDuration}, d.Undo)
-	var held *driver.HeldError
-	var nu *driver.NotUndoableError
-	if errors.As(err, &held) || errors.As(err, &nu) || errors.Is(err, driver.ErrNoRollback) {
-		return &cmd.ExitError{Code: cmd.ExitFailure, Err: err}
-	}
-	return err
+	return o.Hold(ctx, o.kube, o.name, o.Out, o.logger, 0, func(d *driver.Driver) func(context.Context) error { return d.Undo })
 }
