@@ -146,7 +146,7 @@ func TestUndoRefused(t *testing.T) {
 	if err := d.Undo(t.Context()); !errors.As(err, &nu) {
 		t.Errorf("undo of a rollout not ended: %v; want NotUndoableError", err)
 	}
-	// The pod transport has no on-demand rollback.
+	// A Switcher with no on-demand rollback is refused.
 	d, _ = New(Options{Name: "r", Store: e.st, Client: e.kc, Switcher: e.sw, Holder: "undoer"})
 	if err := d.Undo(t.Context()); !errors.Is(err, ErrNoRollback) {
 		t.Errorf("undo without a rollback: %v", err)
