@@ -121,19 +121,47 @@ type Skipped struct {
 	Reason     string    `json:"reason"`
 }
 
-// Run feeds every object of src to every rule and returns the findings,
-// merged per top-level owner and sorted most serious first.
-func Run(ctx context.Context, src Source, rules []Rule) (*Result, error) {
-	res := &Result{Scanned: map[string]int{}}
-	byKey := map[findingKey]int{}
-	err := src.Visit(ctx, func(t *Target) error {
-		res.Scanned[t.Object.Kind]++
+// ParallelSource is a Source that can run the rules in the goroutines that
+// read its objects, so reading and checking use every CPU.
+type ParallelSource interface {
+	Source
+	// VisitExamined hands each object to examine, which may be called from
+	// several goroutines at once, and each Examined to fn, one at a time,
+	// in the order Visit would hand the objects over. An object whose Owner
+	// is known only later (one with owner references) is examined once its
+	// Owner is set, so rules always see the Owner Visit would give them.
+	VisitExamined(ctx context.Context, examine func(*Target) *Examined, fn func(*Examined) error) error
+}
+
+// Examined is what the rules found on one Target: its findings, before
+// they are merged with those of other objects of the same owner.
+type Examined struct {
+	kind     string
+	skipped  *Skipped
+	findings []Finding
+	livePod  bool
+}
+
+// Examiner returns the function that runs rules on one Target; it is safe
+// for concurrent use when the rules are (every rule of pkg/check/rules is).
+func Examiner(rules []Rule) func(*Target) *Examined {
+	metas := make([]RuleMeta, len(rules))
+	for i, r := range rules {
+		metas[i] = r.Meta()
+	}
+	return func(t *Target) *Examined {
+		e := &Examined{kind: t.Object.Kind, livePod: t.LivePod}
 		if t.Skip != "" {
-			res.Skipped = append(res.Skipped, Skipped{Object: t.Object, APIVersion: t.APIVersion, File: t.File, Line: t.ObjectLine, Reason: t.Skip})
-			return nil
+			e.skipped = &Skipped{Object: t.Object, APIVersion: t.APIVersion, File: t.File, Line: t.ObjectLine, Reason: t.Skip}
+			return e
 		}
-		for _, r := range rules {
-			meta := r.Meta()
+		var via *ObjectRef
+		if t.Object != t.Owner {
+			v := t.Object
+			via = &v
+		}
+		for i, r := range rules {
+			meta := &metas[i]
 			for _, h := range r.Check(t) {
 				f := Finding{
 					Object:    t.Owner,
@@ -145,6 +173,7 @@ func Run(ctx context.Context, src Source, rules []Rule) (*Result, error) {
 					Evidence:  h.Evidence,
 					Field:     h.Field,
 					File:      t.File,
+					Via:       via,
 				}
 				if h.Remedy != "" {
 					f.Remedy = h.Remedy
@@ -152,27 +181,48 @@ func Run(ctx context.Context, src Source, rules []Rule) (*Result, error) {
 				if h.Severity != nil {
 					f.Severity = *h.Severity
 				}
-				if t.Object != t.Owner {
-					via := t.Object
-					f.Via = &via
-				}
 				if t.Line != nil {
 					f.Line = t.Line(h.Field)
 				}
-				k := f.key()
-				i, seen := byKey[k]
-				if !seen {
-					i = len(res.Findings)
-					byKey[k] = i
-					res.Findings = append(res.Findings, f)
-				}
-				if t.LivePod {
-					res.Findings[i].Pods++
-				}
+				e.findings = append(e.findings, f)
+			}
+		}
+		return e
+	}
+}
+
+// Run feeds every object of src to every rule and returns the findings,
+// merged per top-level owner and sorted most serious first.
+func Run(ctx context.Context, src Source, rules []Rule) (*Result, error) {
+	res := &Result{Scanned: map[string]int{}}
+	byKey := map[findingKey]int{}
+	merge := func(e *Examined) error {
+		res.Scanned[e.kind]++
+		if e.skipped != nil {
+			res.Skipped = append(res.Skipped, *e.skipped)
+			return nil
+		}
+		for _, f := range e.findings {
+			k := f.key()
+			i, seen := byKey[k]
+			if !seen {
+				i = len(res.Findings)
+				byKey[k] = i
+				res.Findings = append(res.Findings, f)
+			}
+			if e.livePod {
+				res.Findings[i].Pods++
 			}
 		}
 		return nil
-	})
+	}
+	examine := Examiner(rules)
+	var err error
+	if ps, ok := src.(ParallelSource); ok {
+		err = ps.VisitExamined(ctx, examine, merge)
+	} else {
+		err = src.Visit(ctx, func(t *Target) error { return merge(examine(t)) })
+	}
 	if err != nil {
 		return nil, err
 	}

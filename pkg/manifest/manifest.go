@@ -35,7 +35,7 @@ type Source struct {
 	Workers int
 }
 
-var _ check.Source = (*Source)(nil)
+var _ check.ParallelSource = (*Source)(nil)
 
 // ParseError is malformed input, located by file and line.
 type ParseError struct {
@@ -59,6 +59,8 @@ type item struct {
 	refs []metav1.OwnerReference
 	err  error   // set on the last item of a file that failed
 	doc  *docRef // the fast-path document it was read from, if any
+	// ex is what the rules found, when the worker examined the target.
+	ex *check.Examined
 }
 
 // job is one input to decode; its items arrive on out, in document order.
@@ -75,6 +77,21 @@ type job struct {
 // are handed over at the end, rolled up to their owners among the objects
 // read. Bad input stops the visit with a *ParseError naming file and line.
 func (s *Source) Visit(ctx context.Context, fn func(*check.Target) error) error {
+	return s.visit(ctx, nil, func(t *check.Target, _ *check.Examined) error { return fn(t) })
+}
+
+// VisitExamined is Visit with the rules run by the workers that decode the
+// files, right after each object is decoded: only what they found goes
+// through the single consumer, and a document's nodes are reused as soon as
+// its objects are examined. Objects with owner references are examined at
+// the end, once their owner is known, as Visit hands them over.
+func (s *Source) VisitExamined(ctx context.Context, examine func(*check.Target) *check.Examined, fn func(*check.Examined) error) error {
+	return s.visit(ctx, examine, func(_ *check.Target, e *check.Examined) error { return fn(e) })
+}
+
+// visit runs the workers and hands the targets over in order; with examine
+// set, the workers examine every target without owner references themselves.
+func (s *Source) visit(ctx context.Context, examine func(*check.Target) *check.Examined, fn func(*check.Target, *check.Examined) error) error {
 	jobs, err := s.jobs()
 	if err != nil {
 		return err
@@ -112,7 +129,7 @@ func (s *Source) Visit(ctx context.Context, fn func(*check.Target) error) error 
 	for w := 0; w < workers; w++ {
 		go func() {
 			for j := range todo {
-				decodeJob(ctx, j)
+				decodeJob(ctx, j, examine)
 			}
 		}()
 	}
@@ -132,7 +149,7 @@ func (s *Source) Visit(ctx context.Context, fn func(*check.Target) error) error 
 				owned = append(owned, it)
 				continue
 			}
-			if err := fn(it.t); err != nil {
+			if err := fn(it.t, it.ex); err != nil {
 				return err
 			}
 			it.doc.done()
@@ -143,7 +160,10 @@ func (s *Source) Visit(ctx context.Context, fn func(*check.Target) error) error 
 	}
 	for _, it := range owned {
 		it.t.Owner = ix.Top(it.t.Object.Kind, it.t.Object.Namespace, it.t.Object.Name, it.refs)
-		if err := fn(it.t); err != nil {
+		if examine != nil {
+			it.ex = examine(it.t)
+		}
+		if err := fn(it.t, it.ex); err != nil {
 			return err
 		}
 	}
@@ -188,10 +208,17 @@ func (s *Source) jobs() ([]*job, error) {
 	return jobs, nil
 }
 
-// decodeJob decodes one input onto j.out and closes it.
-func decodeJob(ctx context.Context, j *job) {
+// decodeJob decodes one input onto j.out and closes it; with examine set,
+// each target without owner references is examined here and its document
+// released before it is sent.
+func decodeJob(ctx context.Context, j *job, examine func(*check.Target) *check.Examined) {
 	defer close(j.out)
 	send := func(it item) bool {
+		if examine != nil && it.err == nil && len(it.refs) == 0 {
+			it.ex = examine(it.t)
+			it.doc.done()
+			it.t, it.doc = nil, nil
+		}
 		select {
 		case j.out <- it:
 			return true
