@@ -203,7 +203,8 @@ func shortTag(n *yaml.Node) string {
 	return strings.TrimPrefix(n.Tag, "!!") + " " + fmt.Sprintf("%q", n.Value)
 }
 
-// str decodes a string field; null is "".
+// str decodes a string field; null is "". The value is copied: nodes'
+// values may be views of the file, which a target must not hold on to.
 func (d *leanDecoder) str(n *yaml.Node, field string) (string, error) {
 	if n == nil {
 		return "", nil
@@ -215,7 +216,7 @@ func (d *leanDecoder) str(n *yaml.Node, field string) (string, error) {
 	if n.Tag == "!!null" {
 		return "", nil
 	}
-	return n.Value, nil
+	return strings.Clone(n.Value), nil
 }
 
 // list returns the items of a list field; null is no items.
@@ -509,7 +510,7 @@ func (d *leanDecoder) stringMap(n *yaml.Node, field string, b64 bool) (map[strin
 			}
 			s = string(raw)
 		}
-		out[k] = s
+		out[strings.Clone(k)] = s
 		return nil
 	})
 	return out, err

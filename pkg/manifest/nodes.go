@@ -13,9 +13,11 @@ func child(n *yaml.Node, key string) *yaml.Node {
 	return v
 }
 
+// scalar returns a copy of the string value of key in mapping n ("" when
+// missing, null or not a scalar): nodes' values may be views of the file.
 func scalar(n *yaml.Node, key string) string {
 	if c := resolve(child(n, key)); c != nil && c.Kind == yaml.ScalarNode && c.Tag != "!!null" {
-		return c.Value
+		return strings.Clone(c.Value)
 	}
 	return ""
 }
