@@ -2,12 +2,15 @@ package report
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
 	"strconv"
 	"strings"
+
+	"sigs.k8s.io/yaml"
 
 	"github.com/unshim/unshim/pkg/check"
 )
@@ -52,9 +55,9 @@ func Findings(w io.Writer, res *check.Result, rules []check.RuleMeta, f Format) 
 	case JSON:
 		return findingsJSON(w, list)
 	case YAML:
-		return writeYAML(w, list)
+		return findingsYAML(w, list)
 	case SARIF:
-		return writeJSON(w, toSARIF(fs, rules, skipped))
+		return findingsSARIF(w, fs, rules, skipped)
 	case Table, Wide:
 		return findingsTable(w, list)
 	}
@@ -202,4 +205,113 @@ func findingsJSON(w io.Writer, list FindingList) error {
 	}
 	bw.WriteString("\n}\n")
 	return bw.Flush()
+}
+
+// findingsYAML writes list as writeYAML would, one finding (and one skipped
+// object) at a time. sigs.k8s.io/yaml writes a mapping's keys sorted, so the
+// document is findings, scanned, skipped, summary; each item is marshaled
+// as the only item of a list under its key, so it is indented, and its long
+// strings folded, exactly as in the whole document, and the key's line is dropped.
+func findingsYAML(w io.Writer, list FindingList) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := yamlList(bw, "findings", list.Findings); err != nil {
+		return err
+	}
+	if err := yamlEntry(bw, "scanned", list.Scanned); err != nil {
+		return err
+	}
+	if err := yamlList(bw, "skipped", list.Skipped); err != nil {
+		return err
+	}
+	if err := yamlEntry(bw, "summary", list.Summary); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// yamlEntry writes the one-key mapping key: v.
+func yamlEntry(w *bufio.Writer, key string, v any) error {
+	data, err := yaml.Marshal(map[string]any{key: v})
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(data)
+	return err
+}
+
+// yamlList writes key: and the items of a list, one at a time.
+func yamlList[T any](w *bufio.Writer, key string, items []T) error {
+	if len(items) == 0 {
+		return yamlEntry(w, key, items)
+	}
+	w.WriteString(key + ":\n")
+	for i := range items {
+		data, err := yaml.Marshal(map[string][]T{key: items[i : i+1]})
+		if err != nil {
+			return err
+		}
+		head := key + ":\n"
+		if !bytes.HasPrefix(data, []byte(head)) {
+			return fmt.Errorf("yaml of %s[%d] does not start with %q", key, i, head)
+		}
+		if _, err := w.Write(data[len(head):]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// findingsSARIF writes the SARIF log writeJSON would write for the whole
+// log, one result and one notification at a time.
+func findingsSARIF(w io.Writer, fs []check.Finding, rules []check.RuleMeta, skipped []check.Skipped) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	log := newSARIFLog(rules)
+	run := log.Runs[0]
+	fmt.Fprintf(bw, "{\n  \"$schema\": %s,\n  \"version\": %s,\n  \"runs\": [\n    {\n      \"tool\": ", jsonString(log.Schema), jsonString(log.Version))
+	if err := jsonIndent(bw, run.Tool, "      "); err != nil {
+		return err
+	}
+	bw.WriteString(",\n")
+	if len(skipped) > 0 {
+		bw.WriteString("      \"invocations\": [\n        {\n          \"executionSuccessful\": true,\n          \"toolExecutionNotifications\": [")
+		for i, s := range skipped {
+			if i > 0 {
+				bw.WriteByte(',')
+			}
+			bw.WriteString("\n            ")
+			if err := jsonIndent(bw, sarifNotificationOf(s), "            "); err != nil {
+				return err
+			}
+		}
+		bw.WriteString("\n          ]\n        }\n      ],\n")
+	}
+	bw.WriteString("      \"results\": [")
+	for i, f := range fs {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.WriteString("\n        ")
+		if err := jsonIndent(bw, sarifResultOf(f), "        "); err != nil {
+			return err
+		}
+	}
+	if len(fs) > 0 {
+		bw.WriteString("\n      ")
+	}
+	bw.WriteString("]\n    }\n  ]\n}\n")
+	return bw.Flush()
+}
+
+func jsonIndent(w *bufio.Writer, v any, prefix string) error {
+	data, err := json.MarshalIndent(v, prefix, "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(data)
+	return err
+}
+
+func jsonString(s string) string {
+	data, _ := json.Marshal(s)
+	return string(data)
 }
