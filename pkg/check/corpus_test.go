@@ -53,6 +53,8 @@ func TestCorpus(t *testing.T) {
 		// fluentd-kubernetes-daemonset parses Docker's JSON unless told cri.
 		"fluentd-kubernetes-daemonset.yaml DaemonSet/kube-system/fluentd":     {"docker-json-logs:medium", "known-docker-agent:medium"},
 		"fluentd-kubernetes-daemonset.yaml DaemonSet/kube-system/fluentd-cri": nil,
+		// Told cri but still mounting Docker's log directory: harmless, info.
+		"fluentd-kubernetes-daemonset.yaml DaemonSet/kube-system/fluentd-cri-old-mount": {"docker-json-logs:info"},
 		// Mounts of /, /run, /var/run for the image's own reasons: info, not medium.
 		"host-mounts-own-reasons.yaml DaemonSet/monitoring/node-exporter":      {"docker-socket-dir-mount:info"},
 		"host-mounts-own-reasons.yaml DaemonSet/kube-system/kured":             {"docker-socket-dir-mount:info"},

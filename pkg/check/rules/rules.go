@@ -29,7 +29,10 @@ func All(o Options) ([]check.Rule, error) {
 			return nil, err
 		}
 	}
-	hp := newHostPathRules(o.ExtraSockets, cat.KnownMounts)
+	hp, err := newHostPathRules(o.ExtraSockets, cat.KnownMounts)
+	if err != nil {
+		return nil, err
+	}
 	cr, err := newConfigRule(logConfigMeta(), cat.LogConfigs)
 	if err != nil {
 		return nil, err

@@ -132,6 +132,8 @@ func TestCatalogConditionErrors(t *testing.T) {
 		{"env without name", "agents:\n- name: x\n  images: [a]\n  unless: [{env: [{value: a}]}]\n", "without a name"},
 		{"relative mount", "agents:\n- name: x\n  images: [a]\n  unless: [{mounts: [run/x]}]\n", "not absolute"},
 		{"known mount without reason", "knownMounts:\n- name: x\n  images: [a]\n  paths: [/]\n", "needs a name"},
+		{"known mount of a rule it cannot lower", "knownMounts:\n- name: x\n  images: [a]\n  paths: [/]\n  reason: r\n  rules: [docker-socket-mount]\n", `rule "docker-socket-mount" cannot be lowered`},
+		{"known mount with a bad condition", "knownMounts:\n- name: x\n  images: [a]\n  paths: [/]\n  reason: r\n  when: [{args: ['(']}]\n", "knownMounts[0] (x): when[0]: bad args pattern"},
 		{"bad monitor pattern", "monitorConfigs:\n- name: x\n  pattern: '('\n", "monitorConfigs[0] (x): bad pattern"},
 	}
 	for _, tt := range tests {
@@ -158,6 +160,12 @@ knownMounts:
   images: ["acme/agent"]
   paths: [/run]
   reason: it keeps its lock in /run/acme
+- name: Acme Agent on CRI logs
+  images: ["acme/agent"]
+  paths: [/var/lib/docker/containers, /etc/docker]
+  rules: [docker-json-logs]
+  unless: [{args: ['--logs=json']}]
+  reason: it reads /var/log/pods
 `
 	dir := t.TempDir()
 	f := dir + "/extra.yaml"
@@ -206,6 +214,9 @@ knownMounts:
 		{"unless needs every part", pod([]string{"--mode=node"}, containerd), map[string]string{"known-docker-agent": "medium"}},
 		{"known mount is info", pod([]string{"--mode=cluster"}, nil, "/var/run"), map[string]string{"docker-socket-dir-mount": "info"}},
 		{"other mount stays medium", pod([]string{"--mode=cluster"}, nil, "/"), map[string]string{"docker-socket-dir-mount": "medium"}},
+		{"known mount of another rule", pod([]string{"--mode=cluster"}, nil, "/var/lib/docker/containers"), map[string]string{"docker-json-logs": "info"}},
+		{"known mount's unless holds", pod([]string{"--mode=cluster", "--logs=json"}, nil, "/var/lib/docker/containers"), map[string]string{"docker-json-logs": "medium"}},
+		{"known mount lowers only its rules", pod([]string{"--mode=cluster"}, nil, "/etc/docker"), map[string]string{"docker-config-mount": "medium"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
