@@ -188,3 +188,23 @@ func genericVolume(n *yaml.Node) (corev1.Volume, bool) {
 	}
 	return v, true
 }
+
+// CustomResourceTargets runs the walk -f does on kinds it does not know
+// (see genericTargets) over an object read elsewhere, such as a custom
+// resource listed from a live cluster: one target per scope of
+// container-shaped entries, none when the object holds none.
+func CustomResourceTargets(obj map[string]any, base *check.Target) ([]*check.Target, error) {
+	var n yaml.Node
+	if err := n.Encode(obj); err != nil {
+		return nil, fmt.Errorf("walk %s: %w", base.Object, err)
+	}
+	return genericTargets(&n, base), nil
+}
+
+// IsContainerList reports whether the items of a field named key are
+// containers wherever they sit (containers, steps, sidecars, ...).
+func IsContainerList(key string) bool { return containerLists[key] }
+
+// ContainerKeys returns the fields that, beside an image, make a mapping a
+// container wherever it sits.
+func ContainerKeys() []string { return append([]string(nil), containerKeys...) }
