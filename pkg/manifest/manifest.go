@@ -68,6 +68,11 @@ type job struct {
 	name string // file path, or "<stdin>"
 	read func() ([]byte, error)
 	out  chan item
+	// examined holds the file's items when the worker examined them: only
+	// what the rules found, so a whole file's wait, and a worker never
+	// stalls on a file of many documents until the consumer reaches it.
+	// It is complete once out is closed.
+	examined []item
 }
 
 // Visit reads every manifest and hands each object to fn: the ones it can
@@ -136,23 +141,34 @@ func (s *Source) visit(ctx context.Context, examine func(*check.Target) *check.E
 
 	ix := owner.NewIndex()
 	var owned []item
+	take := func(it item) error {
+		if it.err != nil {
+			return it.err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if len(it.refs) > 0 {
+			ix.Add(it.t.Object.Kind, it.t.Object.Namespace, it.t.Object.Name, it.refs)
+			owned = append(owned, it)
+			return nil
+		}
+		if err := fn(it.t, it.ex); err != nil {
+			return err
+		}
+		it.doc.done()
+		return nil
+	}
 	for j := range order {
 		for it := range j.out {
-			if it.err != nil {
-				return it.err
-			}
-			if err := ctx.Err(); err != nil {
+			if err := take(it); err != nil {
 				return err
 			}
-			if len(it.refs) > 0 {
-				ix.Add(it.t.Object.Kind, it.t.Object.Namespace, it.t.Object.Name, it.refs)
-				owned = append(owned, it)
-				continue
-			}
-			if err := fn(it.t, it.ex); err != nil {
+		}
+		for _, it := range j.examined {
+			if err := take(it); err != nil {
 				return err
 			}
-			it.doc.done()
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -214,10 +230,14 @@ func (s *Source) jobs() ([]*job, error) {
 func decodeJob(ctx context.Context, j *job, examine func(*check.Target) *check.Examined) {
 	defer close(j.out)
 	send := func(it item) bool {
-		if examine != nil && it.err == nil && len(it.refs) == 0 {
-			it.ex = examine(it.t)
-			it.doc.done()
-			it.t, it.doc = nil, nil
+		if examine != nil {
+			if it.err == nil && len(it.refs) == 0 {
+				it.ex = examine(it.t)
+				it.doc.done()
+				it.t, it.doc = nil, nil
+			}
+			j.examined = append(j.examined, it)
+			return ctx.Err() == nil
 		}
 		select {
 		case j.out <- it:
