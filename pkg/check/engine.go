@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -144,6 +145,9 @@ type Examined struct {
 
 // Examiner returns the function that runs rules on one Target; it is safe
 // for concurrent use when the rules are (every rule of pkg/check/rules is).
+// The strings a finding takes from the target (container, evidence, field,
+// message) are copied: a source may lend a target strings that are views
+// of a buffer it reuses (pkg/manifest does).
 func Examiner(rules []Rule) func(*Target) *Examined {
 	metas := make([]RuleMeta, len(rules))
 	for i, r := range rules {
@@ -167,11 +171,11 @@ func Examiner(rules []Rule) func(*Target) *Examined {
 					Object:    t.Owner,
 					Rule:      meta.ID,
 					Severity:  meta.Severity,
-					Message:   h.Message,
+					Message:   strings.Clone(h.Message),
 					Remedy:    meta.Remedy,
-					Container: h.Container,
-					Evidence:  h.Evidence,
-					Field:     h.Field,
+					Container: strings.Clone(h.Container),
+					Evidence:  strings.Clone(h.Evidence),
+					Field:     strings.Clone(h.Field),
 					File:      t.File,
 					Via:       via,
 				}

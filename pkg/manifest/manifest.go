@@ -133,8 +133,12 @@ func (s *Source) visit(ctx context.Context, examine func(*check.Target) *check.E
 	}()
 	for w := 0; w < workers; w++ {
 		go func() {
+			var sc *scratch
+			if examine != nil {
+				sc = newScratch()
+			}
 			for j := range todo {
-				decodeJob(ctx, j, examine)
+				decodeJob(ctx, j, sc, examine)
 			}
 		}()
 	}
@@ -227,7 +231,7 @@ func (s *Source) jobs() ([]*job, error) {
 // decodeJob decodes one input onto j.out and closes it; with examine set,
 // each target without owner references is examined here and its document
 // released before it is sent.
-func decodeJob(ctx context.Context, j *job, examine func(*check.Target) *check.Examined) {
+func decodeJob(ctx context.Context, j *job, sc *scratch, examine func(*check.Target) *check.Examined) {
 	defer close(j.out)
 	send := func(it item) bool {
 		if examine != nil {
@@ -251,7 +255,7 @@ func decodeJob(ctx context.Context, j *job, examine func(*check.Target) *check.E
 		send(item{err: err})
 		return
 	}
-	if err := decodeStream(j.name, data, send); err != nil {
+	if err := decodeStream(j.name, data, sc, send); err != nil {
 		send(item{err: err})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -151,4 +152,42 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 	})
+}
+
+// visitOnly hides a Source's VisitExamined, so check.Run takes the plain
+// Visit path: targets decoded afresh, nothing borrowed, rules in one goroutine.
+type visitOnly struct{ check.Source }
+
+// TestExaminedMatchesVisit: the workers' path (rules run where the files
+// are decoded, from reused buffers and views of the files) finds exactly
+// what the plain Visit path finds, on the corpus and the reader's testdata.
+func TestExaminedMatchesVisit(t *testing.T) {
+	rs, err := rules.All(rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{"../check/testdata/corpus", "testdata/helm-rendered.yaml", "testdata/list.json"}
+	for _, workers := range []int{1, 2, 3} {
+		src := &Source{Paths: paths, Workers: workers}
+		got, err := check.Run(context.Background(), src, rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := check.Run(context.Background(), visitOnly{src}, rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want.Findings) < 20 {
+			t.Fatalf("only %d findings: too few to compare", len(want.Findings))
+		}
+		if !reflect.DeepEqual(got, want) {
+			for i := range want.Findings {
+				if i < len(got.Findings) && !reflect.DeepEqual(got.Findings[i], want.Findings[i]) {
+					t.Errorf("workers %d: finding %d\n got  %+v\n want %+v", workers, i, got.Findings[i], want.Findings[i])
+					break
+				}
+			}
+			t.Errorf("workers %d: %d findings, %d skipped; want %d, %d", workers, len(got.Findings), len(got.Skipped), len(want.Findings), len(want.Skipped))
+		}
+	}
 }

@@ -183,3 +183,46 @@ func splitField(field string) []fieldPart {
 	}
 	return parts
 }
+
+// pathTo returns the field path of node n in the tree at root
+// ("spec.containers[0].image"), or "" when n is not in it. It is how an
+// error names its field: decoding does not carry paths, as errors are rare.
+// A node reached through an alias is named where its anchor sits.
+func pathTo(root, n *yaml.Node) string {
+	var walk func(cur *yaml.Node, path string, depth int) (string, bool)
+	walk = func(cur *yaml.Node, path string, depth int) (string, bool) {
+		if cur == n {
+			return path, true
+		}
+		if cur == nil || depth > 64 {
+			return "", false
+		}
+		switch cur.Kind {
+		case yaml.DocumentNode:
+			for _, c := range cur.Content {
+				if p, ok := walk(c, path, depth+1); ok {
+					return p, true
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(cur.Content); i += 2 {
+				key := cur.Content[i].Value
+				if path != "" {
+					key = path + "." + key
+				}
+				if p, ok := walk(cur.Content[i+1], key, depth+1); ok {
+					return p, true
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range cur.Content {
+				if p, ok := walk(c, path+"["+strconv.Itoa(i)+"]", depth+1); ok {
+					return p, true
+				}
+			}
+		}
+		return "", false
+	}
+	p, _ := walk(root, "", 0)
+	return p
+}

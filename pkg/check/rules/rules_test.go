@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"os"
+	"path"
 	"reflect"
 	"regexp"
 	"strings"
@@ -259,4 +260,30 @@ func TestRequiredLiteral(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestIsClean: isClean says a path is clean exactly when path.Clean leaves
+// it as it is (and it is absolute), so normalizePath's shortcut changes nothing.
+func TestIsClean(t *testing.T) {
+	for _, p := range []string{"/", "//", "/a", "/a/", "/a//b", "/a/./b", "/a/../b", "/.", "/..", "/a/.", "/a/..",
+		"/a/.b", "/a/..b", "/a/b.", "/var/run/docker.sock", "a/b", "", "/.../x", "/a/b/c"} {
+		want := strings.HasPrefix(p, "/") && path.Clean(p) == p
+		if got := isClean(p); got != want {
+			t.Errorf("isClean(%q) = %v, want %v", p, got, want)
+		}
+		if got, want := normalizePath(p), normalizeSlow(p); got != want {
+			t.Errorf("normalizePath(%q) = %q, want %q", p, got, want)
+		}
+	}
+}
+
+func normalizeSlow(p string) string {
+	if p == "" {
+		return ""
+	}
+	p = path.Clean("/" + p)
+	if p == "/var/run" || strings.HasPrefix(p, "/var/run/") {
+		p = "/run" + strings.TrimPrefix(p, "/var/run")
+	}
+	return p
 }
