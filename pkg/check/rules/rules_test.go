@@ -234,14 +234,18 @@ func TestRequiredLiteral(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := map[string]string{
-		`/var/lib/docker/containers`:           "/var/lib/docker/containers",
-		`(?m)^\s*-\s*docker:\s*\{\s*\}`:        "docker:",
-		`(?is)path\s+/var/log/containers/[^x]`: "/var/log/containers/",
-		`a|b`:                                  "",
+		`/var/lib/docker/containers`:                                                  "/var/lib/docker/containers",
+		`(?m)^\s*-\s*docker:\s*\{\s*\}`:                                               "docker:",
+		`(?is)path\s+/var/log/containers/[^x]`:                                        "/var/log/containers/",
+		`(?im)^[ \t]*(?:parser(?:_firstline)?|docker_mode)[ \t]+(?:docker|on)[ \t]*$`: "parser|docker_mode",
+		`ab|cd`:   "ab|cd",
+		`ab|c*`:   "",
+		`(x+y)+z`: "x",
+		`a*`:      "",
 	}
 	for p, want := range tests {
-		if got, _ := requiredLiteral(p); got != want {
-			t.Errorf("requiredLiteral(%q) = %q, want %q", p, got, want)
+		if got, _ := requiredLiterals(p); strings.Join(got, "|") != want {
+			t.Errorf("requiredLiterals(%q) = %q, want %q", p, got, want)
 		}
 	}
 	// Every match of every catalogued pattern contains its literal.
@@ -249,14 +253,14 @@ func TestRequiredLiteral(t *testing.T) {
 		`type = "docker_logs"`, `"source": "dockerd"`, `"logPath": "/var/log/docker.log"`, "--component=docker", "/var/lib/docker/containers"}
 	for _, l := range append(cat.LogConfigs, cat.MonitorConfigs...) {
 		re := regexp.MustCompile(l.Pattern)
-		lit, fold := requiredLiteral(l.Pattern)
+		lits, fold := requiredLiterals(l.Pattern)
 		for _, s := range samples {
 			in := s
 			if fold {
 				in = strings.ToLower(s)
 			}
-			if re.MatchString(s) && !strings.Contains(in, lit) {
-				t.Errorf("%s matches %q, which lacks its literal %q", l.Name, s, lit)
+			if re.MatchString(s) && !containsAny(in, lits) {
+				t.Errorf("%s matches %q, which lacks all its literals %q", l.Name, s, lits)
 			}
 		}
 	}
