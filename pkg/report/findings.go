@@ -176,16 +176,14 @@ func findingsJSON(w io.Writer, list FindingList) error {
 		bw.WriteString("{\n  \"findings\": [],")
 	} else {
 		bw.WriteString("{\n  \"findings\": [")
-		for i, f := range list.Findings {
-			data, err := json.MarshalIndent(f, "    ", "  ")
-			if err != nil {
-				return err
-			}
+		var buf []byte
+		for i := range list.Findings {
 			if i > 0 {
 				bw.WriteByte(',')
 			}
 			bw.WriteString("\n    ")
-			bw.Write(data)
+			buf = appendFindingJSON(buf[:0], &list.Findings[i])
+			bw.Write(buf)
 		}
 		bw.WriteString("\n  ],")
 	}
@@ -314,4 +312,75 @@ func jsonIndent(w *bufio.Writer, v any, prefix string) error {
 func jsonString(s string) string {
 	data, _ := json.Marshal(s)
 	return string(data)
+}
+
+// appendFindingJSON appends f as json.MarshalIndent(f, "    ", "  ") writes
+// it, without reflection or a second pass to indent: a large result has
+// thousands of findings, and writing them is the one step of the check that
+// runs on a single CPU. TestFindingsStreamOnCorpus holds it to the encoder.
+func appendFindingJSON(b []byte, f *check.Finding) []byte {
+	const in = "\n      "
+	b = append(b, "{"+in+`"object": `...)
+	b = appendObjectRefJSON(b, f.Object, in)
+	b = appendField(b, in, "rule", f.Rule, false)
+	b = appendField(b, in, "severity", f.Severity.String(), false)
+	b = appendField(b, in, "message", f.Message, false)
+	b = appendField(b, in, "remedy", f.Remedy, false)
+	b = appendField(b, in, "container", f.Container, true)
+	b = appendField(b, in, "evidence", f.Evidence, true)
+	b = appendField(b, in, "field", f.Field, true)
+	if f.Pods != 0 {
+		b = append(b, ","+in+`"pods": `...)
+		b = strconv.AppendInt(b, int64(f.Pods), 10)
+	}
+	if f.Via != nil {
+		b = append(b, ","+in+`"via": `...)
+		b = appendObjectRefJSON(b, *f.Via, in)
+	}
+	b = appendField(b, in, "file", f.File, true)
+	if f.Line != 0 {
+		b = append(b, ","+in+`"line": `...)
+		b = strconv.AppendInt(b, int64(f.Line), 10)
+	}
+	return append(b, "\n    }"...)
+}
+
+// appendObjectRefJSON appends o as an object one level deeper than in.
+func appendObjectRefJSON(b []byte, o check.ObjectRef, in string) []byte {
+	inner := in + "  "
+	b = append(b, '{')
+	b = append(b, inner...)
+	b = append(b, `"kind": `...)
+	b = appendJSONString(b, o.Kind)
+	b = appendField(b, inner, "namespace", o.Namespace, true)
+	b = appendField(b, inner, "name", o.Name, false)
+	b = append(b, in...)
+	return append(b, '}')
+}
+
+// appendField appends ,<in>"key": "value"; omitEmpty leaves out an empty value.
+func appendField(b []byte, in, key, value string, omitEmpty bool) []byte {
+	if omitEmpty && value == "" {
+		return b
+	}
+	b = append(b, ',')
+	b = append(b, in...)
+	b = append(b, '"')
+	b = append(b, key...)
+	b = append(b, `": `...)
+	return appendJSONString(b, value)
+}
+
+// appendJSONString appends s quoted as encoding/json quotes it: printable
+// ASCII other than " \\ < > & as it is, anything else through the encoder.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			data, _ := json.Marshal(s)
+			return append(b, data...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

@@ -17,7 +17,7 @@ import (
 func TestFindingsJSONStreams(t *testing.T) {
 	f := check.Finding{Object: check.ObjectRef{Kind: "Pod", Namespace: "ci", Name: "a<b>"}, Rule: "docker-in-docker",
 		Severity: check.SeverityHigh, Message: "runs docker:dind & more", Remedy: "r", Container: "c", Evidence: "docker:dind",
-		Field: "spec.containers[0].image", File: "x.yaml", Line: 7, Via: &check.ObjectRef{Kind: "Pod", Name: "b"}}
+		Field: "spec.containers[0].image", File: "x.yaml", Line: 7, Pods: 3, Via: &check.ObjectRef{Kind: "Pod", Name: "b"}}
 	skipped := []check.Skipped{{Object: check.ObjectRef{Kind: "Task", Name: "t"}, APIVersion: "tekton.dev/v1", File: "x.yaml", Line: 3, Reason: "why"}}
 	for _, res := range []*check.Result{
 		{Scanned: map[string]int{}},
