@@ -692,6 +692,8 @@ func (f *flowParser) value() (*yaml.Node, error) {
 func (f *flowParser) seq() (*yaml.Node, error) {
 	n := f.p.newNode(yaml.SequenceNode, f.line)
 	n.Style = yaml.FlowStyle
+	start := len(f.p.stack)
+	defer func() { n.Content = f.p.content(start) }()
 	f.i++
 	f.space()
 	if f.i < len(f.t) && f.t[f.i] == ']' {
@@ -703,7 +705,7 @@ func (f *flowParser) seq() (*yaml.Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		n.Content = append(n.Content, v)
+		f.p.stack = append(f.p.stack, v)
 		f.space()
 		if f.i == len(f.t) {
 			return nil, fallback
@@ -727,6 +729,8 @@ func (f *flowParser) seq() (*yaml.Node, error) {
 func (f *flowParser) mapping() (*yaml.Node, error) {
 	n := f.p.newNode(yaml.MappingNode, f.line)
 	n.Style = yaml.FlowStyle
+	start := len(f.p.stack)
+	defer func() { n.Content = f.p.content(start) }()
 	f.i++
 	f.space()
 	if f.i < len(f.t) && f.t[f.i] == '}' {
@@ -738,7 +742,7 @@ func (f *flowParser) mapping() (*yaml.Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		if hasKey(n.Content, k.Value) || k.Value == "<<" && k.Style == 0 {
+		if hasKey(f.p.stack[start:], k.Value) || k.Value == "<<" && k.Style == 0 {
 			return nil, fallback
 		}
 		f.space()
@@ -753,7 +757,7 @@ func (f *flowParser) mapping() (*yaml.Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		n.Content = append(n.Content, k, v)
+		f.p.stack = append(f.p.stack, k, v)
 		f.space()
 		if f.i == len(f.t) {
 			return nil, fallback

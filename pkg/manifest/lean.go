@@ -202,6 +202,7 @@ func leanObject(file string, n *yaml.Node, sc *scratch, send func(item) bool) er
 // document after document, instead of allocated. Check.Examiner copies
 // the strings a finding keeps.
 type scratch struct {
+	file       []byte // the worker's read buffer, when no target points into it
 	target     check.Target
 	node       *yaml.Node       // the document's root, for line
 	line       func(string) int // lineOf(node, field), made once

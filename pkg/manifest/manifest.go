@@ -66,7 +66,8 @@ type item struct {
 // job is one input to decode; its items arrive on out, in document order.
 type job struct {
 	name string // file path, or "<stdin>"
-	read func() ([]byte, error)
+	// read returns the input, in buf's space when it fits.
+	read func(buf []byte) ([]byte, error)
 	out  chan item
 	// examined holds the file's items when the worker examined them: only
 	// what the rules found, so a whole file's wait, and a worker never
@@ -174,6 +175,8 @@ func (s *Source) visit(ctx context.Context, examine func(*check.Target) *check.E
 				return err
 			}
 		}
+		// The list of jobs keeps j to the end: drop what it found.
+		j.examined = nil
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -202,7 +205,7 @@ func (s *Source) jobs() ([]*job, error) {
 				return nil, errors.New("read stdin: no input")
 			}
 			in := s.Stdin
-			jobs = append(jobs, &job{name: "<stdin>", read: func() ([]byte, error) {
+			jobs = append(jobs, &job{name: "<stdin>", read: func([]byte) ([]byte, error) {
 				data, err := io.ReadAll(in)
 				if err != nil {
 					return nil, fmt.Errorf("read stdin: %w", err)
@@ -216,8 +219,8 @@ func (s *Source) jobs() ([]*job, error) {
 			return nil, err
 		}
 		for _, f := range files {
-			jobs = append(jobs, &job{name: f, read: func() ([]byte, error) {
-				data, err := os.ReadFile(f)
+			jobs = append(jobs, &job{name: f, read: func(buf []byte) ([]byte, error) {
+				data, err := readInto(f, buf)
 				if err != nil {
 					return nil, fmt.Errorf("read manifests: %w", err)
 				}
@@ -230,15 +233,26 @@ func (s *Source) jobs() ([]*job, error) {
 
 // decodeJob decodes one input onto j.out and closes it; with examine set,
 // each target without owner references is examined here and its document
-// released before it is sent.
+// released before it is sent, and the file is read into the worker's
+// buffer (sc.file), which the next file reuses unless a target kept for
+// later (one with owner references) still points into it.
 func decodeJob(ctx context.Context, j *job, sc *scratch, examine func(*check.Target) *check.Examined) {
 	defer close(j.out)
+	var buf []byte
+	if sc != nil {
+		buf = sc.file
+	}
+	kept := false
 	send := func(it item) bool {
 		if examine != nil {
 			if it.err == nil && len(it.refs) == 0 {
 				it.ex = examine(it.t)
 				it.doc.done()
 				it.t, it.doc = nil, nil
+			}
+			kept = kept || len(it.refs) > 0
+			if j.examined == nil {
+				j.examined = make([]item, 0, 8)
 			}
 			j.examined = append(j.examined, it)
 			return ctx.Err() == nil
@@ -250,13 +264,57 @@ func decodeJob(ctx context.Context, j *job, sc *scratch, examine func(*check.Tar
 			return false
 		}
 	}
-	data, err := j.read()
+	data, err := j.read(buf)
 	if err != nil {
 		send(item{err: err})
 		return
 	}
+	if sc != nil {
+		defer func() {
+			if kept {
+				sc.file = nil // the kept targets' nodes point into data
+			} else {
+				sc.file = data[:0]
+			}
+		}()
+	}
 	if err := decodeStream(j.name, data, sc, send); err != nil {
 		send(item{err: err})
+	}
+}
+
+// readInto reads file f into buf's space when it fits: open, fstat, one
+// read of the size it gave, close.
+func readInto(f string, buf []byte) ([]byte, error) {
+	fh, err := os.Open(f)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := int(st.Size())
+	if cap(buf) < size+1 {
+		buf = make([]byte, 0, max(size+1, 2*cap(buf), 16<<10))
+	}
+	buf = buf[:0]
+	for {
+		n, err := fh.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) || err == nil && len(buf) == size && n > 0 {
+			return buf, nil // the size fstat gave: no read to confirm the end
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grew while read: make room
+		}
 	}
 }
 

@@ -3,7 +3,9 @@ package manifest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -166,7 +168,23 @@ func TestExaminedMatchesVisit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	paths := []string{"../check/testdata/corpus", "testdata/helm-rendered.yaml", "testdata/list.json"}
+	// Files of owned objects between files of others: a worker reuses its
+	// read buffer for the next file only when no target kept for the end
+	// (one with owner references) points into it.
+	dir := t.TempDir()
+	for i := 0; i < 12; i++ {
+		body := fmt.Sprintf("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d%d, namespace: ns}\nspec:\n  template:\n    spec:\n"+
+			"      containers:\n      - {name: c%d, image: docker:%d-dind}\n      volumes:\n      - name: s\n        hostPath: {path: /var/run/docker.sock}\n", i, i, i)
+		if i%3 == 1 {
+			body = fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p%d\n  namespace: ns\n  ownerReferences:\n  - {kind: ReplicaSet, name: rs%d, controller: true}\n"+
+				"spec:\n  containers:\n  - name: owned%d\n    image: docker:%d-dind\n", i, i, i, i) +
+				fmt.Sprintf("---\napiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: rs%d\n  namespace: ns\n  ownerReferences:\n  - {kind: Deployment, name: top%d, controller: true}\n", i, i)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d.yaml", i)), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths := []string{"../check/testdata/corpus", "testdata/helm-rendered.yaml", "testdata/list.json", dir}
 	for _, workers := range []int{1, 2, 3} {
 		src := &Source{Paths: paths, Workers: workers}
 		got, err := check.Run(context.Background(), src, rs)

@@ -44,6 +44,9 @@ func hostPathMounts(t *check.Target) []mountAt {
 	}
 	var out []mountAt
 	for vi, v := range t.PodSpec.Volumes {
+		if v.HostPath != nil && out == nil {
+			out = make([]mountAt, 0, 4)
+		}
 		if v.HostPath == nil {
 			continue
 		}
