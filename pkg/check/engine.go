@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"sort"
 	"strings"
 
@@ -199,7 +200,7 @@ func Examiner(rules []Rule) func(*Target) *Examined {
 // merged per top-level owner and sorted most serious first.
 func Run(ctx context.Context, src Source, rules []Rule) (*Result, error) {
 	res := &Result{Scanned: map[string]int{}}
-	byKey := map[findingKey]int{}
+	ix := newFindingIndex()
 	merge := func(e *Examined) error {
 		res.Scanned[e.kind]++
 		if e.skipped != nil {
@@ -207,11 +208,8 @@ func Run(ctx context.Context, src Source, rules []Rule) (*Result, error) {
 			return nil
 		}
 		for _, f := range e.findings {
-			k := f.key()
-			i, seen := byKey[k]
+			i, seen := ix.find(res.Findings, &f)
 			if !seen {
-				i = len(res.Findings)
-				byKey[k] = i
 				res.Findings = append(res.Findings, f)
 			}
 			if e.livePod {
@@ -278,4 +276,48 @@ func Worst(fs []Finding) (Severity, bool) {
 		}
 	}
 	return w, true
+}
+
+// findingIndex finds the finding already recorded with the same key. It
+// holds a 64-bit hash of the key per finding, not the key's strings: the
+// index lives as long as the check, and a large one has tens of thousands
+// of findings. Keys whose hash another key has (practically never) go to a
+// map of their own.
+type findingIndex struct {
+	seed   maphash.Seed
+	byHash map[uint64]int32
+	other  map[findingKey]int
+}
+
+func newFindingIndex() *findingIndex {
+	return &findingIndex{seed: maphash.MakeSeed(), byHash: map[uint64]int32{}}
+}
+
+// find returns the index in fs of the finding with f's key and true, or
+// the index f takes when appended to fs and false (recording it there).
+func (x *findingIndex) find(fs []Finding, f *Finding) (int, bool) {
+	var h maphash.Hash
+	h.SetSeed(x.seed)
+	for _, s := range [...]string{f.Object.Kind, f.Object.Namespace, f.Object.Name, f.Rule, f.Container, f.Evidence, f.File} {
+		h.WriteString(s)
+		h.WriteByte(0)
+	}
+	sum := h.Sum64()
+	i, ok := x.byHash[sum]
+	if !ok {
+		x.byHash[sum] = int32(len(fs))
+		return len(fs), false
+	}
+	if fs[i].key() == f.key() {
+		return int(i), true
+	}
+	k := f.key()
+	if j, ok := x.other[k]; ok {
+		return j, true
+	}
+	if x.other == nil {
+		x.other = map[findingKey]int{}
+	}
+	x.other[k] = len(fs)
+	return len(fs), false
 }
