@@ -68,6 +68,27 @@ type Target struct {
 	APIVersion string
 	// ObjectLine is the line the object starts on in File (manifests only).
 	ObjectLine int
+
+	derived []derivedValue
+}
+
+type derivedValue struct {
+	key, value any
+}
+
+// Derived returns what compute derives from t, computed once per target
+// for key (a pointer of the caller's): several rules read the same
+// derived view of a target (its hostPath mounts), and a target is
+// examined by one goroutine at a time.
+func (t *Target) Derived(key any, compute func(*Target) any) any {
+	for _, d := range t.derived {
+		if d.key == key {
+			return d.value
+		}
+	}
+	v := compute(t)
+	t.derived = append(t.derived, derivedValue{key, v})
+	return v
 }
 
 // SpecFields gives the field path of each container and volume of an assembled PodSpec.

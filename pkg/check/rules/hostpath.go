@@ -36,9 +36,17 @@ func (m mountAt) container() string {
 	return m.c.Name
 }
 
+// mountsKey names the hostPath mounts among a target's derived values.
+var mountsKey = new(int)
+
 // hostPathMounts lists every hostPath of t's pod spec: once per container that
-// mounts it (with its subPath applied), or once on its own when nothing mounts it.
+// mounts it (with its subPath applied), or once on its own when nothing
+// mounts it. Computed once per target for the five hostPath rules.
 func hostPathMounts(t *check.Target) []mountAt {
+	return t.Derived(mountsKey, func(t *check.Target) any { return listHostPathMounts(t) }).([]mountAt)
+}
+
+func listHostPathMounts(t *check.Target) []mountAt {
 	if t.PodSpec == nil {
 		return nil
 	}
