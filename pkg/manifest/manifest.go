@@ -112,8 +112,15 @@ func (s *Source) visit(ctx context.Context, examine func(*check.Target) *check.E
 
 	// The producer hands jobs to the workers and, in the same order, to the
 	// consumer below; order's capacity bounds how many files are in flight.
+	// Examined files hold only what the rules found in them, so more of
+	// them may wait: a worker done with a small file then never idles while
+	// the consumer waits for a large one.
+	inFlight := workers + 1
+	if examine != nil {
+		inFlight = 8 * workers
+	}
 	todo := make(chan *job)
-	order := make(chan *job, workers+1)
+	order := make(chan *job, inFlight)
 	go func() {
 		defer close(todo)
 		defer close(order)
