@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"sort"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -175,6 +176,7 @@ func Examiner(rules []Rule) func(*Target) *Examined {
 	for i, r := range rules {
 		metas[i] = r.Meta()
 	}
+	var strs interner
 	return func(t *Target) *Examined {
 		e := &Examined{kind: t.Object.Kind, livePod: t.LivePod}
 		if t.Skip != "" {
@@ -193,11 +195,11 @@ func Examiner(rules []Rule) func(*Target) *Examined {
 					Object:    t.Owner,
 					Rule:      meta.ID,
 					Severity:  meta.Severity,
-					Message:   strings.Clone(h.Message),
+					Message:   strs.intern(h.Message),
 					Remedy:    meta.Remedy,
-					Container: strings.Clone(h.Container),
-					Evidence:  strings.Clone(h.Evidence),
-					Field:     strings.Clone(h.Field),
+					Container: strs.intern(h.Container),
+					Evidence:  strs.intern(h.Evidence),
+					Field:     strs.intern(h.Field),
 					File:      t.File,
 					Via:       via,
 				}
@@ -215,6 +217,32 @@ func Examiner(rules []Rule) func(*Target) *Examined {
 		}
 		return e
 	}
+}
+
+// interner keeps one copy of each string findings hold: the same message,
+// field, image or path recurs across the objects of a large check, and the
+// findings are all held until they are sorted. Safe for concurrent use.
+type interner struct {
+	mu   sync.Mutex
+	strs map[string]string
+}
+
+// intern returns the kept copy of s, copying s the first time it is seen.
+func (in *interner) intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if c, ok := in.strs[s]; ok {
+		return c
+	}
+	if in.strs == nil {
+		in.strs = map[string]string{}
+	}
+	c := strings.Clone(s)
+	in.strs[c] = c
+	return c
 }
 
 // Run feeds every object of src to every rule and returns the findings,

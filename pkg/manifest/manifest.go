@@ -124,7 +124,8 @@ func (s *Source) visit(ctx context.Context, examine func(*check.Target) *check.E
 	go func() {
 		defer close(todo)
 		defer close(order)
-		for _, j := range jobs {
+		for i, j := range jobs {
+			jobs[i] = nil // a job is the workers' and the consumer's now, and freed once consumed
 			// A few decoded documents wait per file while the check works on an earlier one.
 			j.out = make(chan item, 4)
 			select {
@@ -182,8 +183,7 @@ func (s *Source) visit(ctx context.Context, examine func(*check.Target) *check.E
 				return err
 			}
 		}
-		// The list of jobs keeps j to the end: drop what it found.
-		j.examined = nil
+
 	}
 	if err := ctx.Err(); err != nil {
 		return err
