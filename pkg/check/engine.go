@@ -19,7 +19,9 @@ type RuleMeta struct {
 	Remedy   string   `json:"remedy"`
 }
 
-// Rule inspects one Target and reports every Docker dependency it sees in it.
+// Rule inspects one Target and reports every Docker dependency it sees in
+// it. Check may be called from several goroutines at once (a ParallelSource
+// runs the rules in its workers), so a Rule keeps no unguarded state.
 type Rule interface {
 	Meta() RuleMeta
 	Check(t *Target) []Hit

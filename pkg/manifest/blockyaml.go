@@ -240,12 +240,18 @@ func (p *blockParser) newNode(kind yaml.Kind, line int) *yaml.Node {
 	}
 	n := &s.nodes[s.used]
 	s.used++
-	*n = yaml.Node{Kind: kind, Line: line}
+	// Only the fields the fast path sets are reset: the others (anchor,
+	// alias, comments, column) stay zero in every slab, and each pointer
+	// written costs a write barrier while the collector runs.
+	n.Kind, n.Style, n.Line = kind, 0, line
+	n.Value, n.Content = "", nil
 	switch kind {
 	case yaml.MappingNode:
 		n.Tag = "!!map"
 	case yaml.SequenceNode:
 		n.Tag = "!!seq"
+	default:
+		n.Tag = ""
 	}
 	return n
 }

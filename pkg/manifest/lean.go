@@ -228,7 +228,8 @@ func newScratch() *scratch {
 // reset readies sc for the document rooted at n.
 func (sc *scratch) reset(n *yaml.Node) {
 	sc.node = n
-	sc.spec = corev1.PodSpec{}
+	// Only the fields the decoder sets are reset (see bump.takeDirty).
+	sc.spec.InitContainers, sc.spec.Containers, sc.spec.Volumes = nil, nil, nil
 	data := sc.cm.Data
 	clear(data)
 	sc.cm = corev1.ConfigMap{Data: data}
@@ -251,6 +252,16 @@ type bump[T any] struct {
 }
 
 func (b *bump[T]) take(n int) []T {
+	s := b.takeDirty(n)
+	clear(s)
+	return s
+}
+
+// takeDirty is take without zeroing: for the large Kubernetes structs of
+// which the decoder sets a few fields, the caller resets those fields (each
+// pointer written costs a write barrier while the collector runs, and the
+// fields never set stay zero in every buffer).
+func (b *bump[T]) takeDirty(n int) []T {
 	if n == 0 {
 		return nil
 	}
@@ -260,7 +271,6 @@ func (b *bump[T]) take(n int) []T {
 	}
 	s := b.buf[b.used : b.used+n : b.used+n]
 	b.used += n
-	clear(s)
 	return s
 }
 
@@ -435,7 +445,16 @@ func (d *leanDecoder) containers(n *yaml.Node) ([]corev1.Container, error) {
 	if err != nil || len(items) == 0 {
 		return nil, err
 	}
-	out := makeSlice(d, func(sc *scratch) *bump[corev1.Container] { return &sc.containers }, len(items))
+	var out []corev1.Container
+	if d.sc != nil {
+		out = d.sc.containers.takeDirty(len(items))
+		for i := range out {
+			c := &out[i]
+			c.Name, c.Image, c.Command, c.Args, c.Env, c.VolumeMounts, c.SecurityContext = "", "", nil, nil, nil, nil, nil
+		}
+	} else {
+		out = make([]corev1.Container, len(items))
+	}
 	for i, it := range items {
 		if err := d.container(it, &out[i]); err != nil {
 			return nil, err
@@ -522,7 +541,16 @@ func (d *leanDecoder) mounts(n *yaml.Node) ([]corev1.VolumeMount, error) {
 	if err != nil || len(items) == 0 {
 		return nil, err
 	}
-	out := makeSlice(d, func(sc *scratch) *bump[corev1.VolumeMount] { return &sc.mounts }, len(items))
+	var out []corev1.VolumeMount
+	if d.sc != nil {
+		out = d.sc.mounts.takeDirty(len(items))
+		for i := range out {
+			m := &out[i]
+			m.Name, m.MountPath, m.SubPath, m.ReadOnly = "", "", "", false
+		}
+	} else {
+		out = make([]corev1.VolumeMount, len(items))
+	}
 	for i, it := range items {
 		m, err := d.mapping(it)
 		if err != nil {
@@ -551,7 +579,15 @@ func (d *leanDecoder) volumes(n *yaml.Node) ([]corev1.Volume, error) {
 	if err != nil || len(items) == 0 {
 		return nil, err
 	}
-	out := makeSlice(d, func(sc *scratch) *bump[corev1.Volume] { return &sc.volumes }, len(items))
+	var out []corev1.Volume
+	if d.sc != nil {
+		out = d.sc.volumes.takeDirty(len(items))
+		for i := range out {
+			out[i].Name, out[i].HostPath = "", nil
+		}
+	} else {
+		out = make([]corev1.Volume, len(items))
+	}
 	for i, it := range items {
 		m, err := d.mapping(it)
 		if err != nil {
