@@ -110,17 +110,17 @@ func readCRD(crd map[string]any) (customKind, bool) {
 // object in it has an image property beside a command, args, env,
 // volumeMounts, script or source, or sits in a list of containers.
 func mayHoldContainers(sch map[string]any) bool {
-	if sch == nil || open(sch) {
+	if sch == nil || openSchema(sch) {
 		return true
 	}
-	if spec, ok, _ := unstructured.NestedMap(sch, "properties", "spec"); ok && open(spec) {
+	if spec, ok, _ := unstructured.NestedMap(sch, "properties", "spec"); ok && openSchema(spec) {
 		return true
 	}
 	return containerShaped(sch, "", 0)
 }
 
-// open reports whether a schema node accepts any fields and names none.
-func open(sch map[string]any) bool {
+// openSchema reports whether a schema node accepts any fields and names none.
+func openSchema(sch map[string]any) bool {
 	preserve, _, _ := unstructured.NestedBool(sch, "x-kubernetes-preserve-unknown-fields")
 	props, _, _ := unstructured.NestedMap(sch, "properties")
 	return preserve && len(props) == 0
