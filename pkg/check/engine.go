@@ -170,31 +170,36 @@ type Examined struct {
 
 // Examiner returns the function that runs rules on one Target; it is safe
 // for concurrent use when the rules are (every rule of pkg/check/rules is).
-// The strings a finding takes from the target (container, evidence, field,
-// message) are copied: a source may lend a target strings that are views
-// of a buffer it reuses (pkg/manifest does).
+// Every string a finding or a skipped object takes from the target is
+// copied (once per distinct value): a source may lend a target strings that
+// are views of a buffer it reuses (pkg/manifest does).
 func Examiner(rules []Rule) func(*Target) *Examined {
 	metas := make([]RuleMeta, len(rules))
 	for i, r := range rules {
 		metas[i] = r.Meta()
 	}
 	var strs interner
+	ref := func(o ObjectRef) ObjectRef {
+		return ObjectRef{Kind: strs.intern(o.Kind), Namespace: strs.intern(o.Namespace), Name: strs.intern(o.Name)}
+	}
 	return func(t *Target) *Examined {
-		e := &Examined{kind: t.Object.Kind, livePod: t.LivePod}
+		object := ref(t.Object)
+		e := &Examined{kind: object.Kind, livePod: t.LivePod}
 		if t.Skip != "" {
-			e.skipped = &Skipped{Object: t.Object, APIVersion: t.APIVersion, File: t.File, Line: t.ObjectLine, Reason: t.Skip}
+			e.skipped = &Skipped{Object: object, APIVersion: strs.intern(t.APIVersion), File: strs.intern(t.File), Line: t.ObjectLine, Reason: strs.intern(t.Skip)}
 			return e
 		}
+		owner := object
 		var via *ObjectRef
 		if t.Object != t.Owner {
-			v := t.Object
-			via = &v
+			owner = ref(t.Owner)
+			via = &object
 		}
 		for i, r := range rules {
 			meta := &metas[i]
 			for _, h := range r.Check(t) {
 				f := Finding{
-					Object:    t.Owner,
+					Object:    owner,
 					Rule:      meta.ID,
 					Severity:  meta.Severity,
 					Message:   strs.intern(h.Message),
@@ -202,7 +207,7 @@ func Examiner(rules []Rule) func(*Target) *Examined {
 					Container: strs.intern(h.Container),
 					Evidence:  strs.intern(h.Evidence),
 					Field:     strs.intern(h.Field),
-					File:      t.File,
+					File:      strs.intern(t.File),
 					Via:       via,
 				}
 				if h.Remedy != "" {

@@ -116,7 +116,8 @@ func leanObject(file string, n *yaml.Node, sc *scratch, send func(item) bool) er
 	if n.Kind != yaml.MappingNode {
 		return &ParseError{File: file, Line: n.Line, Err: errors.New("document is not a Kubernetes object (not a mapping)")}
 	}
-	kind, apiVersion := scalar(n, "kind"), scalar(n, "apiVersion")
+	// Views of the file until it is known whether the target borrows.
+	kind, apiVersion := scalarView(n, "kind"), scalarView(n, "apiVersion")
 	if strings.HasSuffix(kind, "List") && apiVersion != "" {
 		if items := child(n, "items"); items != nil {
 			if items.Kind != yaml.SequenceNode {
@@ -136,6 +137,7 @@ func leanObject(file string, n *yaml.Node, sc *scratch, send func(item) bool) er
 	if err != nil {
 		return err
 	}
+	namespace, name := scalarView(meta, "namespace"), scalarView(meta, "name")
 	var t *check.Target
 	if sc != nil && len(refs) == 0 {
 		// Examined before the next document is decoded: borrow.
@@ -145,9 +147,12 @@ func leanObject(file string, n *yaml.Node, sc *scratch, send func(item) bool) er
 		*t = check.Target{Line: sc.line}
 	} else {
 		t = &check.Target{Line: func(field string) int { return lineOf(n, field) }}
+		kind, apiVersion = strings.Clone(kind), strings.Clone(apiVersion)
+		namespace, name = strings.Clone(namespace), strings.Clone(name)
+		d.kind = kind
 	}
 	t.File, t.APIVersion, t.ObjectLine = file, apiVersion, n.Line
-	t.Object = check.ObjectRef{Kind: kind, Namespace: scalar(meta, "namespace"), Name: scalar(meta, "name")}
+	t.Object = check.ObjectRef{Kind: kind, Namespace: namespace, Name: name}
 	t.Owner = t.Object
 	if kind == "" || apiVersion == "" {
 		t.Skip = "not a Kubernetes object: no apiVersion or kind"

@@ -290,41 +290,6 @@ func decodeJob(ctx context.Context, j *job, sc *scratch, examine func(*check.Tar
 	}
 }
 
-// readInto reads file f into buf's space when it fits: open, fstat, one
-// read of the size it gave, close.
-func readInto(f string, buf []byte) ([]byte, error) {
-	fh, err := os.Open(f)
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil {
-		return nil, err
-	}
-	size := int(st.Size())
-	if cap(buf) < size+1 {
-		buf = make([]byte, 0, max(size+1, 2*cap(buf), 16<<10))
-	}
-	buf = buf[:0]
-	for {
-		n, err := fh.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if errors.Is(err, io.EOF) || err == nil && len(buf) == size && n > 0 {
-			return buf, nil // the size fstat gave: no read to confirm the end
-		}
-		if err != nil {
-			return nil, err
-		}
-		if n == 0 {
-			return buf, nil
-		}
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)] // grew while read: make room
-		}
-	}
-}
-
 // expand returns p itself for a file, or the YAML and JSON files under a directory, sorted.
 func expand(p string) ([]string, error) {
 	st, err := os.Stat(p)

@@ -16,8 +16,13 @@ func child(n *yaml.Node, key string) *yaml.Node {
 // scalar returns a copy of the string value of key in mapping n ("" when
 // missing, null or not a scalar): nodes' values may be views of the file.
 func scalar(n *yaml.Node, key string) string {
+	return strings.Clone(scalarView(n, key))
+}
+
+// scalarView is scalar without the copy.
+func scalarView(n *yaml.Node, key string) string {
 	if c := resolve(child(n, key)); c != nil && c.Kind == yaml.ScalarNode && c.Tag != "!!null" {
-		return strings.Clone(c.Value)
+		return c.Value
 	}
 	return ""
 }

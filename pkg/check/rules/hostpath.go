@@ -5,6 +5,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -194,10 +195,8 @@ func newHostPathRules(extra []string, knownList []KnownMount) (hostPathRules, er
 			if within(m.norm, dockerConfigDir) {
 				return fmt.Sprintf("mounts Docker's configuration %s", m.hostPath), nil, true
 			}
-			for _, seg := range splitPath(m.norm) {
-				if seg == cliConfigSegment {
-					return fmt.Sprintf("mounts the Docker CLI configuration %s", m.hostPath), nil, true
-				}
+			if hasSegment(m.norm, cliConfigSegment) {
+				return fmt.Sprintf("mounts the Docker CLI configuration %s", m.hostPath), nil, true
 			}
 			if path.Base(m.norm) == "daemon.json" {
 				return fmt.Sprintf("mounts a Docker daemon.json %s", m.hostPath), nil, true
@@ -283,11 +282,17 @@ func (k knownMounts) reason(rule string, m mountAt, t *check.Target) *KnownMount
 	return nil
 }
 
-func splitPath(p string) []string {
-	var out []string
-	for p != "/" && p != "." && p != "" {
-		out = append(out, path.Base(p))
-		p = path.Dir(p)
+// hasSegment reports whether one of the elements of path p is seg.
+func hasSegment(p, seg string) bool {
+	for p != "" {
+		i := strings.IndexByte(p, '/')
+		if i < 0 {
+			return p == seg
+		}
+		if p[:i] == seg {
+			return true
+		}
+		p = p[i+1:]
 	}
-	return out
+	return false
 }

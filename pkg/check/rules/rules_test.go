@@ -291,3 +291,18 @@ func normalizeSlow(p string) string {
 	}
 	return p
 }
+
+func TestHasSegment(t *testing.T) {
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"/root/.docker", true}, {"/root/.docker/config.json", true}, {"/.docker", true},
+		{"/root/.dockerx", false}, {"/root/x.docker", false}, {"/", false}, {"", false},
+	}
+	for _, tt := range tests {
+		if got := hasSegment(tt.path, ".docker"); got != tt.want {
+			t.Errorf("hasSegment(%q) = %v, want %v", tt.path, got, tt.want)
+		}
+	}
+}
