@@ -3,7 +3,10 @@ package check
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"sort"
+	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -16,7 +19,9 @@ type RuleMeta struct {
 	Remedy   string   `json:"remedy"`
 }
 
-// Rule inspects one Target and reports every Docker dependency it sees in it.
+// Rule inspects one Target and reports every Docker dependency it sees in
+// it. Check may be called from several goroutines at once (a ParallelSource
+// runs the rules in its workers), so a Rule keeps no unguarded state.
 type Rule interface {
 	Meta() RuleMeta
 	Check(t *Target) []Hit
@@ -66,6 +71,27 @@ type Target struct {
 	APIVersion string
 	// ObjectLine is the line the object starts on in File (manifests only).
 	ObjectLine int
+
+	derived []derivedValue
+}
+
+type derivedValue struct {
+	key, value any
+}
+
+// Derived returns what compute derives from t, computed once per target
+// for key (a pointer of the caller's): several rules read the same
+// derived view of a target (its hostPath mounts), and a target is
+// examined by one goroutine at a time.
+func (t *Target) Derived(key any, compute func(*Target) any) any {
+	for _, d := range t.derived {
+		if d.key == key {
+			return d.value
+		}
+	}
+	v := compute(t)
+	t.derived = append(t.derived, derivedValue{key, v})
+	return v
 }
 
 // SpecFields gives the field path of each container and volume of an assembled PodSpec.
@@ -121,30 +147,68 @@ type Skipped struct {
 	Reason     string    `json:"reason"`
 }
 
-// Run feeds every object of src to every rule and returns the findings,
-// merged per top-level owner and sorted most serious first.
-func Run(ctx context.Context, src Source, rules []Rule) (*Result, error) {
-	res := &Result{Scanned: map[string]int{}}
-	byKey := map[findingKey]int{}
-	err := src.Visit(ctx, func(t *Target) error {
-		res.Scanned[t.Object.Kind]++
+// ParallelSource is a Source that can run the rules in the goroutines that
+// read its objects, so reading and checking use every CPU.
+type ParallelSource interface {
+	Source
+	// VisitExamined hands each object to examine, which may be called from
+	// several goroutines at once, and each Examined to fn, one at a time,
+	// in the order Visit would hand the objects over. An object whose Owner
+	// is known only later (one with owner references) is examined once its
+	// Owner is set, so rules always see the Owner Visit would give them.
+	VisitExamined(ctx context.Context, examine func(*Target) *Examined, fn func(*Examined) error) error
+}
+
+// Examined is what the rules found on one Target: its findings, before
+// they are merged with those of other objects of the same owner.
+type Examined struct {
+	kind     string
+	skipped  *Skipped
+	findings []Finding
+	livePod  bool
+}
+
+// Examiner returns the function that runs rules on one Target; it is safe
+// for concurrent use when the rules are (every rule of pkg/check/rules is).
+// Every string a finding or a skipped object takes from the target is
+// copied (once per distinct value): a source may lend a target strings that
+// are views of a buffer it reuses (pkg/manifest does).
+func Examiner(rules []Rule) func(*Target) *Examined {
+	metas := make([]RuleMeta, len(rules))
+	for i, r := range rules {
+		metas[i] = r.Meta()
+	}
+	var strs interner
+	ref := func(o ObjectRef) ObjectRef {
+		return ObjectRef{Kind: strs.intern(o.Kind), Namespace: strs.intern(o.Namespace), Name: strs.intern(o.Name)}
+	}
+	return func(t *Target) *Examined {
+		object := ref(t.Object)
+		e := &Examined{kind: object.Kind, livePod: t.LivePod}
 		if t.Skip != "" {
-			res.Skipped = append(res.Skipped, Skipped{Object: t.Object, APIVersion: t.APIVersion, File: t.File, Line: t.ObjectLine, Reason: t.Skip})
-			return nil
+			e.skipped = &Skipped{Object: object, APIVersion: strs.intern(t.APIVersion), File: strs.intern(t.File), Line: t.ObjectLine, Reason: strs.intern(t.Skip)}
+			return e
 		}
-		for _, r := range rules {
-			meta := r.Meta()
+		owner := object
+		var via *ObjectRef
+		if t.Object != t.Owner {
+			owner = ref(t.Owner)
+			via = &object
+		}
+		for i, r := range rules {
+			meta := &metas[i]
 			for _, h := range r.Check(t) {
 				f := Finding{
-					Object:    t.Owner,
+					Object:    owner,
 					Rule:      meta.ID,
 					Severity:  meta.Severity,
-					Message:   h.Message,
+					Message:   strs.intern(h.Message),
 					Remedy:    meta.Remedy,
-					Container: h.Container,
-					Evidence:  h.Evidence,
-					Field:     h.Field,
-					File:      t.File,
+					Container: strs.intern(h.Container),
+					Evidence:  strs.intern(h.Evidence),
+					Field:     strs.intern(h.Field),
+					File:      strs.intern(t.File),
+					Via:       via,
 				}
 				if h.Remedy != "" {
 					f.Remedy = h.Remedy
@@ -152,27 +216,71 @@ func Run(ctx context.Context, src Source, rules []Rule) (*Result, error) {
 				if h.Severity != nil {
 					f.Severity = *h.Severity
 				}
-				if t.Object != t.Owner {
-					via := t.Object
-					f.Via = &via
-				}
 				if t.Line != nil {
 					f.Line = t.Line(h.Field)
 				}
-				k := f.key()
-				i, seen := byKey[k]
-				if !seen {
-					i = len(res.Findings)
-					byKey[k] = i
-					res.Findings = append(res.Findings, f)
-				}
-				if t.LivePod {
-					res.Findings[i].Pods++
-				}
+				e.findings = append(e.findings, f)
+			}
+		}
+		return e
+	}
+}
+
+// interner keeps one copy of each string findings hold: the same message,
+// field, image or path recurs across the objects of a large check, and the
+// findings are all held until they are sorted. Safe for concurrent use.
+type interner struct {
+	mu   sync.Mutex
+	strs map[string]string
+}
+
+// intern returns the kept copy of s, copying s the first time it is seen.
+func (in *interner) intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if c, ok := in.strs[s]; ok {
+		return c
+	}
+	if in.strs == nil {
+		in.strs = map[string]string{}
+	}
+	c := strings.Clone(s)
+	in.strs[c] = c
+	return c
+}
+
+// Run feeds every object of src to every rule and returns the findings,
+// merged per top-level owner and sorted most serious first.
+func Run(ctx context.Context, src Source, rules []Rule) (*Result, error) {
+	res := &Result{Scanned: map[string]int{}}
+	ix := newFindingIndex()
+	merge := func(e *Examined) error {
+		res.Scanned[e.kind]++
+		if e.skipped != nil {
+			res.Skipped = append(res.Skipped, *e.skipped)
+			return nil
+		}
+		for _, f := range e.findings {
+			i, seen := ix.find(res.Findings, &f)
+			if !seen {
+				res.Findings = append(res.Findings, f)
+			}
+			if e.livePod {
+				res.Findings[i].Pods++
 			}
 		}
 		return nil
-	})
+	}
+	examine := Examiner(rules)
+	var err error
+	if ps, ok := src.(ParallelSource); ok {
+		err = ps.VisitExamined(ctx, examine, merge)
+	} else {
+		err = src.Visit(ctx, func(t *Target) error { return merge(examine(t)) })
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -224,4 +332,48 @@ func Worst(fs []Finding) (Severity, bool) {
 		}
 	}
 	return w, true
+}
+
+// findingIndex finds the finding already recorded with the same key. It
+// holds a 64-bit hash of the key per finding, not the key's strings: the
+// index lives as long as the check, and a large one has tens of thousands
+// of findings. Keys whose hash another key has (practically never) go to a
+// map of their own.
+type findingIndex struct {
+	seed   maphash.Seed
+	byHash map[uint64]int32
+	other  map[findingKey]int
+}
+
+func newFindingIndex() *findingIndex {
+	return &findingIndex{seed: maphash.MakeSeed(), byHash: map[uint64]int32{}}
+}
+
+// find returns the index in fs of the finding with f's key and true, or
+// the index f takes when appended to fs and false (recording it there).
+func (x *findingIndex) find(fs []Finding, f *Finding) (int, bool) {
+	var h maphash.Hash
+	h.SetSeed(x.seed)
+	for _, s := range [...]string{f.Object.Kind, f.Object.Namespace, f.Object.Name, f.Rule, f.Container, f.Evidence, f.File} {
+		h.WriteString(s)
+		h.WriteByte(0)
+	}
+	sum := h.Sum64()
+	i, ok := x.byHash[sum]
+	if !ok {
+		x.byHash[sum] = int32(len(fs))
+		return len(fs), false
+	}
+	if fs[i].key() == f.key() {
+		return int(i), true
+	}
+	k := f.key()
+	if j, ok := x.other[k]; ok {
+		return j, true
+	}
+	if x.other == nil {
+		x.other = map[findingKey]int{}
+	}
+	x.other[k] = len(fs)
+	return len(fs), false
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"gopkg.in/yaml.v3"
 )
@@ -83,6 +84,44 @@ type blockParser struct {
 	slabs []*nodeSlab
 	// openEnd is true when the document's last line has no line break.
 	openEnd bool
+	// stack holds the entries of the collections being parsed; a finished
+	// collection's entries move to one slice of chunk (see content).
+	stack []*yaml.Node
+}
+
+// parserBuffers are the line and entry buffers of a parser, reused from one
+// document to the next: nothing the tree keeps points into them.
+type parserBuffers struct {
+	lines []bline
+	stack []*yaml.Node
+}
+
+var bufferPool = sync.Pool{New: func() any { return new(parserBuffers) }}
+
+// content moves the entries above start of the stack into a node's
+// Content: a slice of the current slab's entries, so a document's
+// collections take no allocation of their own (a long one takes one).
+func (p *blockParser) content(start int) []*yaml.Node {
+	n := len(p.stack) - start
+	if n == 0 {
+		return nil
+	}
+	var c []*yaml.Node
+	switch s := p.slab(); {
+	case n <= len(s.entries)-s.usedEntries:
+		c = s.entries[s.usedEntries : s.usedEntries+n : s.usedEntries+n]
+		s.usedEntries += n
+	case n > len(s.entries):
+		c = make([]*yaml.Node, n)
+	default:
+		s = p.newSlab()
+		c = s.entries[:n:n]
+		s.usedEntries = n
+	}
+	copy(c, p.stack[start:])
+	clear(p.stack[start:])
+	p.stack = p.stack[:start]
+	return c
 }
 
 // plainText reports whether t holds only printable ASCII, spaces and line
@@ -101,15 +140,17 @@ func plainText(t []byte) bool {
 // takes a few slabs instead of a few hundred allocations, and the slabs are
 // reused for later documents.
 type nodeSlab struct {
-	nodes [64]yaml.Node
-	used  int
+	nodes       [64]yaml.Node
+	used        int
+	entries     [192]*yaml.Node // the Content of collections
+	usedEntries int
 }
 
 var slabPool = sync.Pool{New: func() any { return new(nodeSlab) }}
 
 func releaseSlabs(slabs []*nodeSlab) {
 	for _, s := range slabs {
-		s.used = 0
+		s.used, s.usedEntries = 0, 0
 		slabPool.Put(s)
 	}
 }
@@ -121,8 +162,12 @@ func parseBlockDocument(c docChunk) (*yaml.Node, []*nodeSlab, error) {
 	if !plainText(c.text) {
 		return nil, nil, fallback
 	}
-	p := &blockParser{}
+	buf := bufferPool.Get().(*parserBuffers)
+	p := &blockParser{lines: buf.lines[:0], stack: buf.stack[:0]}
 	n, err := p.document(c)
+	clear(p.stack)
+	buf.lines, buf.stack = p.lines[:0], p.stack[:0]
+	bufferPool.Put(buf)
 	if err != nil || n == nil {
 		releaseSlabs(p.slabs)
 		return nil, nil, err
@@ -132,8 +177,9 @@ func parseBlockDocument(c docChunk) (*yaml.Node, []*nodeSlab, error) {
 
 func (p *blockParser) document(c docChunk) (*yaml.Node, error) {
 	p.openEnd = len(c.text) > 0 && c.text[len(c.text)-1] != '\n'
-	nl := bytes.Count(c.text, []byte("\n"))
-	p.lines = make([]bline, 0, nl+1)
+	if nl := bytes.Count(c.text, []byte("\n")); cap(p.lines) < nl+1 {
+		p.lines = make([]bline, 0, nl+1)
+	}
 	num := c.first
 	for rest := c.text; ; {
 		var raw []byte
@@ -173,19 +219,39 @@ func (p *blockParser) document(c docChunk) (*yaml.Node, error) {
 	return n, nil
 }
 
-func (p *blockParser) newNode(kind yaml.Kind, line int) *yaml.Node {
-	if len(p.slabs) == 0 || p.slabs[len(p.slabs)-1].used == len(p.slabs[0].nodes) {
-		p.slabs = append(p.slabs, slabPool.Get().(*nodeSlab))
+// slab returns the slab nodes and entries are taken from.
+func (p *blockParser) slab() *nodeSlab {
+	if len(p.slabs) == 0 {
+		return p.newSlab()
 	}
-	s := p.slabs[len(p.slabs)-1]
+	return p.slabs[len(p.slabs)-1]
+}
+
+func (p *blockParser) newSlab() *nodeSlab {
+	s := slabPool.Get().(*nodeSlab)
+	p.slabs = append(p.slabs, s)
+	return s
+}
+
+func (p *blockParser) newNode(kind yaml.Kind, line int) *yaml.Node {
+	s := p.slab()
+	if s.used == len(s.nodes) {
+		s = p.newSlab()
+	}
 	n := &s.nodes[s.used]
 	s.used++
-	*n = yaml.Node{Kind: kind, Line: line}
+	// Only the fields the fast path sets are reset: the others (anchor,
+	// alias, comments, column) stay zero in every slab, and each pointer
+	// written costs a write barrier while the collector runs.
+	n.Kind, n.Style, n.Line = kind, 0, line
+	n.Value, n.Content = "", nil
 	switch kind {
 	case yaml.MappingNode:
 		n.Tag = "!!map"
 	case yaml.SequenceNode:
 		n.Tag = "!!seq"
+	default:
+		n.Tag = ""
 	}
 	return n
 }
@@ -221,6 +287,8 @@ func isSeqEntry(t []byte) bool {
 // text is the first entry's line (it may start mid-line, after a parent's "- ").
 func (p *blockParser) sequence(indent int, text []byte, num int) (*yaml.Node, error) {
 	seq := p.newNode(yaml.SequenceNode, num)
+	start := len(p.stack)
+	defer func() { seq.Content = p.content(start) }()
 	for {
 		rest := text[1:]
 		sp := 0
@@ -245,7 +313,7 @@ func (p *blockParser) sequence(indent int, text []byte, num int) (*yaml.Node, er
 		if err != nil {
 			return nil, err
 		}
-		seq.Content = append(seq.Content, item)
+		p.stack = append(p.stack, item)
 		p.skipBlank()
 		if p.pos == len(p.lines) {
 			return seq, nil
@@ -292,12 +360,14 @@ func (p *blockParser) nextMoreIndented(indent int) bool {
 // the first key's line (it may start mid-line, after a parent's "- ").
 func (p *blockParser) mapping(indent int, text []byte, num int) (*yaml.Node, error) {
 	m := p.newNode(yaml.MappingNode, num)
+	start := len(p.stack)
+	defer func() { m.Content = p.content(start) }()
 	for {
 		key, rest, ok, err := splitKey(text)
 		if err != nil {
 			return nil, err
 		}
-		if !ok || key.Value == "<<" && key.Style == 0 || hasKey(m, key.Value) {
+		if !ok || key.Value == "<<" && key.Style == 0 || hasKey(p.stack[start:], key.Value) {
 			return nil, fallback
 		}
 		k := p.newNode(yaml.ScalarNode, num)
@@ -329,7 +399,7 @@ func (p *blockParser) mapping(indent int, text []byte, num int) (*yaml.Node, err
 		if err != nil {
 			return nil, err
 		}
-		m.Content = append(m.Content, k, v)
+		p.stack = append(p.stack, k, v)
 		p.skipBlank()
 		if p.pos == len(p.lines) {
 			return m, nil
@@ -345,10 +415,10 @@ func (p *blockParser) mapping(indent int, text []byte, num int) (*yaml.Node, err
 	}
 }
 
-// hasKey reports whether mapping m already has key: a duplicate key is left to yaml.v3.
-func hasKey(m *yaml.Node, key string) bool {
-	for i := 0; i < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
+// hasKey reports whether a mapping's entries already have key: a duplicate key is left to yaml.v3.
+func hasKey(entries []*yaml.Node, key string) bool {
+	for i := 0; i < len(entries); i += 2 {
+		if entries[i].Value == key {
 			return true
 		}
 	}
@@ -385,7 +455,7 @@ func splitKey(text []byte) (key yaml.Node, rest []byte, ok bool, err error) {
 		if bytes.Contains(raw, []byte(" #")) {
 			return key, nil, false, fallback
 		}
-		v := string(bytes.TrimRight(raw, " "))
+		v := view(bytes.TrimRight(raw, " "))
 		key = yaml.Node{Value: v, Tag: plainTag(v)}
 		after = text[i:]
 	}
@@ -481,7 +551,7 @@ func plainValue(text []byte) (string, error) {
 	if colonSpace(text) >= 0 {
 		return "", fallback // "a: b" where a scalar belongs
 	}
-	return string(text), nil
+	return view(text), nil
 }
 
 // literal parses a literal block scalar ("|", "|-", "|+") under a key at indent.
@@ -551,6 +621,15 @@ func (p *blockParser) literal(header []byte, indent, num int) (*yaml.Node, error
 // returns it with the index just past its closing quote.
 func quoted(t []byte) (string, int, error) {
 	q := t[0]
+	// Most quoted scalars have no escape: their value is a view of the text.
+	for i := 1; i < len(t); i++ {
+		if t[i] == '\\' || t[i] == q && q == '\'' && i+1 < len(t) && t[i+1] == '\'' {
+			break
+		}
+		if t[i] == q {
+			return view(t[1:i]), i + 1, nil
+		}
+	}
 	var b []byte
 	for i := 1; i < len(t); i++ {
 		c := t[i]
@@ -619,6 +698,8 @@ func (f *flowParser) value() (*yaml.Node, error) {
 func (f *flowParser) seq() (*yaml.Node, error) {
 	n := f.p.newNode(yaml.SequenceNode, f.line)
 	n.Style = yaml.FlowStyle
+	start := len(f.p.stack)
+	defer func() { n.Content = f.p.content(start) }()
 	f.i++
 	f.space()
 	if f.i < len(f.t) && f.t[f.i] == ']' {
@@ -630,7 +711,7 @@ func (f *flowParser) seq() (*yaml.Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		n.Content = append(n.Content, v)
+		f.p.stack = append(f.p.stack, v)
 		f.space()
 		if f.i == len(f.t) {
 			return nil, fallback
@@ -654,6 +735,8 @@ func (f *flowParser) seq() (*yaml.Node, error) {
 func (f *flowParser) mapping() (*yaml.Node, error) {
 	n := f.p.newNode(yaml.MappingNode, f.line)
 	n.Style = yaml.FlowStyle
+	start := len(f.p.stack)
+	defer func() { n.Content = f.p.content(start) }()
 	f.i++
 	f.space()
 	if f.i < len(f.t) && f.t[f.i] == '}' {
@@ -665,7 +748,7 @@ func (f *flowParser) mapping() (*yaml.Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		if hasKey(n, k.Value) || k.Value == "<<" && k.Style == 0 {
+		if hasKey(f.p.stack[start:], k.Value) || k.Value == "<<" && k.Style == 0 {
 			return nil, fallback
 		}
 		f.space()
@@ -680,7 +763,7 @@ func (f *flowParser) mapping() (*yaml.Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		n.Content = append(n.Content, k, v)
+		f.p.stack = append(f.p.stack, k, v)
 		f.space()
 		if f.i == len(f.t) {
 			return nil, fallback
@@ -734,11 +817,22 @@ func (f *flowParser) scalar() (*yaml.Node, error) {
 	if f.i < len(f.t) && (f.t[f.i] == '[' || f.t[f.i] == '{' || f.t[f.i] == '#') {
 		return nil, fallback
 	}
-	v := strings.TrimRight(string(f.t[start:f.i]), " ")
+	v := view(bytes.TrimRight(f.t[start:f.i], " "))
 	if v == "" {
 		return nil, fallback
 	}
 	return f.p.scalarNode(v, f.line, false), nil
+}
+
+// view returns b as a string without copying it. The fast path's scalars
+// are views of the document's bytes, which are never written once read; the
+// decoder copies every string it keeps (leanDecoder.str, scalar), so a
+// target never holds on to the file it came from.
+func view(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // plainTag resolves a plain scalar as yaml.v3 does for what the check

@@ -148,21 +148,21 @@ func isContainer(n *yaml.Node, key string) bool {
 // script template's source its args, so the rules that read commands see them.
 func genericContainer(n *yaml.Node, c *corev1.Container) {
 	d := &leanDecoder{}
-	c.Name, _ = d.str(child(n, "name"), "")
-	c.Image, _ = d.str(child(n, "image"), "")
-	c.Command, _ = d.strs(child(n, "command"), "")
-	c.Args, _ = d.strs(child(n, "args"), "")
-	if script, _ := d.str(child(n, "script"), ""); script != "" && len(c.Command) == 0 {
+	c.Name, _ = d.str(child(n, "name"))
+	c.Image, _ = d.str(child(n, "image"))
+	c.Command, _ = d.strs(child(n, "command"))
+	c.Args, _ = d.strs(child(n, "args"))
+	if script, _ := d.str(child(n, "script")); script != "" && len(c.Command) == 0 {
 		c.Command = []string{script}
 	}
-	if source, _ := d.str(child(n, "source"), ""); source != "" && len(c.Args) == 0 {
+	if source, _ := d.str(child(n, "source")); source != "" && len(c.Args) == 0 {
 		c.Args = []string{source}
 	}
-	c.Env, _ = d.env(child(n, "env"), "")
-	c.VolumeMounts, _ = d.mounts(child(n, "volumeMounts"), "")
+	c.Env, _ = d.env(child(n, "env"))
+	c.VolumeMounts, _ = d.mounts(child(n, "volumeMounts"))
 	if sc := resolve(child(n, "securityContext")); sc != nil && sc.Kind == yaml.MappingNode {
 		if p := child(sc, "privileged"); p != nil {
-			if b, err := d.boolean(p, ""); err == nil {
+			if b, err := d.boolean(p); err == nil {
 				c.SecurityContext = &corev1.SecurityContext{Privileged: &b}
 			}
 		}
@@ -176,15 +176,35 @@ func genericVolume(n *yaml.Node) (corev1.Volume, bool) {
 		return corev1.Volume{}, false
 	}
 	d := &leanDecoder{}
-	name, err := d.str(child(n, "name"), "")
+	name, err := d.str(child(n, "name"))
 	if err != nil || name == "" {
 		return corev1.Volume{}, false
 	}
 	v := corev1.Volume{Name: name}
 	if hp := resolve(child(n, "hostPath")); hp != nil && hp.Kind == yaml.MappingNode {
-		if p, err := d.str(child(hp, "path"), ""); err == nil {
+		if p, err := d.str(child(hp, "path")); err == nil {
 			v.HostPath = &corev1.HostPathVolumeSource{Path: p}
 		}
 	}
 	return v, true
 }
+
+// CustomResourceTargets runs the walk -f does on kinds it does not know
+// (see genericTargets) over an object read elsewhere, such as a custom
+// resource listed from a live cluster: one target per scope of
+// container-shaped entries, none when the object holds none.
+func CustomResourceTargets(obj map[string]any, base *check.Target) ([]*check.Target, error) {
+	var n yaml.Node
+	if err := n.Encode(obj); err != nil {
+		return nil, fmt.Errorf("walk %s: %w", base.Object, err)
+	}
+	return genericTargets(&n, base), nil
+}
+
+// IsContainerList reports whether the items of a field named key are
+// containers wherever they sit (containers, steps, sidecars, ...).
+func IsContainerList(key string) bool { return containerLists[key] }
+
+// ContainerKeys returns the fields that, beside an image, make a mapping a
+// container wherever it sits.
+func ContainerKeys() []string { return append([]string(nil), containerKeys...) }

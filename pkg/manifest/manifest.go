@@ -35,7 +35,7 @@ type Source struct {
 	Workers int
 }
 
-var _ check.Source = (*Source)(nil)
+var _ check.ParallelSource = (*Source)(nil)
 
 // ParseError is malformed input, located by file and line.
 type ParseError struct {
@@ -59,13 +59,21 @@ type item struct {
 	refs []metav1.OwnerReference
 	err  error   // set on the last item of a file that failed
 	doc  *docRef // the fast-path document it was read from, if any
+	// ex is what the rules found, when the worker examined the target.
+	ex *check.Examined
 }
 
 // job is one input to decode; its items arrive on out, in document order.
 type job struct {
 	name string // file path, or "<stdin>"
-	read func() ([]byte, error)
+	// read returns the input, in buf's space when it fits.
+	read func(buf []byte) ([]byte, error)
 	out  chan item
+	// examined holds the file's items when the worker examined them: only
+	// what the rules found, so a whole file's wait, and a worker never
+	// stalls on a file of many documents until the consumer reaches it.
+	// It is complete once out is closed.
+	examined []item
 }
 
 // Visit reads every manifest and hands each object to fn: the ones it can
@@ -75,6 +83,21 @@ type job struct {
 // are handed over at the end, rolled up to their owners among the objects
 // read. Bad input stops the visit with a *ParseError naming file and line.
 func (s *Source) Visit(ctx context.Context, fn func(*check.Target) error) error {
+	return s.visit(ctx, nil, func(t *check.Target, _ *check.Examined) error { return fn(t) })
+}
+
+// VisitExamined is Visit with the rules run by the workers that decode the
+// files, right after each object is decoded: only what they found goes
+// through the single consumer, and a document's nodes are reused as soon as
+// its objects are examined. Objects with owner references are examined at
+// the end, once their owner is known, as Visit hands them over.
+func (s *Source) VisitExamined(ctx context.Context, examine func(*check.Target) *check.Examined, fn func(*check.Examined) error) error {
+	return s.visit(ctx, examine, func(_ *check.Target, e *check.Examined) error { return fn(e) })
+}
+
+// visit runs the workers and hands the targets over in order; with examine
+// set, the workers examine every target without owner references themselves.
+func (s *Source) visit(ctx context.Context, examine func(*check.Target) *check.Examined, fn func(*check.Target, *check.Examined) error) error {
 	jobs, err := s.jobs()
 	if err != nil {
 		return err
@@ -89,12 +112,20 @@ func (s *Source) Visit(ctx context.Context, fn func(*check.Target) error) error 
 
 	// The producer hands jobs to the workers and, in the same order, to the
 	// consumer below; order's capacity bounds how many files are in flight.
+	// Examined files hold only what the rules found in them, so more of
+	// them may wait: a worker done with a small file then never idles while
+	// the consumer waits for a large one.
+	inFlight := workers + 1
+	if examine != nil {
+		inFlight = 8 * workers
+	}
 	todo := make(chan *job)
-	order := make(chan *job, workers+1)
+	order := make(chan *job, inFlight)
 	go func() {
 		defer close(todo)
 		defer close(order)
-		for _, j := range jobs {
+		for i, j := range jobs {
+			jobs[i] = nil // a job is the workers' and the consumer's now, and freed once consumed
 			// A few decoded documents wait per file while the check works on an earlier one.
 			j.out = make(chan item, 4)
 			select {
@@ -111,39 +142,58 @@ func (s *Source) Visit(ctx context.Context, fn func(*check.Target) error) error 
 	}()
 	for w := 0; w < workers; w++ {
 		go func() {
+			var sc *scratch
+			if examine != nil {
+				sc = newScratch()
+			}
 			for j := range todo {
-				decodeJob(ctx, j)
+				decodeJob(ctx, j, sc, examine)
 			}
 		}()
 	}
 
 	ix := owner.NewIndex()
 	var owned []item
+	take := func(it item) error {
+		if it.err != nil {
+			return it.err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if len(it.refs) > 0 {
+			ix.Add(it.t.Object.Kind, it.t.Object.Namespace, it.t.Object.Name, it.refs)
+			owned = append(owned, it)
+			return nil
+		}
+		if err := fn(it.t, it.ex); err != nil {
+			return err
+		}
+		it.doc.done()
+		return nil
+	}
 	for j := range order {
 		for it := range j.out {
-			if it.err != nil {
-				return it.err
-			}
-			if err := ctx.Err(); err != nil {
+			if err := take(it); err != nil {
 				return err
 			}
-			if len(it.refs) > 0 {
-				ix.Add(it.t.Object.Kind, it.t.Object.Namespace, it.t.Object.Name, it.refs)
-				owned = append(owned, it)
-				continue
-			}
-			if err := fn(it.t); err != nil {
-				return err
-			}
-			it.doc.done()
 		}
+		for _, it := range j.examined {
+			if err := take(it); err != nil {
+				return err
+			}
+		}
+
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	for _, it := range owned {
 		it.t.Owner = ix.Top(it.t.Object.Kind, it.t.Object.Namespace, it.t.Object.Name, it.refs)
-		if err := fn(it.t); err != nil {
+		if examine != nil {
+			it.ex = examine(it.t)
+		}
+		if err := fn(it.t, it.ex); err != nil {
 			return err
 		}
 	}
@@ -162,7 +212,7 @@ func (s *Source) jobs() ([]*job, error) {
 				return nil, errors.New("read stdin: no input")
 			}
 			in := s.Stdin
-			jobs = append(jobs, &job{name: "<stdin>", read: func() ([]byte, error) {
+			jobs = append(jobs, &job{name: "<stdin>", read: func([]byte) ([]byte, error) {
 				data, err := io.ReadAll(in)
 				if err != nil {
 					return nil, fmt.Errorf("read stdin: %w", err)
@@ -176,8 +226,8 @@ func (s *Source) jobs() ([]*job, error) {
 			return nil, err
 		}
 		for _, f := range files {
-			jobs = append(jobs, &job{name: f, read: func() ([]byte, error) {
-				data, err := os.ReadFile(f)
+			jobs = append(jobs, &job{name: f, read: func(buf []byte) ([]byte, error) {
+				data, err := readInto(f, buf)
 				if err != nil {
 					return nil, fmt.Errorf("read manifests: %w", err)
 				}
@@ -188,10 +238,32 @@ func (s *Source) jobs() ([]*job, error) {
 	return jobs, nil
 }
 
-// decodeJob decodes one input onto j.out and closes it.
-func decodeJob(ctx context.Context, j *job) {
+// decodeJob decodes one input onto j.out and closes it; with examine set,
+// each target without owner references is examined here and its document
+// released before it is sent, and the file is read into the worker's
+// buffer (sc.file), which the next file reuses unless a target kept for
+// later (one with owner references) still points into it.
+func decodeJob(ctx context.Context, j *job, sc *scratch, examine func(*check.Target) *check.Examined) {
 	defer close(j.out)
+	var buf []byte
+	if sc != nil {
+		buf = sc.file
+	}
+	kept := false
 	send := func(it item) bool {
+		if examine != nil {
+			if it.err == nil && len(it.refs) == 0 {
+				it.ex = examine(it.t)
+				it.doc.done()
+				it.t, it.doc = nil, nil
+			}
+			kept = kept || len(it.refs) > 0
+			if j.examined == nil {
+				j.examined = make([]item, 0, 8)
+			}
+			j.examined = append(j.examined, it)
+			return ctx.Err() == nil
+		}
 		select {
 		case j.out <- it:
 			return true
@@ -199,12 +271,21 @@ func decodeJob(ctx context.Context, j *job) {
 			return false
 		}
 	}
-	data, err := j.read()
+	data, err := j.read(buf)
 	if err != nil {
 		send(item{err: err})
 		return
 	}
-	if err := decodeStream(j.name, data, send); err != nil {
+	if sc != nil {
+		defer func() {
+			if kept {
+				sc.file = nil // the kept targets' nodes point into data
+			} else {
+				sc.file = data[:0]
+			}
+		}()
+	}
+	if err := decodeStream(j.name, data, sc, send); err != nil {
 		send(item{err: err})
 	}
 }

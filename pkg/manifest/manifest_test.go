@@ -3,7 +3,10 @@ package manifest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -151,4 +154,58 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 	})
+}
+
+// visitOnly hides a Source's VisitExamined, so check.Run takes the plain
+// Visit path: targets decoded afresh, nothing borrowed, rules in one goroutine.
+type visitOnly struct{ check.Source }
+
+// TestExaminedMatchesVisit: the workers' path (rules run where the files
+// are decoded, from reused buffers and views of the files) finds exactly
+// what the plain Visit path finds, on the corpus and the reader's testdata.
+func TestExaminedMatchesVisit(t *testing.T) {
+	rs, err := rules.All(rules.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Files of owned objects between files of others: a worker reuses its
+	// read buffer for the next file only when no target kept for the end
+	// (one with owner references) points into it.
+	dir := t.TempDir()
+	for i := 0; i < 12; i++ {
+		body := fmt.Sprintf("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d%d, namespace: ns}\nspec:\n  template:\n    spec:\n"+
+			"      containers:\n      - {name: c%d, image: docker:%d-dind}\n      volumes:\n      - name: s\n        hostPath: {path: /var/run/docker.sock}\n", i, i, i)
+		if i%3 == 1 {
+			body = fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p%d\n  namespace: ns\n  ownerReferences:\n  - {kind: ReplicaSet, name: rs%d, controller: true}\n"+
+				"spec:\n  containers:\n  - name: owned%d\n    image: docker:%d-dind\n", i, i, i, i) +
+				fmt.Sprintf("---\napiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: rs%d\n  namespace: ns\n  ownerReferences:\n  - {kind: Deployment, name: top%d, controller: true}\n", i, i)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%02d.yaml", i)), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths := []string{"../check/testdata/corpus", "testdata/helm-rendered.yaml", "testdata/list.json", dir}
+	for _, workers := range []int{1, 2, 3} {
+		src := &Source{Paths: paths, Workers: workers}
+		got, err := check.Run(context.Background(), src, rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := check.Run(context.Background(), visitOnly{src}, rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want.Findings) < 20 {
+			t.Fatalf("only %d findings: too few to compare", len(want.Findings))
+		}
+		if !reflect.DeepEqual(got, want) {
+			for i := range want.Findings {
+				if i < len(got.Findings) && !reflect.DeepEqual(got.Findings[i], want.Findings[i]) {
+					t.Errorf("workers %d: finding %d\n got  %+v\n want %+v", workers, i, got.Findings[i], want.Findings[i])
+					break
+				}
+			}
+			t.Errorf("workers %d: %d findings, %d skipped; want %d, %d", workers, len(got.Findings), len(got.Skipped), len(want.Findings), len(want.Skipped))
+		}
+	}
 }

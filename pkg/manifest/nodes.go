@@ -13,7 +13,14 @@ func child(n *yaml.Node, key string) *yaml.Node {
 	return v
 }
 
+// scalar returns a copy of the string value of key in mapping n ("" when
+// missing, null or not a scalar): nodes' values may be views of the file.
 func scalar(n *yaml.Node, key string) string {
+	return strings.Clone(scalarView(n, key))
+}
+
+// scalarView is scalar without the copy.
+func scalarView(n *yaml.Node, key string) string {
 	if c := resolve(child(n, key)); c != nil && c.Kind == yaml.ScalarNode && c.Tag != "!!null" {
 		return c.Value
 	}
@@ -22,18 +29,20 @@ func scalar(n *yaml.Node, key string) string {
 
 // lineOf walks a field path ("a.b[2].c") from n and returns the line of the
 // deepest key or item reached. Keys that contain dots ("fluent-bit.conf")
-// are found by joining path parts.
+// are found by joining path parts. It allocates nothing: it runs for every
+// finding.
 func lineOf(n *yaml.Node, field string) int {
 	if n == nil {
 		return 0
 	}
 	line, cur := n.Line, n
-	parts := splitField(field)
+	var spans [16]fieldSpan
+	parts := splitField(spans[:0], field)
 	for i := 0; i < len(parts); i++ {
 		if cur.Kind == yaml.AliasNode && cur.Alias != nil {
 			cur = cur.Alias
 		}
-		if idx, isIndex := parts[i].index(); isIndex {
+		if idx, isIndex := parts[i].index(field); isIndex {
 			if cur.Kind != yaml.SequenceNode || idx >= len(cur.Content) {
 				return line
 			}
@@ -43,7 +52,8 @@ func lineOf(n *yaml.Node, field string) int {
 		}
 		found := false
 		for j := i; j < len(parts) && !found; j++ {
-			key := joinParts(parts[i : j+1])
+			// Parts i to j, dots between them kept: a key with dots in it.
+			key := field[parts[i].start:parts[j].end]
 			if k, v := mappingEntry(cur, key); k != nil {
 				line, cur, i, found = k.Line, v, j, true
 			}
@@ -53,14 +63,6 @@ func lineOf(n *yaml.Node, field string) int {
 		}
 	}
 	return line
-}
-
-func joinParts(ps []fieldPart) string {
-	ss := make([]string, len(ps))
-	for i, p := range ps {
-		ss[i] = string(p)
-	}
-	return strings.Join(ss, ".")
 }
 
 // mappingEntry returns the key and value nodes of key in mapping n.
@@ -143,10 +145,11 @@ func at(n *yaml.Node, path string) *yaml.Node {
 	return resolve(n)
 }
 
-type fieldPart string
+// fieldSpan is one part of a field path: field[start:end], a key or an index ("[2]").
+type fieldSpan struct{ start, end int }
 
-func (p fieldPart) index() (int, bool) {
-	s := string(p)
+func (p fieldSpan) index(field string) (int, bool) {
+	s := field[p.start:p.end]
 	if !strings.HasPrefix(s, "[") || !strings.HasSuffix(s, "]") {
 		return 0, false
 	}
@@ -154,30 +157,82 @@ func (p fieldPart) index() (int, bool) {
 	return i, err == nil
 }
 
-// splitField splits "spec.containers[0].image" into spec, containers, [0], image.
-func splitField(field string) []fieldPart {
-	var parts []fieldPart
-	for _, seg := range strings.Split(field, ".") {
-		for seg != "" {
-			i := strings.Index(seg, "[")
+// splitField appends the parts of "spec.containers[0].image" to parts:
+// spec, containers, [0], image.
+func splitField(parts []fieldSpan, field string) []fieldSpan {
+	pos := 0
+	for pos <= len(field) {
+		end := strings.IndexByte(field[pos:], '.')
+		if end < 0 {
+			end = len(field)
+		} else {
+			end += pos
+		}
+		seg := pos
+		for seg < end {
+			i := strings.IndexByte(field[seg:end], '[')
 			switch {
 			case i < 0:
-				parts = append(parts, fieldPart(seg))
-				seg = ""
+				parts = append(parts, fieldSpan{seg, end})
+				seg = end
 			case i > 0:
-				parts = append(parts, fieldPart(seg[:i]))
-				seg = seg[i:]
+				parts = append(parts, fieldSpan{seg, seg + i})
+				seg += i
 			default:
-				j := strings.Index(seg, "]")
+				j := strings.IndexByte(field[seg:end], ']')
 				if j < 0 {
-					parts = append(parts, fieldPart(seg))
-					seg = ""
+					parts = append(parts, fieldSpan{seg, end})
+					seg = end
 					break
 				}
-				parts = append(parts, fieldPart(seg[:j+1]))
-				seg = seg[j+1:]
+				parts = append(parts, fieldSpan{seg, seg + j + 1})
+				seg += j + 1
 			}
 		}
+		pos = end + 1
 	}
 	return parts
+}
+
+// pathTo returns the field path of node n in the tree at root
+// ("spec.containers[0].image"), or "" when n is not in it. It is how an
+// error names its field: decoding does not carry paths, as errors are rare.
+// A node reached through an alias is named where its anchor sits.
+func pathTo(root, n *yaml.Node) string {
+	var walk func(cur *yaml.Node, path string, depth int) (string, bool)
+	walk = func(cur *yaml.Node, path string, depth int) (string, bool) {
+		if cur == n {
+			return path, true
+		}
+		if cur == nil || depth > 64 {
+			return "", false
+		}
+		switch cur.Kind {
+		case yaml.DocumentNode:
+			for _, c := range cur.Content {
+				if p, ok := walk(c, path, depth+1); ok {
+					return p, true
+				}
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(cur.Content); i += 2 {
+				key := cur.Content[i].Value
+				if path != "" {
+					key = path + "." + key
+				}
+				if p, ok := walk(cur.Content[i+1], key, depth+1); ok {
+					return p, true
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range cur.Content {
+				if p, ok := walk(c, path+"["+strconv.Itoa(i)+"]", depth+1); ok {
+					return p, true
+				}
+			}
+		}
+		return "", false
+	}
+	p, _ := walk(root, "", 0)
+	return p
 }

@@ -100,23 +100,9 @@ func sarifLevel(s check.Severity) string {
 	}
 }
 
-func toSARIF(fs []check.Finding, rules []check.RuleMeta, skipped []check.Skipped) sarifLog {
+// newSARIFLog returns the log with its tool and rules, and no results yet.
+func newSARIFLog(rules []check.RuleMeta) sarifLog {
 	run := sarifRun{Tool: sarifTool{Driver: sarifDriver{Name: "unshim", Rules: []sarifRule{}}}, Results: []sarifResult{}}
-	if len(skipped) > 0 {
-		inv := sarifInvocation{ExecutionSuccessful: true}
-		for _, s := range skipped {
-			n := sarifNotification{Level: "warning", Message: sarifText{"skipped " + s.Object.String() + ": " + s.Reason}}
-			if s.File != "" {
-				loc := sarifLocation{PhysicalLocation: &sarifPhysical{ArtifactLocation: sarifArtifact{URI: s.File}}}
-				if s.Line > 0 {
-					loc.PhysicalLocation.Region = &sarifRegion{StartLine: s.Line}
-				}
-				n.Locations = []sarifLocation{loc}
-			}
-			inv.Notifications = append(inv.Notifications, n)
-		}
-		run.Invocations = []sarifInvocation{inv}
-	}
 	for _, r := range rules {
 		run.Tool.Driver.Rules = append(run.Tool.Driver.Rules, sarifRule{
 			ID: r.ID, Name: r.Title, ShortDescription: sarifText{r.Title}, Help: sarifText{r.Remedy},
@@ -124,29 +110,44 @@ func toSARIF(fs []check.Finding, rules []check.RuleMeta, skipped []check.Skipped
 			Properties:           map[string]string{"severity": r.Severity.String()},
 		})
 	}
-	for _, f := range fs {
-		loc := sarifLocation{LogicalLocations: []sarifLogical{{FullyQualifiedName: f.Object.String(), Kind: "resource"}}}
-		if f.File != "" {
-			loc.PhysicalLocation = &sarifPhysical{ArtifactLocation: sarifArtifact{URI: f.File}}
-			if f.Line > 0 {
-				loc.PhysicalLocation.Region = &sarifRegion{StartLine: f.Line}
-			}
-		}
-		props := map[string]any{"severity": f.Severity.String(), "remedy": f.Remedy}
-		if f.Container != "" {
-			props["container"] = f.Container
-		}
-		if f.Evidence != "" {
-			props["evidence"] = f.Evidence
-		}
-		if f.Pods > 0 {
-			props["pods"] = f.Pods
-		}
-		run.Results = append(run.Results, sarifResult{
-			RuleID: f.Rule, Level: sarifLevel(f.Severity),
-			Message:   sarifText{f.Object.String() + ": " + f.Message},
-			Locations: []sarifLocation{loc}, Properties: props,
-		})
-	}
 	return sarifLog{Schema: "https://json.schemastore.org/sarif-2.1.0.json", Version: "2.1.0", Runs: []sarifRun{run}}
+}
+
+// sarifNotificationOf is the notification of an object that was not checked.
+func sarifNotificationOf(s check.Skipped) sarifNotification {
+	n := sarifNotification{Level: "warning", Message: sarifText{"skipped " + s.Object.String() + ": " + s.Reason}}
+	if s.File != "" {
+		loc := sarifLocation{PhysicalLocation: &sarifPhysical{ArtifactLocation: sarifArtifact{URI: s.File}}}
+		if s.Line > 0 {
+			loc.PhysicalLocation.Region = &sarifRegion{StartLine: s.Line}
+		}
+		n.Locations = []sarifLocation{loc}
+	}
+	return n
+}
+
+// sarifResultOf is the result of one finding.
+func sarifResultOf(f check.Finding) sarifResult {
+	loc := sarifLocation{LogicalLocations: []sarifLogical{{FullyQualifiedName: f.Object.String(), Kind: "resource"}}}
+	if f.File != "" {
+		loc.PhysicalLocation = &sarifPhysical{ArtifactLocation: sarifArtifact{URI: f.File}}
+		if f.Line > 0 {
+			loc.PhysicalLocation.Region = &sarifRegion{StartLine: f.Line}
+		}
+	}
+	props := map[string]any{"severity": f.Severity.String(), "remedy": f.Remedy}
+	if f.Container != "" {
+		props["container"] = f.Container
+	}
+	if f.Evidence != "" {
+		props["evidence"] = f.Evidence
+	}
+	if f.Pods > 0 {
+		props["pods"] = f.Pods
+	}
+	return sarifResult{
+		RuleID: f.Rule, Level: sarifLevel(f.Severity),
+		Message:   sarifText{f.Object.String() + ": " + f.Message},
+		Locations: []sarifLocation{loc}, Properties: props,
+	}
 }

@@ -1,7 +1,7 @@
 // Package live is the check.Source of a running cluster: it reads Pods,
-// workload controllers and ConfigMaps with paged LISTs (never one GET per
-// object) and resolves each Pod's top-level owner from the ReplicaSets and
-// Jobs it listed first.
+// workload controllers, ConfigMaps and the custom resources that run
+// containers with paged LISTs (never one GET per object) and resolves each
+// Pod's top-level owner from the ReplicaSets and Jobs it listed first.
 package live
 
 import (
@@ -9,6 +9,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/unshim/unshim/pkg/check"
@@ -19,6 +20,13 @@ import (
 // Source reads the objects to check from a cluster.
 type Source struct {
 	Client kubernetes.Interface
+	// Dynamic, when set, reads custom resources too: the CRDs served are
+	// listed, and the kinds whose objects may hold containers (Tekton,
+	// Argo Workflows, any whose schema has container-shaped entries or
+	// leaves its spec open) are walked as -f walks kinds it does not know.
+	// Objects with no container, and kinds that cannot be listed, are
+	// handed over with Skip set.
+	Dynamic dynamic.Interface
 	// Namespace limits the check to one namespace; "" means all.
 	Namespace string
 	// PageSize is the LIST page size; 0 means kubelist.DefaultPageSize.
@@ -36,7 +44,8 @@ type list struct {
 }
 
 // Visit lists ReplicaSets and Jobs (indexing their owners), the workload
-// controllers, then Pods and ConfigMaps, and hands each to fn.
+// controllers, the custom resources (with Dynamic set), then Pods and
+// ConfigMaps, and hands each to fn.
 func (s *Source) Visit(ctx context.Context, fn func(*check.Target) error) error {
 	ix := owner.NewIndex()
 	ns := s.Namespace
@@ -73,6 +82,11 @@ func (s *Source) Visit(ctx context.Context, fn func(*check.Target) error) error 
 		}})
 	}
 	for _, l := range lists {
+		if l.what == "pods" && s.Dynamic != nil {
+			if err := s.visitCustomKinds(ctx, ix, fn); err != nil {
+				return err
+			}
+		}
 		err := kubelist.Each(ctx, l.what, s.PageSize, metav1.ListOptions{}, l.page, func(obj runtime.Object) error {
 			t, ok := check.NewTarget(obj)
 			if !ok {
@@ -94,6 +108,23 @@ func (s *Source) Visit(ctx context.Context, fn func(*check.Target) error) error 
 			return fn(t)
 		})
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// visitCustomKinds reads every custom resource kind that may hold containers.
+func (s *Source) visitCustomKinds(ctx context.Context, ix *owner.Index, fn func(*check.Target) error) error {
+	kinds, skipped, err := s.customKinds(ctx)
+	if err != nil {
+		return err
+	}
+	if skipped != nil {
+		return fn(skipped)
+	}
+	for _, k := range kinds {
+		if err := s.visitCustom(ctx, k, ix, fn); err != nil {
 			return err
 		}
 	}

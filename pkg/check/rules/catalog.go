@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -61,16 +62,30 @@ type LogConfig struct {
 	Remedy  string `json:"remedy"`
 }
 
-// KnownMount is an image that mounts a node directory holding the Docker
-// socket (/, /run, /var/run) for reasons of its own: the directory-mount rule
-// reports it as info, with Reason, instead of medium.
+// KnownMount is an image that mounts a node directory for reasons of its
+// own (/, /run or /var/run, which hold the Docker socket; Docker's log
+// directory left mounted by a collector that now parses the CRI format):
+// the rules named in Rules report it as info, with Reason, instead of at
+// their own severity.
 type KnownMount struct {
 	Name   string   `json:"name"`
 	Images []string `json:"images"`
 	// Paths are the hostPaths the reason covers; /var/run and /run are the same directory.
 	Paths  []string `json:"paths"`
 	Reason string   `json:"reason"`
+	// Rules are the hostPath rules the reason applies to; none means docker-socket-dir-mount.
+	Rules []string `json:"rules,omitempty"`
+	// When lists conditions of which one must hold for the reason to apply; none means it always does.
+	When []Condition `json:"when,omitempty"`
+	// Unless lists conditions any one of which keeps the reason from applying.
+	Unless []Condition `json:"unless,omitempty"`
 }
+
+// knownMountRules are the rules a KnownMount may lower to info.
+var knownMountRules = []string{"docker-socket-dir-mount", "docker-data-root-mount", "docker-config-mount", "docker-json-logs"}
+
+// DefaultKnownMountRule is the rule a KnownMount without Rules applies to.
+const DefaultKnownMountRule = "docker-socket-dir-mount"
 
 // BuiltinCatalog returns the catalog shipped with unshim.
 func BuiltinCatalog() (*Catalog, error) {
@@ -124,8 +139,24 @@ func ParseCatalog(data []byte, name string) (*Catalog, error) {
 		if err := checkImages(where+" ("+m.Name+")", m.Images); err != nil {
 			return nil, err
 		}
-		if err := checkPaths(where+" ("+m.Name+")", m.Paths); err != nil {
+		where += " (" + m.Name + ")"
+		if err := checkPaths(where, m.Paths); err != nil {
 			return nil, err
+		}
+		for _, r := range m.Rules {
+			if !slices.Contains(knownMountRules, r) {
+				return nil, fmt.Errorf("%s: rule %q cannot be lowered by a known mount (want one of %s)", where, r, strings.Join(knownMountRules, ", "))
+			}
+		}
+		for j, cond := range m.When {
+			if err := cond.validate(fmt.Sprintf("%s: when[%d]", where, j)); err != nil {
+				return nil, err
+			}
+		}
+		for j, cond := range m.Unless {
+			if err := cond.validate(fmt.Sprintf("%s: unless[%d]", where, j)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return &c, nil

@@ -3,7 +3,9 @@ package rules
 import (
 	"fmt"
 	"path"
+	"slices"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -35,14 +37,25 @@ func (m mountAt) container() string {
 	return m.c.Name
 }
 
+// mountsKey names the hostPath mounts among a target's derived values.
+var mountsKey = new(int)
+
 // hostPathMounts lists every hostPath of t's pod spec: once per container that
-// mounts it (with its subPath applied), or once on its own when nothing mounts it.
+// mounts it (with its subPath applied), or once on its own when nothing
+// mounts it. Computed once per target for the five hostPath rules.
 func hostPathMounts(t *check.Target) []mountAt {
+	return t.Derived(mountsKey, func(t *check.Target) any { return listHostPathMounts(t) }).([]mountAt)
+}
+
+func listHostPathMounts(t *check.Target) []mountAt {
 	if t.PodSpec == nil {
 		return nil
 	}
 	var out []mountAt
 	for vi, v := range t.PodSpec.Volumes {
+		if v.HostPath != nil && out == nil {
+			out = make([]mountAt, 0, 4)
+		}
 		if v.HostPath == nil {
 			continue
 		}
@@ -84,7 +97,7 @@ func hasHostPath(t *check.Target) bool {
 // reports, and may lower the severity of one (nil keeps the rule's).
 type hostPathRule struct {
 	meta  check.RuleMeta
-	match func(m mountAt) (msg string, sev *check.Severity, ok bool)
+	match func(m mountAt, t *check.Target) (msg string, sev *check.Severity, ok bool)
 }
 
 func (r hostPathRule) Meta() check.RuleMeta { return r.meta }
@@ -95,7 +108,7 @@ func (r hostPathRule) Check(t *check.Target) []check.Hit {
 	}
 	var hits []check.Hit
 	for _, m := range hostPathMounts(t) {
-		if msg, sev, ok := r.match(m); ok {
+		if msg, sev, ok := r.match(m, t); ok {
 			hits = append(hits, check.Hit{Container: m.container(), Evidence: m.hostPath, Field: t.VolumeField(m.volume) + ".hostPath.path",
 				Message: msg, Severity: sev})
 		}
@@ -112,7 +125,7 @@ const RemedySocket = "Stop using the Docker API: build images with Kaniko, Build
 	"use crictl (unix:///run/containerd/containerd.sock) for inspection; talk to the CRI or the Kubernetes API instead of Docker's; " +
 	"where Docker must stay on the node, keep it with cri-dockerd."
 
-func newHostPathRules(extra []string, knownList []KnownMount) hostPathRules {
+func newHostPathRules(extra []string, knownList []KnownMount) (hostPathRules, error) {
 	socks := map[string]string{} // normalized -> as first written
 	for _, s := range append(append([]string(nil), defaultSockets...), extra...) {
 		n := normalizePath(s)
@@ -127,12 +140,15 @@ func newHostPathRules(extra []string, knownList []KnownMount) hostPathRules {
 	sort.Strings(sockList)
 
 	isSocket := func(p string) bool { _, ok := socks[p]; return ok }
-	known := newKnownMounts(knownList)
+	known, err := newKnownMounts(knownList)
+	if err != nil {
+		return hostPathRules{}, err
+	}
 	info := check.SeverityInfo
 	var r hostPathRules
 	r.socket = hostPathRule{
 		meta: check.RuleMeta{ID: "docker-socket-mount", Title: "Mounts the Docker socket", Severity: check.SeverityCritical, Remedy: RemedySocket},
-		match: func(m mountAt) (string, *check.Severity, bool) {
+		match: func(m mountAt, t *check.Target) (string, *check.Severity, bool) {
 			if !isSocket(m.norm) {
 				return "", nil, false
 			}
@@ -143,7 +159,7 @@ func newHostPathRules(extra []string, knownList []KnownMount) hostPathRules {
 		meta: check.RuleMeta{ID: "docker-socket-dir-mount", Title: "Mounts a directory that holds the Docker socket", Severity: check.SeverityMedium,
 			Remedy: "Check whether the container uses the Docker socket inside this directory; if it does, apply the docker-socket-mount remedy. " +
 				"Otherwise mount only the sub-path it needs (for example /run/containerd/containerd.sock through crictl)."},
-		match: func(m mountAt) (string, *check.Severity, bool) {
+		match: func(m mountAt, t *check.Target) (string, *check.Severity, bool) {
 			if isSocket(m.norm) {
 				return "", nil, false
 			}
@@ -152,7 +168,7 @@ func newHostPathRules(extra []string, knownList []KnownMount) hostPathRules {
 					continue
 				}
 				msg := fmt.Sprintf("mounts %s, which holds the Docker socket %s", m.hostPath, socks[s])
-				if k := known.reason(m); k != nil {
+				if k := known.reason(r.socketDir.meta.ID, m, t); k != nil {
 					return fmt.Sprintf("%s; %s: %s", msg, k.Name, k.Reason), &info, true
 				}
 				return msg, nil, true
@@ -164,7 +180,7 @@ func newHostPathRules(extra []string, knownList []KnownMount) hostPathRules {
 		meta: check.RuleMeta{ID: "docker-data-root-mount", Title: "Mounts Docker's data root", Severity: check.SeverityHigh,
 			Remedy: "Docker's image and container store (/var/lib/docker) is not used by containerd (/var/lib/containerd). " +
 				"Read container state through the CRI (crictl) or the Kubernetes API instead."},
-		match: func(m mountAt) (string, *check.Severity, bool) {
+		match: func(m mountAt, t *check.Target) (string, *check.Severity, bool) {
 			if within(m.norm, dockerDataRoot) && !within(m.norm, dockerLogDir) {
 				return fmt.Sprintf("mounts Docker's data root %s; containerd keeps its state in /var/lib/containerd", m.hostPath), nil, true
 			}
@@ -175,14 +191,12 @@ func newHostPathRules(extra []string, knownList []KnownMount) hostPathRules {
 		meta: check.RuleMeta{ID: "docker-config-mount", Title: "Mounts Docker's configuration", Severity: check.SeverityMedium,
 			Remedy: "Docker's daemon.json, certs.d and CLI config do not configure containerd: carry registry mirrors, insecure registries " +
 				"and certificates into /etc/containerd/certs.d (unshim convert), and image pull credentials into imagePullSecrets or the kubelet credential provider."},
-		match: func(m mountAt) (string, *check.Severity, bool) {
+		match: func(m mountAt, t *check.Target) (string, *check.Severity, bool) {
 			if within(m.norm, dockerConfigDir) {
 				return fmt.Sprintf("mounts Docker's configuration %s", m.hostPath), nil, true
 			}
-			for _, seg := range splitPath(m.norm) {
-				if seg == cliConfigSegment {
-					return fmt.Sprintf("mounts the Docker CLI configuration %s", m.hostPath), nil, true
-				}
+			if hasSegment(m.norm, cliConfigSegment) {
+				return fmt.Sprintf("mounts the Docker CLI configuration %s", m.hostPath), nil, true
 			}
 			if path.Base(m.norm) == "daemon.json" {
 				return fmt.Sprintf("mounts a Docker daemon.json %s", m.hostPath), nil, true
@@ -192,14 +206,18 @@ func newHostPathRules(extra []string, knownList []KnownMount) hostPathRules {
 	}
 	r.jsonLogs = hostPathRule{
 		meta: check.RuleMeta{ID: "docker-json-logs", Title: "Reads Docker's JSON log files", Severity: check.SeverityMedium, Remedy: RemedyLogs},
-		match: func(m mountAt) (string, *check.Severity, bool) {
+		match: func(m mountAt, t *check.Target) (string, *check.Severity, bool) {
 			if within(m.norm, dockerLogDir) {
-				return fmt.Sprintf("reads container logs from %s; with containerd they are written in CRI format under /var/log/pods", m.hostPath), nil, true
+				msg := fmt.Sprintf("reads container logs from %s; with containerd they are written in CRI format under /var/log/pods", m.hostPath)
+				if k := known.reason(r.jsonLogs.meta.ID, m, t); k != nil {
+					return fmt.Sprintf("mounts %s; %s: %s", m.hostPath, k.Name, k.Reason), &info, true
+				}
+				return msg, nil, true
 			}
 			return "", nil, false
 		},
 	}
-	return r
+	return r, nil
 }
 
 // RemedyLogs is the remedy for log collectors that read Docker's JSON logs.
@@ -210,49 +228,71 @@ const RemedyLogs = "Read /var/log/pods (and the /var/log/containers links) and p
 // knownMounts matches a mount against the catalog's images that mount a
 // directory for reasons of their own.
 type knownMounts struct {
-	entries []KnownMount
-	paths   [][]string // normalized, per entry
-	images  *imageMatcher
+	entries []knownMount
 }
 
-func newKnownMounts(entries []KnownMount) knownMounts {
-	k := knownMounts{entries: entries}
-	patterns := make([][]string, len(entries))
-	for i, e := range entries {
-		patterns[i] = e.Images
-		ps := make([]string, len(e.Paths))
-		for j, p := range e.Paths {
-			ps[j] = normalizePath(p)
+// knownMount is a compiled KnownMount.
+type knownMount struct {
+	KnownMount
+	images       *imageMatcher
+	paths        []string // normalized
+	when, unless []condition
+}
+
+func newKnownMounts(entries []KnownMount) (knownMounts, error) {
+	var k knownMounts
+	for _, e := range entries {
+		km := knownMount{KnownMount: e, images: newImageMatcher([][]string{e.Images})}
+		for _, p := range e.Paths {
+			km.paths = append(km.paths, normalizePath(p))
 		}
-		k.paths = append(k.paths, ps)
+		if len(km.Rules) == 0 {
+			km.Rules = []string{DefaultKnownMountRule}
+		}
+		var err error
+		if km.when, err = compileConditions(e.When); err != nil {
+			return k, fmt.Errorf("known mount %s: %w", e.Name, err)
+		}
+		if km.unless, err = compileConditions(e.Unless); err != nil {
+			return k, fmt.Errorf("known mount %s: %w", e.Name, err)
+		}
+		k.entries = append(k.entries, km)
 	}
-	k.images = newImageMatcher(patterns)
-	return k
+	return k, nil
 }
 
-// reason returns the entry whose image runs the mounting container and
-// whose paths include the mounted one, or nil.
-func (k knownMounts) reason(m mountAt) *KnownMount {
+// reason returns the first entry that lowers rule for this mount: its image
+// runs the mounting container, its paths include the mounted one, and its
+// conditions hold; nil when there is none.
+func (k knownMounts) reason(rule string, m mountAt, t *check.Target) *KnownMount {
 	if m.c == nil {
 		return nil
 	}
-	i := k.images.match(m.c.Image)
-	if i < 0 {
-		return nil
-	}
-	for _, p := range k.paths[i] {
-		if p == m.norm {
-			return &k.entries[i]
+	for i := range k.entries {
+		e := &k.entries[i]
+		if !slices.Contains(e.Rules, rule) || !slices.Contains(e.paths, m.norm) || e.images.match(m.c.Image) < 0 {
+			continue
 		}
+		ca := containerAt{c: m.c, t: t}
+		if len(e.when) > 0 && !anyHolds(e.when, ca, t) || anyHolds(e.unless, ca, t) {
+			continue
+		}
+		return &e.KnownMount
 	}
 	return nil
 }
 
-func splitPath(p string) []string {
-	var out []string
-	for p != "/" && p != "." && p != "" {
-		out = append(out, path.Base(p))
-		p = path.Dir(p)
+// hasSegment reports whether one of the elements of path p is seg.
+func hasSegment(p, seg string) bool {
+	for p != "" {
+		i := strings.IndexByte(p, '/')
+		if i < 0 {
+			return p == seg
+		}
+		if p[:i] == seg {
+			return true
+		}
+		p = p[i+1:]
 	}
-	return out
+	return false
 }

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"path"
+	"strings"
 	"sync"
 )
 
@@ -34,7 +35,7 @@ func (m *imageMatcher) match(image string) int {
 	}
 	i := m.scan(image)
 	if len(m.memo) < maxMemo {
-		m.memo[image] = i
+		m.memo[strings.Clone(image)] = i // image may be a view of a buffer reused later
 	}
 	return i
 }

@@ -15,8 +15,8 @@ type configRule struct {
 	meta    check.RuleMeta
 	configs []LogConfig
 	res     []*regexp.Regexp
-	lits    []string // a string every match contains ("" for none)
-	folds   []bool   // lits[i] is lower-case, to find in the lower-cased value
+	lits    [][]string // strings one of which every match contains (nil for none known)
+	folds   []bool     // lits[i] are lower-case, to find in the lower-cased value
 }
 
 func newConfigRule(meta check.RuleMeta, configs []LogConfig) (configRule, error) {
@@ -27,7 +27,7 @@ func newConfigRule(meta check.RuleMeta, configs []LogConfig) (configRule, error)
 			return r, fmt.Errorf("%s %s: %w", meta.ID, l.Name, err)
 		}
 		r.res = append(r.res, re)
-		lit, fold := requiredLiteral(l.Pattern)
+		lit, fold := requiredLiterals(l.Pattern)
 		r.lits, r.folds = append(r.lits, lit), append(r.folds, fold)
 	}
 	return r, nil
@@ -59,7 +59,7 @@ func (r configRule) Check(t *check.Target) []check.Hit {
 		v := t.ConfigMap.Data[k]
 		lower := ""
 		for i, re := range r.res {
-			if lit := r.lits[i]; lit != "" {
+			if lits := r.lits[i]; len(lits) > 0 {
 				in := v
 				if r.folds[i] {
 					if lower == "" {
@@ -67,7 +67,7 @@ func (r configRule) Check(t *check.Target) []check.Hit {
 					}
 					in = lower
 				}
-				if !strings.Contains(in, lit) {
+				if !containsAny(in, lits) {
 					continue
 				}
 			}

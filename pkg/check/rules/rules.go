@@ -29,7 +29,10 @@ func All(o Options) ([]check.Rule, error) {
 			return nil, err
 		}
 	}
-	hp := newHostPathRules(o.ExtraSockets, cat.KnownMounts)
+	hp, err := newHostPathRules(o.ExtraSockets, cat.KnownMounts)
+	if err != nil {
+		return nil, err
+	}
 	cr, err := newConfigRule(logConfigMeta(), cat.LogConfigs)
 	if err != nil {
 		return nil, err
@@ -78,11 +81,39 @@ func normalizePath(p string) string {
 	if p == "" {
 		return ""
 	}
-	p = path.Clean("/" + p)
+	if !isClean(p) {
+		p = path.Clean("/" + p)
+	}
 	if p == "/var/run" || strings.HasPrefix(p, "/var/run/") {
 		p = "/run" + strings.TrimPrefix(p, "/var/run")
 	}
 	return p
+}
+
+// isClean reports whether p is absolute and path.Clean would leave it as it
+// is (nearly every hostPath is): then normalizing it allocates nothing.
+func isClean(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	if p == "/" {
+		return true
+	}
+	if p[len(p)-1] == '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] != '/' {
+			continue
+		}
+		// The element after this slash must not be empty, "." or "..".
+		rest := p[i+1:]
+		if rest == "" || rest[0] == '/' || rest == "." || rest == ".." ||
+			strings.HasPrefix(rest, "./") || strings.HasPrefix(rest, "../") {
+			return false
+		}
+	}
+	return true
 }
 
 // within reports whether p is base or lies under it; both are normalized.

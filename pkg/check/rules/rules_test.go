@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"os"
+	"path"
 	"reflect"
 	"regexp"
 	"strings"
@@ -132,6 +133,8 @@ func TestCatalogConditionErrors(t *testing.T) {
 		{"env without name", "agents:\n- name: x\n  images: [a]\n  unless: [{env: [{value: a}]}]\n", "without a name"},
 		{"relative mount", "agents:\n- name: x\n  images: [a]\n  unless: [{mounts: [run/x]}]\n", "not absolute"},
 		{"known mount without reason", "knownMounts:\n- name: x\n  images: [a]\n  paths: [/]\n", "needs a name"},
+		{"known mount of a rule it cannot lower", "knownMounts:\n- name: x\n  images: [a]\n  paths: [/]\n  reason: r\n  rules: [docker-socket-mount]\n", `rule "docker-socket-mount" cannot be lowered`},
+		{"known mount with a bad condition", "knownMounts:\n- name: x\n  images: [a]\n  paths: [/]\n  reason: r\n  when: [{args: ['(']}]\n", "knownMounts[0] (x): when[0]: bad args pattern"},
 		{"bad monitor pattern", "monitorConfigs:\n- name: x\n  pattern: '('\n", "monitorConfigs[0] (x): bad pattern"},
 	}
 	for _, tt := range tests {
@@ -158,6 +161,12 @@ knownMounts:
   images: ["acme/agent"]
   paths: [/run]
   reason: it keeps its lock in /run/acme
+- name: Acme Agent on CRI logs
+  images: ["acme/agent"]
+  paths: [/var/lib/docker/containers, /etc/docker]
+  rules: [docker-json-logs]
+  unless: [{args: ['--logs=json']}]
+  reason: it reads /var/log/pods
 `
 	dir := t.TempDir()
 	f := dir + "/extra.yaml"
@@ -206,6 +215,9 @@ knownMounts:
 		{"unless needs every part", pod([]string{"--mode=node"}, containerd), map[string]string{"known-docker-agent": "medium"}},
 		{"known mount is info", pod([]string{"--mode=cluster"}, nil, "/var/run"), map[string]string{"docker-socket-dir-mount": "info"}},
 		{"other mount stays medium", pod([]string{"--mode=cluster"}, nil, "/"), map[string]string{"docker-socket-dir-mount": "medium"}},
+		{"known mount of another rule", pod([]string{"--mode=cluster"}, nil, "/var/lib/docker/containers"), map[string]string{"docker-json-logs": "info"}},
+		{"known mount's unless holds", pod([]string{"--mode=cluster", "--logs=json"}, nil, "/var/lib/docker/containers"), map[string]string{"docker-json-logs": "medium"}},
+		{"known mount lowers only its rules", pod([]string{"--mode=cluster"}, nil, "/etc/docker"), map[string]string{"docker-config-mount": "medium"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -222,14 +234,18 @@ func TestRequiredLiteral(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := map[string]string{
-		`/var/lib/docker/containers`:           "/var/lib/docker/containers",
-		`(?m)^\s*-\s*docker:\s*\{\s*\}`:        "docker:",
-		`(?is)path\s+/var/log/containers/[^x]`: "/var/log/containers/",
-		`a|b`:                                  "",
+		`/var/lib/docker/containers`:                                                  "/var/lib/docker/containers",
+		`(?m)^\s*-\s*docker:\s*\{\s*\}`:                                               "docker:",
+		`(?is)path\s+/var/log/containers/[^x]`:                                        "/var/log/containers/",
+		`(?im)^[ \t]*(?:parser(?:_firstline)?|docker_mode)[ \t]+(?:docker|on)[ \t]*$`: "parser|docker_mode",
+		`ab|cd`:   "ab|cd",
+		`ab|c*`:   "",
+		`(x+y)+z`: "x",
+		`a*`:      "",
 	}
 	for p, want := range tests {
-		if got, _ := requiredLiteral(p); got != want {
-			t.Errorf("requiredLiteral(%q) = %q, want %q", p, got, want)
+		if got, _ := requiredLiterals(p); strings.Join(got, "|") != want {
+			t.Errorf("requiredLiterals(%q) = %q, want %q", p, got, want)
 		}
 	}
 	// Every match of every catalogued pattern contains its literal.
@@ -237,15 +253,56 @@ func TestRequiredLiteral(t *testing.T) {
 		`type = "docker_logs"`, `"source": "dockerd"`, `"logPath": "/var/log/docker.log"`, "--component=docker", "/var/lib/docker/containers"}
 	for _, l := range append(cat.LogConfigs, cat.MonitorConfigs...) {
 		re := regexp.MustCompile(l.Pattern)
-		lit, fold := requiredLiteral(l.Pattern)
+		lits, fold := requiredLiterals(l.Pattern)
 		for _, s := range samples {
 			in := s
 			if fold {
 				in = strings.ToLower(s)
 			}
-			if re.MatchString(s) && !strings.Contains(in, lit) {
-				t.Errorf("%s matches %q, which lacks its literal %q", l.Name, s, lit)
+			if re.MatchString(s) && !containsAny(in, lits) {
+				t.Errorf("%s matches %q, which lacks all its literals %q", l.Name, s, lits)
 			}
+		}
+	}
+}
+
+// TestIsClean: isClean says a path is clean exactly when path.Clean leaves
+// it as it is (and it is absolute), so normalizePath's shortcut changes nothing.
+func TestIsClean(t *testing.T) {
+	for _, p := range []string{"/", "//", "/a", "/a/", "/a//b", "/a/./b", "/a/../b", "/.", "/..", "/a/.", "/a/..",
+		"/a/.b", "/a/..b", "/a/b.", "/var/run/docker.sock", "a/b", "", "/.../x", "/a/b/c"} {
+		want := strings.HasPrefix(p, "/") && path.Clean(p) == p
+		if got := isClean(p); got != want {
+			t.Errorf("isClean(%q) = %v, want %v", p, got, want)
+		}
+		if got, want := normalizePath(p), normalizeSlow(p); got != want {
+			t.Errorf("normalizePath(%q) = %q, want %q", p, got, want)
+		}
+	}
+}
+
+func normalizeSlow(p string) string {
+	if p == "" {
+		return ""
+	}
+	p = path.Clean("/" + p)
+	if p == "/var/run" || strings.HasPrefix(p, "/var/run/") {
+		p = "/run" + strings.TrimPrefix(p, "/var/run")
+	}
+	return p
+}
+
+func TestHasSegment(t *testing.T) {
+	tests := []struct {
+		path string
+		want bool
+	}{
+		{"/root/.docker", true}, {"/root/.docker/config.json", true}, {"/.docker", true},
+		{"/root/.dockerx", false}, {"/root/x.docker", false}, {"/", false}, {"", false},
+	}
+	for _, tt := range tests {
+		if got := hasSegment(tt.path, ".docker"); got != tt.want {
+			t.Errorf("hasSegment(%q) = %v, want %v", tt.path, got, tt.want)
 		}
 	}
 }

@@ -59,6 +59,11 @@ and why: old API groups (extensions/v1beta1, apps/v1beta1, ...) are read as
 their current types, and custom resources (Tekton, Argo, ...) are searched for
 the containers in them.
 
+On a live cluster, custom resources that may run containers (Tekton, Argo
+Workflows, and any kind whose CRD schema has container-shaped entries or
+leaves its spec open) are searched the same way; objects of them with no
+container, and kinds that cannot be listed, are reported as skipped.
+
 Findings roll up to the top-level owner (Pod -> ReplicaSet -> Deployment,
 Job -> CronJob, DaemonSet, StatefulSet, ReplicationController, bare Pod).
 A live cluster is read with paged LISTs only.
@@ -124,7 +129,11 @@ func (o *Options) Complete() error {
 		}
 		o.scope = ns
 	}
-	o.source = &live.Source{Client: client, Namespace: ns, PageSize: o.PageSize, SkipConfigMaps: o.SkipConfigMaps}
+	dyn, err := cmd.Dynamic(o.kube)
+	if err != nil {
+		return err
+	}
+	o.source = &live.Source{Client: client, Dynamic: dyn, Namespace: ns, PageSize: o.PageSize, SkipConfigMaps: o.SkipConfigMaps}
 	return nil
 }
 
