@@ -146,9 +146,25 @@ func Up(ctx context.Context, o Options) (*Lab, error) {
 		return nil, err
 	}
 	if l, err := Load(o.Dir); err == nil {
-		if _, dead := l.Running(); len(dead) == 0 && len(l.Processes) > 0 && l.Controllers == o.Controllers {
+		if _, dead := l.Running(); len(dead) == 0 && len(l.Processes) > 0 {
 			if err := l.waitReady(ctx, 10*time.Second); err == nil {
 				o.Logger.V(0).Infof("lab already running in %s", o.Dir)
+				// Asking for less than runs changes nothing; asking for
+				// the controllers adds them (a lab and its nodes are never
+				// torn down for a flag).
+				if o.Controllers && !l.Controllers {
+					p, err := loadPKI(filepath.Join(l.Dir, "pki"))
+					if err != nil {
+						return nil, err
+					}
+					o.KubeVersion = l.KubeVersion
+					if err := l.startControllers(ctx, o, p); err != nil {
+						return nil, errControllers(err)
+					}
+					if err := l.save(); err != nil {
+						return nil, err
+					}
+				}
 				if err := l.addNodes(ctx, o); err != nil {
 					return nil, err
 				}

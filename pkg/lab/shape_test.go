@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,9 +93,15 @@ func TestNodeShapesRunPods(t *testing.T) {
 	}
 	shapes := []NodeShape{{Shape: ShapeCRIDockerd}, {Shape: ShapeCRIDockerd, KubeletVersion: NewestKubeletVersion}}
 	var l *Lab
+	firstPID := 0
 	for i, shape := range shapes {
-		if l, err = Up(ctx, Options{Dir: dir, Nodes: i + 1, NodeShape: shape, Logger: log.New(testWriter{t}, 1)}); err != nil {
+		// The second call also asks for the controllers: they are added to
+		// the running lab, whose first node goes on as it was.
+		if l, err = Up(ctx, Options{Dir: dir, Nodes: i + 1, NodeShape: shape, Controllers: i == 1, Logger: log.New(testWriter{t}, 1)}); err != nil {
 			t.Fatalf("lab up --nodes %d --node-shape %s --kubelet-version %s: %v", i+1, shape.Shape, shape.KubeletVersion, err)
+		}
+		if i == 0 {
+			firstPID = l.Nodes[0].LeaderPID
 		}
 	}
 	t.Cleanup(func() {
@@ -102,6 +109,12 @@ func TestNodeShapesRunPods(t *testing.T) {
 			t.Errorf("lab down: %v", err)
 		}
 	})
+	if l.Nodes[0].LeaderPID != firstPID {
+		t.Errorf("lab up --controllers on a running lab restarted its first node (pid %d, was %d)", l.Nodes[0].LeaderPID, firstPID)
+	}
+	if running, dead := l.Running(); !l.Controllers || len(dead) > 0 || !slices.Contains(running, "kube-controller-manager") {
+		t.Errorf("lab up --controllers on a running lab: controllers %t, running %v, dead %v", l.Controllers, running, dead)
+	}
 	c, err := l.Client()
 	if err != nil {
 		t.Fatal(err)
