@@ -1,5 +1,6 @@
-# unshim: see README.md. `make test` runs every test; `make demo` runs the main job on the lab;
-# `make demo-rollout` a cluster rollout on a three-node lab, ending with its report.
+# unshim: see README.md. `make test` runs every test; `make demo` runs the main job on the lab
+# (a dockershim and a cri-dockerd node, the checks, one switch), then a cluster rollout on a
+# three-node lab ending with its report; `make demo-rollout` runs the rollout alone.
 GO ?= go
 
 .PHONY: all build deps test demo demo-rollout bench lint clean release agent-image man crd
@@ -19,6 +20,7 @@ test: deps build lint
 
 demo: deps build
 	hack/demo.sh
+	hack/demo-rollout.sh
 
 # A rollout on a lab of three Docker nodes (a Deployment under a PDB, a
 # canary, then one node at a time), ending with its report (bin/demo-rollout/).
