@@ -104,30 +104,12 @@ func (f *cdFixture) options(t *testing.T, n *lab.Node, target string) Options {
 }
 
 func (f *cdFixture) pods(ctx context.Context, t *testing.T) []corev1.Pod {
-	list, err := f.c.CoreV1().Pods(cdNS).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return list.Items
+	return podsIn(ctx, t, f.c, cdNS)
 }
 
 func (f *cdFixture) waitPods(ctx context.Context, t *testing.T, what string, ok func([]corev1.Pod) bool) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		pods := f.pods(ctx, t)
-		if ok(pods) {
-			return
-		}
-		if time.Now().After(deadline) {
-			var s []string
-			for _, p := range pods {
-				s = append(s, p.Name+"@"+p.Spec.NodeName+":"+string(p.Status.Phase))
-			}
-			t.Fatalf("timed out waiting for %s; pods: %v", what, s)
-		}
-		time.Sleep(time.Second)
-	}
+	waitPodsIn(ctx, t, f.c, cdNS, what, ok)
 }
 
 // workload puts on node n, while the other nodes are cordoned, a

@@ -212,18 +212,30 @@ func count(pods []corev1.Pod, app, node string) int {
 }
 
 func (f *fixture) pods(ctx context.Context, t *testing.T) []corev1.Pod {
-	list, err := f.c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	return podsIn(ctx, t, f.c, ns)
+}
+
+func (f *fixture) waitPods(ctx context.Context, t *testing.T, what string, ok func([]corev1.Pod) bool) {
+	t.Helper()
+	waitPodsIn(ctx, t, f.c, ns, what, ok)
+}
+
+// podsIn lists the pods of namespace.
+func podsIn(ctx context.Context, t *testing.T, c kubernetes.Interface, namespace string) []corev1.Pod {
+	t.Helper()
+	list, err := c.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return list.Items
 }
 
-func (f *fixture) waitPods(ctx context.Context, t *testing.T, what string, ok func([]corev1.Pod) bool) {
+// waitPodsIn waits up to 3 minutes until the pods of namespace satisfy ok.
+func waitPodsIn(ctx context.Context, t *testing.T, c kubernetes.Interface, namespace, what string, ok func([]corev1.Pod) bool) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		pods := f.pods(ctx, t)
+		pods := podsIn(ctx, t, c, namespace)
 		if ok(pods) {
 			return
 		}
