@@ -825,7 +825,7 @@ func TestSwitchNode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("switch through an agent pod: %v", err)
 		}
-		// The phase annotation is written at most every 2 s: some phases show.
+		// The phase annotation is written at most every 5 s: some phases show.
 		if !strings.Contains(out.String(), "["+f.n2.Name+"] ") {
 			t.Errorf("no live progress from the node in the output")
 		}

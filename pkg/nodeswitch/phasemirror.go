@@ -14,7 +14,7 @@ import (
 // mirrorInterval is the least time between two writes of the phase
 // annotation: a switch writes a few times, not twice a phase (a rollout of a
 // thousand nodes pays for every write).
-const mirrorInterval = 2 * time.Second
+const mirrorInterval = 5 * time.Second
 
 // phaseMirror mirrors the journal's phase states into the node's
 // PhaseAnnotation. The latest state wins: a state set within mirrorInterval
