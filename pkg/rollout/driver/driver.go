@@ -239,10 +239,11 @@ func (d *Driver) wave(ctx context.Context, i int) error {
 				return err
 			}
 		}
-		if err := d.cordon(ctx, i, label, todo); err != nil {
+		resumed, err := d.cordon(ctx, i, label, todo)
+		if err != nil {
 			return err
 		}
-		d.switchNodes(ctx, label, todo)
+		d.switchNodes(ctx, label, todo, resumed)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -374,47 +375,72 @@ func (d *Driver) guard(ctx context.Context, w v1alpha1.WaveStatus) (string, erro
 		w.Index+1, len(pinned), strings.Join(names, ", ")), nil
 }
 
-// cordon cordons and taints every node of the wave before any is drained.
-func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string) error {
+// cordon cordons and taints every node of the wave before any is drained,
+// and records the wave's nodes Switching in one status write (not one per
+// node: at a few thousand nodes each write carries every node's entry). It
+// returns the nodes a former driver had left Switching: their switch is
+// settled or resumed, not started afresh.
+func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string) (map[string]bool, error) {
 	d.mu.Lock()
 	if d.st.Waves[i].StartTime == nil {
 		now := metav1.NewTime(d.o.Now())
 		d.st.Waves[i].StartTime = &now
 	}
-	fresh := map[string]bool{}
+	resumed := map[string]bool{}
 	for _, n := range todo {
-		fresh[n] = d.node(n).State != v1alpha1.NodeSwitching
+		resumed[n] = d.node(n).State == v1alpha1.NodeSwitching
 	}
 	d.mu.Unlock()
 	base, err := d.notReady(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	d.baseline = base
 	for _, n := range todo {
-		if err := hold(ctx, d.o.Client, n, fresh[n]); err != nil {
-			return err
+		if err := hold(ctx, d.o.Client, n, !resumed[n]); err != nil {
+			return nil, err
 		}
 	}
+	// Switching before any switch starts: a driver that takes over finds
+	// every node this one may have started, and settles it from the node's
+	// result annotation or resumes its journal.
+	d.mu.Lock()
+	now := metav1.NewTime(d.o.Now())
+	for _, n := range todo {
+		if !resumed[n] {
+			ns := d.node(n)
+			ns.StartTime, ns.CompletionTime = &now, nil
+			ns.Cause, ns.Blocking, ns.Phase, ns.FailedPhase = "", nil, "", ""
+			ns.State = v1alpha1.NodeSwitching
+		}
+	}
+	d.mu.Unlock()
 	d.printf("%s: cordoned and tainted %s: %s", label, TaintKey, strings.Join(todo, ", "))
 	d.event(ctx, corev1.EventTypeNormal, "WaveStarted", fmt.Sprintf("%s: %s", label, strings.Join(todo, ", ")))
-	return d.write(ctx)
+	return resumed, d.write(ctx)
 }
 
 // switchNodes switches the wave's nodes concurrently and records how each
-// ended.
-func (d *Driver) switchNodes(ctx context.Context, label string, todo []string) {
+// ended: each outcome goes into the status with the flusher's next write,
+// and all of them with one write once the wave's switches ended (a driver
+// that dies before it reads each outcome back from the node's result
+// annotation).
+func (d *Driver) switchNodes(ctx context.Context, label string, todo []string, resumed map[string]bool) {
 	var wg sync.WaitGroup
 	stopFlush := d.flusher(ctx)
 	for _, n := range todo {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.switchNode(ctx, label, n)
+			d.switchNode(ctx, label, n, resumed[n])
 		}()
 	}
 	wg.Wait()
 	stopFlush()
+	// Written even when the driver is stopping: never on its own context.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	d.warn(d.write(wctx))
 }
 
 func (d *Driver) settings() phases.Settings {
@@ -429,12 +455,8 @@ func (d *Driver) settings() phases.Settings {
 // switchNode switches one node, or settles the switch a former driver
 // started: a result already on the node is taken as it is; otherwise the
 // switch runs again and resumes its journal.
-func (d *Driver) switchNode(ctx context.Context, label, name string) {
+func (d *Driver) switchNode(ctx context.Context, label, name string, resumed bool) {
 	target := d.spec().TargetRuntime
-	d.mu.Lock()
-	ns := d.node(name)
-	resumed := ns.State == v1alpha1.NodeSwitching
-	d.mu.Unlock()
 	var out *outcome
 	if resumed {
 		n, err := d.o.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
@@ -449,22 +471,12 @@ func (d *Driver) switchNode(ctx context.Context, label, name string) {
 		}
 	}
 	if out == nil {
-		d.mu.Lock()
-		ns = d.node(name)
-		if !resumed {
-			now := metav1.NewTime(d.o.Now())
-			ns.StartTime, ns.CompletionTime = &now, nil
-			ns.Cause, ns.Blocking, ns.Phase, ns.FailedPhase = "", nil, "", ""
-		}
-		ns.State = v1alpha1.NodeSwitching
-		d.mu.Unlock()
 		verb := "switching to " + target
 		if resumed {
 			verb = "resuming its switch to " + target
 		}
 		d.printf("%s: %s: %s", label, name, verb)
 		d.nodeEvent(ctx, name, corev1.EventTypeNormal, "Switching", fmt.Sprintf("runtimemigration %s: %s", d.o.Name, verb))
-		d.warn(d.write(ctx))
 		stop := d.followPhase(ctx, label, name)
 		err := d.o.Switcher.Switch(ctx, name, d.settings())
 		stop()
@@ -474,8 +486,9 @@ func (d *Driver) switchNode(ctx context.Context, label, name string) {
 	d.settle(ctx, label, name, *out)
 }
 
-// settle records a node's outcome, uncordons and untaints it unless its
-// switch stopped half way, and keeps its runtime label true.
+// settle records a node's outcome (in the status the next write carries:
+// the caller's, at the end of the wave), uncordons and untaints it unless
+// its switch stopped half way, and keeps its runtime label true.
 func (d *Driver) settle(ctx context.Context, label, name string, o outcome) {
 	// Recorded even when the driver is stopping: never on its own context.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -522,7 +535,9 @@ func (d *Driver) settle(ctx context.Context, label, name string, o outcome) {
 	msg := fmt.Sprintf("runtimemigration %s: %s", d.o.Name, line)
 	d.nodeEvent(ctx, name, typ, reason, msg)
 	d.event(ctx, typ, "Node"+reason, name+": "+line)
-	d.warn(d.write(ctx))
+	d.mu.Lock()
+	d.dirty = true
+	d.mu.Unlock()
 }
 
 // followPhase mirrors the node's switch phase annotation into its status
