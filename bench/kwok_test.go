@@ -163,7 +163,7 @@ func kwokNodes(ctx context.Context, b *testing.B, c kubernetes.Interface, n, pod
 			// with their own network, and a kwok node has no stream server.
 			Spec: corev1.PodSpec{NodeName: node, HostNetwork: true, Tolerations: tol, TerminationGracePeriodSeconds: &grace,
 				AutomountServiceAccountToken: new(bool),
-				Containers: []corev1.Container{{Name: "main", Image: "registry.k8s.io/pause:3.6"}}},
+				Containers:                   []corev1.Container{{Name: "main", Image: "registry.k8s.io/pause:3.6"}}},
 		}
 	}
 	err = parallel(n, 16, func(i int) error {
