@@ -43,13 +43,17 @@ func startKWOK(ctx context.Context, b *testing.B, l *lab.Lab) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	stages, err := lab.EnsureKWOKStages(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
 	logf := filepath.Join(b.TempDir(), "kwok.log")
 	out, err := os.Create(logf)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// --config /dev/null: kwok's built-in default stages, not a user's ~/.kwok.
-	cmd := exec.Command(bin, "--kubeconfig", l.Kubeconfig, "--config", os.DevNull,
+	// kwok's default stages, not a user's ~/.kwok/kwok.yaml.
+	cmd := exec.Command(bin, "--kubeconfig", l.Kubeconfig, "--config", stages,
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector", kwokAnnotation+"=fake",
 		"--node-lease-duration-seconds", "40", "--cidr", "10.244.0.1/16", "--node-ip", "10.99.0.1")
 	cmd.Stdout, cmd.Stderr = out, out
@@ -57,10 +61,16 @@ func startKWOK(ctx context.Context, b *testing.B, l *lab.Lab) {
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("start kwok: %v", err)
 	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+		data, _ := os.ReadFile(logf)
+		b.Fatalf("kwok exited: %s\n%s", cmd.ProcessState, tailLines(string(data), 10))
+	case <-time.After(3 * time.Second):
+	}
 	b.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
@@ -139,9 +149,10 @@ func kwokNodes(ctx context.Context, b *testing.B, c kubernetes.Interface, n, pod
 					"topology.kubernetes.io/zone": fmt.Sprintf("zone-%d", i%3), "unshim.io/pool": fmt.Sprintf("pool-%d", i%2)}},
 			// kwok's own advice: a taint keeps real workloads off fake nodes.
 			Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: kwokAnnotation, Value: "fake", Effect: corev1.TaintEffectNoSchedule}}},
-			Status: corev1.NodeStatus{NodeInfo: corev1.NodeSystemInfo{
-				ContainerRuntimeVersion: simDockerRuntime, KubeletVersion: simKubeletVersion, KubeProxyVersion: simKubeletVersion,
-				OperatingSystem: "linux", Architecture: "amd64", OSImage: "Ubuntu 20.04.6 LTS", KernelVersion: "5.15.0-91-generic"}},
+			Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("10.99.%d.%d", i/250, 1+i%250)}, {Type: corev1.NodeHostName, Address: name}},
+				NodeInfo: corev1.NodeSystemInfo{MachineID: simMachineID(name),
+					ContainerRuntimeVersion: simDockerRuntime, KubeletVersion: simKubeletVersion, KubeProxyVersion: simKubeletVersion,
+					OperatingSystem: "linux", Architecture: "amd64", OSImage: "Ubuntu 20.04.6 LTS", KernelVersion: "5.15.0-91-generic"}},
 		}
 		if _, err := c.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("create node %s: %w", name, err)

@@ -156,8 +156,25 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 	heap := sampleHeap()
 	b.ResetTimer()
 	start := time.Now()
-	err = d.Run(ctx)
+	// A rollout that pauses (a failed canary, the failure budget) waits for
+	// a resume that never comes here: it ends the run.
+	rctx, stop := context.WithCancel(ctx)
+	var paused string
+	go func() {
+		for rctx.Err() == nil {
+			time.Sleep(2 * time.Second)
+			if m, err := st.Get(rctx, name); err == nil && m.Status.Phase == v1alpha1.PhasePaused {
+				paused = m.Status.Message
+				stop()
+			}
+		}
+	}()
+	err = d.Run(rctx)
 	wall := time.Since(start)
+	stop()
+	if paused != "" {
+		b.Fatalf("rollout paused: %s\n%s\ncommands: %s", paused, progress.tail(20), argv)
+	}
 	b.StopTimer()
 	peakHeap := heap()
 	var ru1 syscall.Rusage

@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -131,6 +133,7 @@ func simTemplate(name string) map[string]simFile {
 	x := simFile{data: []byte("\x7fELF"), mode: 0o755}
 	return map[string]simFile{
 		"/etc/hostname":                      f(name + "\n"),
+		"/etc/machine-id":                    f(simMachineID(name) + "\n"),
 		"/etc/fstab":                         f("UUID=0b4c0a4e-93e4-4b4a-9c4a-1f2e3d4c5b6a / ext4 errors=remount-ro 0 1\n"),
 		"/proc/sys/kernel/osrelease":         f("5.15.0-91-generic\n"),
 		"/proc/1/mounts":                     f("/dev/sda1 / ext4 rw,relatime 0 0\ncgroup2 /sys/fs/cgroup cgroup2 rw,nosuid,nodev,noexec,relatime 0 0\n"),
@@ -180,6 +183,13 @@ ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELE
 		"/etc/kubernetes/pki/ca.crt":             f("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"),
 		"/etc/kubernetes/bootstrap-kubelet.conf": f("apiVersion: v1\nkind: Config\n"),
 	}
+}
+
+// simMachineID is the node's /etc/machine-id, as its kubelet reports it in
+// nodeInfo.machineID (the switch compares the two before it touches a node).
+func simMachineID(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:16])
 }
 
 func newSimNode(name string, kubelet kubernetes.Interface, timing simTiming, argv *argvLog) *simNode {
