@@ -258,7 +258,7 @@ const WindowsCause = "runs Windows: the switch has only dry-run plans for Window
 // never cordoned, not counted against the failure budget.
 func (d *Driver) skipWindows(ctx context.Context, i int, label string, todo []string) error {
 	for _, n := range todo {
-		d.settle(ctx, label, n, outcome{State: v1alpha1.NodeSkipped, Cause: WindowsCause})
+		d.settle(ctx, label, n, outcome{State: v1alpha1.NodeSkipped, Cause: WindowsCause}, nil)
 	}
 	return d.waveDone(ctx, i, label)
 }
@@ -391,13 +391,17 @@ func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string)
 		resumed[n] = d.node(n).State == v1alpha1.NodeSwitching
 	}
 	d.mu.Unlock()
-	base, err := d.notReady(ctx)
+	nodes, err := d.listNodes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	d.baseline = base
+	d.baseline = notReadyIn(nodes)
+	listed := map[string]*corev1.Node{}
+	for i := range nodes {
+		listed[nodes[i].Name] = &nodes[i]
+	}
 	for _, n := range todo {
-		if err := hold(ctx, d.o.Client, n, !resumed[n]); err != nil {
+		if err := hold(ctx, d.o.Client, n, !resumed[n], listed[n]); err != nil {
 			return nil, err
 		}
 	}
@@ -457,7 +461,10 @@ func (d *Driver) settings() phases.Settings {
 // switch runs again and resumes its journal.
 func (d *Driver) switchNode(ctx context.Context, label, name string, resumed bool) {
 	target := d.spec().TargetRuntime
-	var out *outcome
+	var (
+		out  *outcome
+		last *corev1.Node // the node as the phase watch last saw it
+	)
 	if resumed {
 		n, err := d.o.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
@@ -479,22 +486,22 @@ func (d *Driver) switchNode(ctx context.Context, label, name string, resumed boo
 		d.nodeEvent(ctx, name, corev1.EventTypeNormal, "Switching", fmt.Sprintf("runtimemigration %s: %s", d.o.Name, verb))
 		stop := d.followPhase(ctx, label, name)
 		err := d.o.Switcher.Switch(ctx, name, d.settings())
-		stop()
+		last = stop()
 		o := classify(err, ctx.Err() != nil)
 		out = &o
 	}
-	d.settle(ctx, label, name, *out)
+	d.settle(ctx, label, name, *out, last)
 }
 
 // settle records a node's outcome (in the status the next write carries:
 // the caller's, at the end of the wave), uncordons and untaints it unless
 // its switch stopped half way, and keeps its runtime label true.
-func (d *Driver) settle(ctx context.Context, label, name string, o outcome) {
+func (d *Driver) settle(ctx context.Context, label, name string, o outcome, cur *corev1.Node) {
 	// Recorded even when the driver is stopping: never on its own context.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if !o.Keep {
-		d.warn(release(ctx, d.o.Client, name))
+		d.warn(release(ctx, d.o.Client, name, cur))
 	}
 	d.mu.Lock()
 	ns := d.node(name)
@@ -542,8 +549,9 @@ func (d *Driver) settle(ctx context.Context, label, name string, o outcome) {
 
 // followPhase mirrors the node's switch phase annotation into its status
 // entry (written with the next status write, at most every few seconds)
-// and prints each change.
-func (d *Driver) followPhase(ctx context.Context, label, name string) func() {
+// and prints each change. Its stop function returns the node as the watch
+// last saw it (nil if never).
+func (d *Driver) followPhase(ctx context.Context, label, name string) func() *corev1.Node {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	nodes := d.o.Client.CoreV1().Nodes()
@@ -558,6 +566,7 @@ func (d *Driver) followPhase(ctx context.Context, label, name string) func() {
 			return nodes.Watch(ctx, opts)
 		},
 	}
+	var seen *corev1.Node // written by the watch's goroutine, read after done
 	go func() {
 		defer close(done)
 		last := ""
@@ -566,6 +575,7 @@ func (d *Driver) followPhase(ctx context.Context, label, name string) func() {
 			if !ok || n.Name != name {
 				return false, nil
 			}
+			seen = n
 			if p := n.Annotations[nodeswitch.PhaseAnnotation]; p != "" && p != last {
 				last = p
 				d.mu.Lock()
@@ -580,7 +590,7 @@ func (d *Driver) followPhase(ctx context.Context, label, name string) func() {
 			return false, nil
 		})
 	}()
-	return func() { cancel(); <-done }
+	return func() *corev1.Node { cancel(); <-done; return seen }
 }
 
 // checks runs the wave's checks once all its nodes ended: canary, failure
@@ -730,13 +740,17 @@ func (d *Driver) notReady(ctx context.Context) (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
+	return notReadyIn(nodes), nil
+}
+
+func notReadyIn(nodes []corev1.Node) map[string]bool {
 	out := map[string]bool{}
 	for i := range nodes {
 		if !ready(&nodes[i]) {
 			out[nodes[i].Name] = true
 		}
 	}
-	return out, nil
+	return out
 }
 
 func (d *Driver) listNodes(ctx context.Context) ([]corev1.Node, error) {

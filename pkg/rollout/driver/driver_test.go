@@ -784,6 +784,19 @@ func TestRolloutStatusWritesPerWave(t *testing.T) {
 			writes++
 		}
 	}
+	// The cordon updates the node as the wave's LIST read it: no GET of its
+	// own. The fake switch GETs each node once, to set its runtime; the
+	// uncordon GETs it unless the phase watch saw it (here the switch may
+	// end before the watch's LIST).
+	gets := 0
+	for _, a := range e.kc.Actions() {
+		if a.GetVerb() == "get" && a.GetResource().Resource == "nodes" {
+			gets++
+		}
+	}
+	if gets > 2*len(nodes) {
+		t.Errorf("%d GETs of nodes for %d nodes: want at most two each, the fake switch's and the uncordon's", gets, len(nodes))
+	}
 	// The plan, then per wave: the cordon, the wave's outcomes, the wave's
 	// end; then the rollout's end. The flusher (every 5s) has no time to.
 	if waves := len(m.Status.Waves); waves != 3 || writes > 2+3*waves {
