@@ -55,7 +55,7 @@ func startKWOK(ctx context.Context, b *testing.B, l *lab.Lab) {
 	// kwok's default stages, not a user's ~/.kwok/kwok.yaml.
 	cmd := exec.Command(bin, "--kubeconfig", l.Kubeconfig, "--config", stages,
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector", kwokAnnotation+"=fake",
-		"--node-lease-duration-seconds", "40", "--cidr", "10.244.0.1/16", "--node-ip", "10.99.0.1")
+		"--node-lease-duration-seconds", "40", "--cidr", "10.244.0.1/16", "--node-ip", "10.99.0.1", "--v", "WARN")
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -126,9 +126,10 @@ func parallel(n, workers int, fn func(i int) error) error {
 
 // kwokNodes creates n Docker nodes for kwok to run (kubeadm's cri-socket
 // annotation, kubelet v1.23.17 on docker://20.10.24, zone and pool labels),
-// removing the nodes of an earlier run first; each gets a DaemonSet pod and,
-// on every podEvery-th node, a ReplicaSet's pod that the drain evicts. It
-// waits until kwok has every node Ready and every pod Running.
+// removing the nodes of an earlier run first; every podEvery-th node gets a
+// DaemonSet pod and a ReplicaSet's pod that the drain evicts (kwok makes
+// some 15 pods a second Running here: at 5,000 nodes only a sample has
+// pods). It waits until kwok has every node Ready and every pod Running.
 func kwokNodes(ctx context.Context, b *testing.B, c kubernetes.Interface, n, podEvery int) {
 	b.Helper()
 	cleanupKWOK(ctx, b, c)
@@ -162,7 +163,7 @@ func kwokNodes(ctx context.Context, b *testing.B, c kubernetes.Interface, n, pod
 	if err != nil {
 		b.Fatal(err)
 	}
-	ds := agentDaemonSet(ctx, b, c, n)
+	ds := agentDaemonSet(ctx, b, c, (n+podEvery-1)/podEvery)
 	grace := int64(1)
 	tol := []corev1.Toleration{{Key: kwokAnnotation, Operator: corev1.TolerationOpExists}}
 	pod := func(name, node, kind, owner string, uid types.UID) *corev1.Pod {
@@ -179,10 +180,10 @@ func kwokNodes(ctx context.Context, b *testing.B, c kubernetes.Interface, n, pod
 	}
 	err = parallel(n, 16, func(i int) error {
 		node := kwokNodeName(i)
-		if _, err := c.CoreV1().Pods(kwokNamespace).Create(ctx, pod("agent-"+node, node, "DaemonSet", "agent", ds.UID), metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create pod on %s: %w", node, err)
-		}
-		if podEvery > 0 && i%podEvery == 0 {
+		if i%podEvery == 0 {
+			if _, err := c.CoreV1().Pods(kwokNamespace).Create(ctx, pod("agent-"+node, node, "DaemonSet", "agent", ds.UID), metav1.CreateOptions{}); err != nil {
+				return fmt.Errorf("create pod on %s: %w", node, err)
+			}
 			if _, err := c.CoreV1().Pods(kwokNamespace).Create(ctx, pod("web-"+node, node, "ReplicaSet", "web-5d8f7c9b4", "5d8f7c9b-0000-4000-8000-000000000001"), metav1.CreateOptions{}); err != nil {
 				return fmt.Errorf("create pod on %s: %w", node, err)
 			}

@@ -86,15 +86,28 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 	sdyn := dynamic.NewForConfigOrDie(setup)
 	installCRD(ctx, b, sdyn)
 	startKWOK(ctx, b, l)
-	kwokNodes(ctx, b, sc, n, 1)
+	podEvery := 1
+	if n > 1000 {
+		podEvery = 10
+	}
+	kwokNodes(ctx, b, sc, n, podEvery)
 
 	// The unshim process's clients, counted by verb and resource: the
 	// driver's (status, events, cordons, LISTs) and the switches' apart.
+	// The CLI's client settings (pkg/cmd: QPS 50, burst 100), shared by the
+	// driver and every switch of a wave, unless UNSHIM_BENCH_KWOK_QPS says.
+	qps := float32(50)
+	if s := os.Getenv("UNSHIM_BENCH_KWOK_QPS"); s != "" {
+		q, err := strconv.Atoi(s)
+		if err != nil || q < 1 {
+			b.Fatalf("UNSHIM_BENCH_KWOK_QPS=%q: want a positive number", s)
+		}
+		qps = float32(q)
+	}
 	drv, sw, kub := &apiCounter{counts: map[string]int{}}, &apiCounter{counts: map[string]int{}}, &apiCounter{counts: map[string]int{}}
 	counted := func(c *apiCounter) *rest.Config {
 		cfg := rest.CopyConfig(rc)
-		// The CLI's client settings (pkg/cmd/unshim: cli-runtime's defaults).
-		cfg.QPS, cfg.Burst = 50, 100
+		cfg.QPS, cfg.Burst = qps, int(2*qps)
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &countingRT{rt, c} })
 		return cfg
 	}
@@ -206,6 +219,7 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 	ideal := time.Duration(waves) * nodeTime
 	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
 
+	b.Logf("client QPS %v (driver, switches and simulated kubelets each)", qps)
 	b.Logf("%d nodes, maxUnavailable %s: %d waves; wall %s, ideal %s (%d waves × the canary's %s), ratio %.3f; median switch %s (floor of the simulated services %s)",
 		n, maxUnavailable.String(), waves, wall.Round(time.Millisecond), ideal.Round(time.Millisecond), waves, nodeTime.Round(time.Millisecond),
 		wall.Seconds()/ideal.Seconds(), timed.median().Round(time.Millisecond), timing.total())
