@@ -152,7 +152,7 @@ func kwokNodes(ctx context.Context, b *testing.B, c kubernetes.Interface, n, pod
 			Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: kwokAnnotation, Value: "fake", Effect: corev1.TaintEffectNoSchedule}}},
 			Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("10.99.%d.%d", i/250, 1+i%250)}, {Type: corev1.NodeHostName, Address: name}},
 				NodeInfo: corev1.NodeSystemInfo{MachineID: simMachineID(name),
-					ContainerRuntimeVersion: simDockerRuntime, KubeletVersion: simKubeletVersion, KubeProxyVersion: simKubeletVersion,
+					ContainerRuntimeVersion: simDockerRuntime, KubeletVersion: simKubeletVersion,
 					OperatingSystem: "linux", Architecture: "amd64", OSImage: "Ubuntu 20.04.6 LTS", KernelVersion: "5.15.0-91-generic"}},
 		}
 		if _, err := c.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
