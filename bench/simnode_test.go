@@ -18,8 +18,10 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/unshim/unshim/pkg/transport"
 )
@@ -509,18 +511,24 @@ func (s *simNode) report(ctx context.Context, rt string) error {
 		return fmt.Errorf("simulated kubelet on %s: report status: %w", s.name, err)
 	}
 	leases := s.kubelet.CoordinationV1().Leases(corev1.NamespaceNodeLease)
-	l, err := leases.Get(ctx, s.name, metav1.GetOptions{})
-	if err != nil {
-		holder, secs := s.name, int32(40)
-		_, err = leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: s.name},
-			Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, RenewTime: &metav1.MicroTime{Time: time.Now()}}}, metav1.CreateOptions{})
-		if err != nil {
-			return fmt.Errorf("simulated kubelet on %s: create lease: %w", s.name, err)
+	// kwok renews the same Lease: a conflict is retried, as the kubelet's
+	// lease controller does.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		l, err := leases.Get(ctx, s.name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			holder, secs := s.name, int32(40)
+			_, err = leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: s.name},
+				Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, RenewTime: &metav1.MicroTime{Time: time.Now()}}}, metav1.CreateOptions{})
+			return err
 		}
-		return nil
-	}
-	l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
-	if _, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+		if err != nil {
+			return err
+		}
+		l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+		_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("simulated kubelet on %s: renew lease: %w", s.name, err)
 	}
 	return nil
