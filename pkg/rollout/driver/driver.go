@@ -239,10 +239,11 @@ func (d *Driver) wave(ctx context.Context, i int) error {
 				return err
 			}
 		}
-		if err := d.cordon(ctx, i, label, todo); err != nil {
+		resumed, err := d.cordon(ctx, i, label, todo)
+		if err != nil {
 			return err
 		}
-		d.switchNodes(ctx, label, todo)
+		d.switchNodes(ctx, label, todo, resumed)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -257,7 +258,7 @@ const WindowsCause = "runs Windows: the switch has only dry-run plans for Window
 // never cordoned, not counted against the failure budget.
 func (d *Driver) skipWindows(ctx context.Context, i int, label string, todo []string) error {
 	for _, n := range todo {
-		d.settle(ctx, label, n, outcome{State: v1alpha1.NodeSkipped, Cause: WindowsCause})
+		d.settle(ctx, label, n, outcome{State: v1alpha1.NodeSkipped, Cause: WindowsCause}, nil)
 	}
 	return d.waveDone(ctx, i, label)
 }
@@ -374,47 +375,76 @@ func (d *Driver) guard(ctx context.Context, w v1alpha1.WaveStatus) (string, erro
 		w.Index+1, len(pinned), strings.Join(names, ", ")), nil
 }
 
-// cordon cordons and taints every node of the wave before any is drained.
-func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string) error {
+// cordon cordons and taints every node of the wave before any is drained,
+// and records the wave's nodes Switching in one status write (not one per
+// node: at a few thousand nodes each write carries every node's entry). It
+// returns the nodes a former driver had left Switching: their switch is
+// settled or resumed, not started afresh.
+func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string) (map[string]bool, error) {
 	d.mu.Lock()
 	if d.st.Waves[i].StartTime == nil {
 		now := metav1.NewTime(d.o.Now())
 		d.st.Waves[i].StartTime = &now
 	}
-	fresh := map[string]bool{}
+	resumed := map[string]bool{}
 	for _, n := range todo {
-		fresh[n] = d.node(n).State != v1alpha1.NodeSwitching
+		resumed[n] = d.node(n).State == v1alpha1.NodeSwitching
 	}
 	d.mu.Unlock()
-	base, err := d.notReady(ctx)
+	nodes, err := d.listNodes(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	d.baseline = base
+	d.baseline = notReadyIn(nodes)
+	listed := map[string]*corev1.Node{}
+	for i := range nodes {
+		listed[nodes[i].Name] = &nodes[i]
+	}
 	for _, n := range todo {
-		if err := hold(ctx, d.o.Client, n, fresh[n]); err != nil {
-			return err
+		if err := hold(ctx, d.o.Client, n, !resumed[n], listed[n]); err != nil {
+			return nil, err
 		}
 	}
+	// Switching before any switch starts: a driver that takes over finds
+	// every node this one may have started, and settles it from the node's
+	// result annotation or resumes its journal.
+	d.mu.Lock()
+	now := metav1.NewTime(d.o.Now())
+	for _, n := range todo {
+		if !resumed[n] {
+			ns := d.node(n)
+			ns.StartTime, ns.CompletionTime = &now, nil
+			ns.Cause, ns.Blocking, ns.Phase, ns.FailedPhase = "", nil, "", ""
+			ns.State = v1alpha1.NodeSwitching
+		}
+	}
+	d.mu.Unlock()
 	d.printf("%s: cordoned and tainted %s: %s", label, TaintKey, strings.Join(todo, ", "))
 	d.event(ctx, corev1.EventTypeNormal, "WaveStarted", fmt.Sprintf("%s: %s", label, strings.Join(todo, ", ")))
-	return d.write(ctx)
+	return resumed, d.write(ctx)
 }
 
 // switchNodes switches the wave's nodes concurrently and records how each
-// ended.
-func (d *Driver) switchNodes(ctx context.Context, label string, todo []string) {
+// ended: each outcome goes into the status with the flusher's next write,
+// and all of them with one write once the wave's switches ended (a driver
+// that dies before it reads each outcome back from the node's result
+// annotation).
+func (d *Driver) switchNodes(ctx context.Context, label string, todo []string, resumed map[string]bool) {
 	var wg sync.WaitGroup
 	stopFlush := d.flusher(ctx)
 	for _, n := range todo {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.switchNode(ctx, label, n)
+			d.switchNode(ctx, label, n, resumed[n])
 		}()
 	}
 	wg.Wait()
 	stopFlush()
+	// Written even when the driver is stopping: never on its own context.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	d.warn(d.write(wctx))
 }
 
 func (d *Driver) settings() phases.Settings {
@@ -429,13 +459,12 @@ func (d *Driver) settings() phases.Settings {
 // switchNode switches one node, or settles the switch a former driver
 // started: a result already on the node is taken as it is; otherwise the
 // switch runs again and resumes its journal.
-func (d *Driver) switchNode(ctx context.Context, label, name string) {
+func (d *Driver) switchNode(ctx context.Context, label, name string, resumed bool) {
 	target := d.spec().TargetRuntime
-	d.mu.Lock()
-	ns := d.node(name)
-	resumed := ns.State == v1alpha1.NodeSwitching
-	d.mu.Unlock()
-	var out *outcome
+	var (
+		out  *outcome
+		last *corev1.Node // the node as the phase watch last saw it
+	)
 	if resumed {
 		n, err := d.o.Client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		if err == nil {
@@ -449,39 +478,30 @@ func (d *Driver) switchNode(ctx context.Context, label, name string) {
 		}
 	}
 	if out == nil {
-		d.mu.Lock()
-		ns = d.node(name)
-		if !resumed {
-			now := metav1.NewTime(d.o.Now())
-			ns.StartTime, ns.CompletionTime = &now, nil
-			ns.Cause, ns.Blocking, ns.Phase, ns.FailedPhase = "", nil, "", ""
-		}
-		ns.State = v1alpha1.NodeSwitching
-		d.mu.Unlock()
 		verb := "switching to " + target
 		if resumed {
 			verb = "resuming its switch to " + target
 		}
 		d.printf("%s: %s: %s", label, name, verb)
 		d.nodeEvent(ctx, name, corev1.EventTypeNormal, "Switching", fmt.Sprintf("runtimemigration %s: %s", d.o.Name, verb))
-		d.warn(d.write(ctx))
 		stop := d.followPhase(ctx, label, name)
 		err := d.o.Switcher.Switch(ctx, name, d.settings())
-		stop()
+		last = stop()
 		o := classify(err, ctx.Err() != nil)
 		out = &o
 	}
-	d.settle(ctx, label, name, *out)
+	d.settle(ctx, label, name, *out, last)
 }
 
-// settle records a node's outcome, uncordons and untaints it unless its
-// switch stopped half way, and keeps its runtime label true.
-func (d *Driver) settle(ctx context.Context, label, name string, o outcome) {
+// settle records a node's outcome (in the status the next write carries:
+// the caller's, at the end of the wave), uncordons and untaints it unless
+// its switch stopped half way, and keeps its runtime label true.
+func (d *Driver) settle(ctx context.Context, label, name string, o outcome, cur *corev1.Node) {
 	// Recorded even when the driver is stopping: never on its own context.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	if !o.Keep {
-		d.warn(release(ctx, d.o.Client, name))
+		d.warn(release(ctx, d.o.Client, name, cur))
 	}
 	d.mu.Lock()
 	ns := d.node(name)
@@ -522,13 +542,16 @@ func (d *Driver) settle(ctx context.Context, label, name string, o outcome) {
 	msg := fmt.Sprintf("runtimemigration %s: %s", d.o.Name, line)
 	d.nodeEvent(ctx, name, typ, reason, msg)
 	d.event(ctx, typ, "Node"+reason, name+": "+line)
-	d.warn(d.write(ctx))
+	d.mu.Lock()
+	d.dirty = true
+	d.mu.Unlock()
 }
 
 // followPhase mirrors the node's switch phase annotation into its status
 // entry (written with the next status write, at most every few seconds)
-// and prints each change.
-func (d *Driver) followPhase(ctx context.Context, label, name string) func() {
+// and prints each change. Its stop function returns the node as the watch
+// last saw it (nil if never).
+func (d *Driver) followPhase(ctx context.Context, label, name string) func() *corev1.Node {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	nodes := d.o.Client.CoreV1().Nodes()
@@ -543,6 +566,7 @@ func (d *Driver) followPhase(ctx context.Context, label, name string) func() {
 			return nodes.Watch(ctx, opts)
 		},
 	}
+	var seen *corev1.Node // written by the watch's goroutine, read after done
 	go func() {
 		defer close(done)
 		last := ""
@@ -551,6 +575,7 @@ func (d *Driver) followPhase(ctx context.Context, label, name string) func() {
 			if !ok || n.Name != name {
 				return false, nil
 			}
+			seen = n
 			if p := n.Annotations[nodeswitch.PhaseAnnotation]; p != "" && p != last {
 				last = p
 				d.mu.Lock()
@@ -565,7 +590,7 @@ func (d *Driver) followPhase(ctx context.Context, label, name string) func() {
 			return false, nil
 		})
 	}()
-	return func() { cancel(); <-done }
+	return func() *corev1.Node { cancel(); <-done; return seen }
 }
 
 // checks runs the wave's checks once all its nodes ended: canary, failure
@@ -715,13 +740,17 @@ func (d *Driver) notReady(ctx context.Context) (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
+	return notReadyIn(nodes), nil
+}
+
+func notReadyIn(nodes []corev1.Node) map[string]bool {
 	out := map[string]bool{}
 	for i := range nodes {
 		if !ready(&nodes[i]) {
 			out[nodes[i].Name] = true
 		}
 	}
-	return out, nil
+	return out
 }
 
 func (d *Driver) listNodes(ctx context.Context) ([]corev1.Node, error) {

@@ -746,3 +746,60 @@ func TestController(t *testing.T) {
 		t.Errorf("switched %v: want the older rollout's node first", e.sw.order)
 	}
 }
+
+// The status carries every node's entry, so at a few thousand nodes a
+// write per node start and end is what the rollout costs the apiserver:
+// the driver writes it a bounded number of times per wave, whatever the
+// wave's size, and still records each node Switching before its switch
+// starts (what a driver that takes over relies on).
+func TestRolloutStatusWritesPerWave(t *testing.T) {
+	var nodes []*corev1.Node
+	for i := 0; i < 8; i++ {
+		nodes = append(nodes, testNode(fmt.Sprintf("n%d", i), false))
+	}
+	e := newEnv(t, nodes...)
+	e.create(t, v1alpha1.RuntimeMigrationSpec{MaxUnavailable: ptr(intstr.FromInt32(4)), Canary: v1alpha1.Canary{Mode: v1alpha1.CanaryCount, Count: 1}})
+	var mu sync.Mutex
+	notSwitching := map[string]string{}
+	e.sw.during = func(node string) {
+		if st := states(e.get(t))[node]; st != v1alpha1.NodeSwitching {
+			mu.Lock()
+			notSwitching[node] = st
+			mu.Unlock()
+		}
+	}
+	if err := e.run(t, t.Context())(); err != nil {
+		t.Fatal(err)
+	}
+	m := e.get(t)
+	if m.Status.Phase != v1alpha1.PhaseSucceeded || m.Status.Counts.Done != 8 {
+		t.Fatalf("status: phase %s %q, counts %+v\n%s", m.Status.Phase, m.Status.Message, m.Status.Counts, e.out)
+	}
+	if len(notSwitching) > 0 {
+		t.Errorf("nodes not recorded Switching while their switch ran: %v", notSwitching)
+	}
+	writes := 0
+	for _, a := range e.st.Dynamic.(*dynfake.FakeDynamicClient).Actions() {
+		if a.GetVerb() == "update" && a.GetSubresource() == "status" {
+			writes++
+		}
+	}
+	// The cordon updates the node as the wave's LIST read it: no GET of its
+	// own. The fake switch GETs each node once, to set its runtime; the
+	// uncordon GETs it unless the phase watch saw it (here the switch may
+	// end before the watch's LIST).
+	gets := 0
+	for _, a := range e.kc.Actions() {
+		if a.GetVerb() == "get" && a.GetResource().Resource == "nodes" {
+			gets++
+		}
+	}
+	if gets > 2*len(nodes) {
+		t.Errorf("%d GETs of nodes for %d nodes: want at most two each, the fake switch's and the uncordon's", gets, len(nodes))
+	}
+	// The plan, then per wave: the cordon, the wave's outcomes, the wave's
+	// end; then the rollout's end. The flusher (every 5s) has no time to.
+	if waves := len(m.Status.Waves); waves != 3 || writes > 2+3*waves {
+		t.Errorf("%d status writes for %d nodes in %d waves: want at most %d (3 a wave, 2 more)", writes, len(nodes), waves, 2+3*waves)
+	}
+}

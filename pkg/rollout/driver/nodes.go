@@ -34,9 +34,9 @@ const CordonedAnnotation = "unshim.io/rollout-cordoned"
 // hold cordons and taints node for its wave. fresh also clears the last
 // switch's result and phase annotations, so that a driver that restarts
 // never reads an earlier run's outcome as this one's.
-func hold(ctx context.Context, c kubernetes.Interface, node string, fresh bool) error {
+func hold(ctx context.Context, c kubernetes.Interface, node string, fresh bool, cur *corev1.Node) error {
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		n, err := c.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		n, err := current(ctx, c, node, &cur)
 		if err != nil {
 			return err
 		}
@@ -75,9 +75,9 @@ func hold(ctx context.Context, c kubernetes.Interface, node string, fresh bool) 
 
 // release removes the wave's taint and, when the driver cordoned the node,
 // uncordons it; it also sets the runtime label to what the node runs now.
-func release(ctx context.Context, c kubernetes.Interface, node string) error {
+func release(ctx context.Context, c kubernetes.Interface, node string, cur *corev1.Node) error {
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		n, err := c.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		n, err := current(ctx, c, node, &cur)
 		if err != nil {
 			return err
 		}
@@ -118,6 +118,18 @@ func release(ctx context.Context, c kubernetes.Interface, node string) error {
 		return fmt.Errorf("uncordon and untaint node %s: %w", node, err)
 	}
 	return nil
+}
+
+// current is the node to change: *cur (a copy), the node as the driver
+// last read it from a LIST or a watch, on the first attempt, which saves a
+// GET per node (a stale copy fails the update with a conflict); a GET on
+// every later attempt, or when there is none.
+func current(ctx context.Context, c kubernetes.Interface, node string, cur **corev1.Node) (*corev1.Node, error) {
+	if n := *cur; n != nil && n.Name == node {
+		*cur = nil
+		return n.DeepCopy(), nil
+	}
+	return c.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 }
 
 func hasTaint(n *corev1.Node) bool {

@@ -110,7 +110,7 @@ func orPending(phase string) string {
 
 // undoNode switches one node back.
 func (d *Driver) undoNode(ctx context.Context, rb Rollbacker, label, name string) error {
-	if err := hold(ctx, d.o.Client, name, false); err != nil {
+	if err := hold(ctx, d.o.Client, name, false, nil); err != nil {
 		return err
 	}
 	now := metav1.NewTime(d.o.Now())
@@ -137,7 +137,7 @@ func (d *Driver) undoNode(ctx context.Context, rb Rollbacker, label, name string
 		d.nodeEvent(wctx, name, corev1.EventTypeWarning, "UndoFailed", fmt.Sprintf("runtimemigration %s: %s", d.o.Name, cause))
 		return fmt.Errorf("switch %s back: %w", name, err)
 	}
-	d.warn(release(wctx, d.o.Client, name))
+	d.warn(release(wctx, d.o.Client, name, nil))
 	end := metav1.NewTime(d.o.Now())
 	d.mu.Lock()
 	ns = d.node(name)

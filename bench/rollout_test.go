@@ -1,0 +1,383 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/unshim/unshim/pkg/apis/unshim/v1alpha1"
+	"github.com/unshim/unshim/pkg/lab"
+	"github.com/unshim/unshim/pkg/lab/labtest"
+	"github.com/unshim/unshim/pkg/log"
+	"github.com/unshim/unshim/pkg/migrate/phases"
+	"github.com/unshim/unshim/pkg/rollout/driver"
+	"github.com/unshim/unshim/pkg/rollout/store"
+	"github.com/unshim/unshim/pkg/transport"
+)
+
+// BenchmarkRolloutKWOK runs a whole rollout (RuntimeMigration, driver and
+// every node's switch in this process, as `unshim rollout run --via ssh`
+// runs them) over 1,000 and 5,000 nodes that kwok keeps Ready on the lab's
+// apiserver; each node's machine is a simulated Docker node (simnode_test.go)
+// whose services take fixed times. It reports the API requests per node by
+// verb (the driver's and the switches', evictions aside; the simulated
+// kubelets' apart), the process's CPU time and peak heap and RSS, and the
+// wall time against the ideal: the number of waves times one node's switch
+// alone (the canary's).
+//
+// UNSHIM_BENCH_KWOK_NODES=1000,5000 picks the sizes; UNSHIM_BENCH_KWOK_MAXUNAVAILABLE
+// the rollout's maxUnavailable (default 5%).
+func BenchmarkRolloutKWOK(b *testing.B) {
+	sizes := []int{1000, 5000}
+	if s := os.Getenv("UNSHIM_BENCH_KWOK_NODES"); s != "" {
+		sizes = nil
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 2 {
+				b.Fatalf("UNSHIM_BENCH_KWOK_NODES=%q: want sizes of at least 2, comma-separated", s)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	maxUnavailable := intstr.FromString("5%")
+	if s := os.Getenv("UNSHIM_BENCH_KWOK_MAXUNAVAILABLE"); s != "" {
+		maxUnavailable = intstr.Parse(s)
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			l := labtest.Require(b)
+			for i := 0; i < b.N; i++ {
+				rolloutKWOK(b, l, n, maxUnavailable)
+			}
+		})
+	}
+}
+
+func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrString) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Hour)
+	defer cancel()
+	rc, err := l.RESTConfig()
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Setup goes through a client of its own, with room for its bursts.
+	setup := rest.CopyConfig(rc)
+	setup.QPS, setup.Burst = 500, 1000
+	sc := kubernetes.NewForConfigOrDie(setup)
+	sdyn := dynamic.NewForConfigOrDie(setup)
+	installCRD(ctx, b, sdyn)
+	startKWOK(ctx, b, l)
+	podEvery := 1
+	if n > 1000 {
+		podEvery = 10
+	}
+	kwokNodes(ctx, b, sc, n, podEvery)
+
+	// The unshim process's clients, counted by verb and resource: the
+	// driver's (status, events, cordons, LISTs) and the switches' apart.
+	// The CLI's client settings (pkg/cmd: QPS 50, burst 100), shared by the
+	// driver and every switch of a wave, unless UNSHIM_BENCH_KWOK_QPS says.
+	qps := float32(50)
+	if s := os.Getenv("UNSHIM_BENCH_KWOK_QPS"); s != "" {
+		q, err := strconv.Atoi(s)
+		if err != nil || q < 1 {
+			b.Fatalf("UNSHIM_BENCH_KWOK_QPS=%q: want a positive number", s)
+		}
+		qps = float32(q)
+	}
+	drv, sw, kub := &apiCounter{counts: map[string]int{}}, &apiCounter{counts: map[string]int{}}, &apiCounter{counts: map[string]int{}}
+	counted := func(c *apiCounter) *rest.Config {
+		cfg := rest.CopyConfig(rc)
+		cfg.QPS, cfg.Burst = qps, int(2*qps)
+		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &countingRT{rt, c} })
+		return cfg
+	}
+	dcfg, scfg, kcfg := counted(drv), counted(sw), counted(kub)
+	dc, ddyn := kubernetes.NewForConfigOrDie(dcfg), dynamic.NewForConfigOrDie(dcfg)
+	swc, kubc := kubernetes.NewForConfigOrDie(scfg), kubernetes.NewForConfigOrDie(kcfg)
+
+	argv := newArgvLog()
+	timing := defaultSimTiming
+	var simMu sync.Mutex
+	sims := map[string]*simNode{}
+	connect := func(_ context.Context, node string) (transport.Transport, error) {
+		simMu.Lock()
+		defer simMu.Unlock()
+		s, ok := sims[node]
+		if !ok {
+			s = newSimNode(node, kubc, timing, argv)
+			sims[node] = s
+		}
+		return s, nil
+	}
+	logger := log.NoopLogger()
+	if p := os.Getenv("UNSHIM_BENCH_LOG"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		logger = log.New(stamped{f}, 1)
+	}
+	timed := &timedSwitcher{inner: &driver.Direct{Connect: connect, Client: swc, RESTConfig: scfg, Logger: logger}, took: map[string]time.Duration{}}
+
+	name := fmt.Sprintf("kwok-%d", n)
+	m := &v1alpha1.RuntimeMigration{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.RuntimeMigrationSpec{
+		Nodes:          v1alpha1.NodeSelection{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{kwokLabel: "kwok"}}},
+		TargetRuntime:  v1alpha1.TargetContainerd,
+		MaxUnavailable: &maxUnavailable,
+		Canary:         v1alpha1.Canary{Mode: v1alpha1.CanaryCount, Count: 1},
+		FailureBudget:  v1alpha1.FailureBudget{PerWave: 0, Total: 0},
+		DrainTimeout:   &metav1.Duration{Duration: 2 * time.Minute}, VerifyTimeout: &metav1.Duration{Duration: 2 * time.Minute},
+	}}
+	st := &store.Store{Dynamic: sdyn, Kube: sc, Actor: "bench"}
+	_ = st.Dynamic.Resource(v1alpha1.GroupVersionResource).Delete(ctx, name, metav1.DeleteOptions{})
+	if _, err := st.Create(ctx, m); err != nil {
+		b.Fatalf("create runtimemigration: %v", err)
+	}
+	progress := &progressLog{}
+	d, err := driver.New(driver.Options{Name: name, Store: &store.Store{Dynamic: ddyn, Kube: dc, Actor: "bench"}, Client: dc,
+		Switcher: timed, Holder: "bench", Out: progress})
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	// The driver's process: CPU time and peak RSS from getrusage (this
+	// process also runs the simulated nodes, a small part), peak heap sampled.
+	runtime.GC()
+	var ru0 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	heap := sampleHeap()
+	b.ResetTimer()
+	start := time.Now()
+	// A rollout that pauses (a failed canary, the failure budget) waits for
+	// a resume that never comes here: it ends the run.
+	rctx, stop := context.WithCancel(ctx)
+	var paused string
+	go func() {
+		for rctx.Err() == nil {
+			time.Sleep(2 * time.Second)
+			if m, err := st.Get(rctx, name); err == nil && m.Status.Phase == v1alpha1.PhasePaused {
+				paused = m.Status.Message
+				stop()
+			}
+		}
+	}()
+	err = d.Run(rctx)
+	wall := time.Since(start)
+	stop()
+	if paused != "" {
+		b.Fatalf("rollout paused: %s\n%s\ncommands: %s", paused, progress.tail(20), argv)
+	}
+	b.StopTimer()
+	peakHeap := heap()
+	var ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	if err != nil {
+		b.Fatalf("driver: %v\n%s", err, progress.tail(20))
+	}
+	for _, s := range sims {
+		if err := s.wait(); err != nil {
+			b.Errorf("%v", err)
+		}
+	}
+	if u := argv.unknowns(); len(u) > 0 {
+		b.Errorf("commands the simulated node does not know: %s", strings.Join(u, "; "))
+	}
+	got, err := st.Get(ctx, name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := got.Status.Counts
+	if got.Status.Phase != v1alpha1.PhaseSucceeded || int(c.Done) != n {
+		b.Fatalf("rollout %s: %s %q (%+v)\n%s", name, got.Status.Phase, got.Status.Message, c, progress.tail(20))
+	}
+
+	// The ideal: every wave as long as one switch alone (the canary's).
+	canary := got.Status.Waves[0].Nodes[0]
+	nodeTime := timed.took[canary]
+	waves := len(got.Status.Waves)
+	ideal := time.Duration(waves) * nodeTime
+	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
+
+	b.Logf("client QPS %v (driver, switches and simulated kubelets each)", qps)
+	b.Logf("%d nodes, maxUnavailable %s: %d waves; wall %s, ideal %s (%d waves × the canary's %s), ratio %.3f; median switch %s (floor of the simulated services %s)",
+		n, maxUnavailable.String(), waves, wall.Round(time.Millisecond), ideal.Round(time.Millisecond), waves, nodeTime.Round(time.Millisecond),
+		wall.Seconds()/ideal.Seconds(), timed.median().Round(time.Millisecond), timing.total())
+	report := func(who string, a *apiCounter) (total, evictions int) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		var keys []string
+		for k := range a.counts {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool { return a.counts[keys[i]] > a.counts[keys[j]] })
+		var lines []string
+		for _, k := range keys {
+			if k == "create pods/eviction" {
+				evictions += a.counts[k]
+				continue
+			}
+			total += a.counts[k]
+			lines = append(lines, fmt.Sprintf("  %-45s %8d %8.2f/node", k, a.counts[k], float64(a.counts[k])/float64(n)))
+		}
+		b.Logf("%s: %d requests, %.2f per node (evictions aside: %d)\n%s", who, total, float64(total)/float64(n), evictions, strings.Join(lines, "\n"))
+		return total, evictions
+	}
+	dt, _ := report("driver", drv)
+	st2, ev := report("switches", sw)
+	kt, _ := report("simulated kubelets (what real kubelets would send)", kub)
+	byVerb := map[string]int{}
+	for _, a := range []*apiCounter{drv, sw} {
+		a.mu.Lock()
+		for k, v := range a.counts {
+			if k != "create pods/eviction" {
+				byVerb[strings.SplitN(k, " ", 2)[0]] += v
+			}
+		}
+		a.mu.Unlock()
+	}
+	b.Logf("commands the switches ran on the simulated nodes: %s", argv)
+	for verb, v := range byVerb {
+		b.ReportMetric(float64(v)/float64(n), verb+"-req/node")
+	}
+	b.ReportMetric(float64(dt+st2)/float64(n), "api-req/node")
+	b.ReportMetric(float64(dt)/float64(n), "driver-req/node")
+	b.ReportMetric(float64(st2)/float64(n), "switch-req/node")
+	b.ReportMetric(float64(ev)/float64(n), "evictions/node")
+	b.ReportMetric(float64(kt)/float64(n), "kubelet-req/node")
+	b.ReportMetric(cpu.Seconds(), "cpu-s")
+	b.ReportMetric(float64(peakHeap)/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(float64(ru1.Maxrss)/1024, "peak-rss-MiB")
+	b.ReportMetric(wall.Seconds(), "wall-s")
+	b.ReportMetric(ideal.Seconds(), "ideal-s")
+	b.ReportMetric(wall.Seconds()/ideal.Seconds(), "wall/ideal")
+	b.ReportMetric(nodeTime.Seconds(), "node-s")
+	b.ReportMetric(float64(waves), "waves")
+	if os.Getenv("UNSHIM_BENCH_KEEP") == "" {
+		cleanupKWOK(ctx, b, sc)
+		_ = st.Dynamic.Resource(v1alpha1.GroupVersionResource).Delete(ctx, name, metav1.DeleteOptions{})
+	}
+}
+
+// timedSwitcher times each node's switch.
+type timedSwitcher struct {
+	inner driver.Switcher
+	mu    sync.Mutex
+	took  map[string]time.Duration
+}
+
+func (t *timedSwitcher) Switch(ctx context.Context, node string, s phases.Settings) error {
+	start := time.Now()
+	err := t.inner.Switch(ctx, node, s)
+	t.mu.Lock()
+	t.took[node] = time.Since(start)
+	t.mu.Unlock()
+	return err
+}
+
+func (t *timedSwitcher) median() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var xs []float64
+	for _, d := range t.took {
+		xs = append(xs, float64(d))
+	}
+	if len(xs) == 0 {
+		return 0
+	}
+	return time.Duration(med(xs))
+}
+
+// sampleHeap samples the heap in use every 100ms until the returned
+// function is called, which returns the peak.
+func sampleHeap() func() uint64 {
+	var peak uint64
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapInuse)
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() uint64 { close(done); <-stopped; return peak }
+}
+
+// progressLog keeps the driver's progress lines.
+type progressLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (p *progressLog) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lines = append(p.lines, strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+func (p *progressLog) tail(n int) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.lines[max(0, len(p.lines)-n):], "\n")
+}
+
+// installCRD installs the RuntimeMigration CRD (deploy/crd) unless the lab
+// serves it already, and waits until it is served.
+func installCRD(ctx context.Context, b *testing.B, dyn dynamic.Interface) {
+	b.Helper()
+	res := dyn.Resource(v1alpha1.GroupVersionResource)
+	if _, err := res.List(ctx, metav1.ListOptions{Limit: 1}); err == nil {
+		return
+	}
+	data, err := os.ReadFile(filepath.Join("..", "deploy", "crd", "unshim.io_runtimemigrations.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var obj map[string]any
+	if err := sigsyaml.Unmarshal(data, &obj); err != nil {
+		b.Fatal(err)
+	}
+	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	if _, err := crds.Create(ctx, &unstructured.Unstructured{Object: obj}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, err := res.List(ctx, metav1.ListOptions{Limit: 1}); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("the RuntimeMigration CRD is not served")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
