@@ -103,10 +103,6 @@ func (f *cdFixture) options(t *testing.T, n *lab.Node, target string) Options {
 	}
 }
 
-func (f *cdFixture) pods(ctx context.Context, t *testing.T) []corev1.Pod {
-	return podsIn(ctx, t, f.c, cdNS)
-}
-
 func (f *cdFixture) waitPods(ctx context.Context, t *testing.T, what string, ok func([]corev1.Pod) bool) {
 	t.Helper()
 	waitPodsIn(ctx, t, f.c, cdNS, what, ok)
