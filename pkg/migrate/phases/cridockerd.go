@@ -81,7 +81,7 @@ func NewInstallCRIDockerdPhase() migrate.Phase {
 		Plan: plan(func(ctx context.Context, d Data) ([]string, error) {
 			var lines []string
 			src := d.Settings().CRIDockerdPackage
-			switch kind, err := sourceKind(src); {
+			switch kind, err := CRIDockerdSourceKind(src); {
 			case err != nil:
 				return []string{"install-cri-dockerd would fail: " + err.Error()}, nil
 			case kind == nodeplan.SourceBinary:
@@ -112,8 +112,10 @@ func NewInstallCRIDockerdPhase() migrate.Phase {
 	}
 }
 
-// sourceKind reads the head of the operator's file; "" when none is named.
-func sourceKind(src string) (string, error) {
+// CRIDockerdSourceKind reads the head of the operator's --cri-dockerd-package
+// file and says what it is (nodeplan.SourceDeb, SourceRPM or SourceBinary);
+// "" when none is named.
+func CRIDockerdSourceKind(src string) (string, error) {
 	if src == "" {
 		return "", nil
 	}
@@ -139,27 +141,25 @@ func carriedFlags(d Data) ([]string, error) {
 func runInstallCRIDockerd(ctx context.Context, d Data) error {
 	t := d.Transport()
 	src := d.Settings().CRIDockerdPackage
-	kind, err := sourceKind(src)
+	kind, err := CRIDockerdSourceKind(src)
 	if err != nil {
 		return err
+	}
+	var data []byte
+	if kind != "" {
+		if data, err = os.ReadFile(src); err != nil {
+			return fmt.Errorf("--cri-dockerd-package: %w", err)
+		}
 	}
 	binary := ""
 	switch kind {
 	case nodeplan.SourceBinary:
-		data, err := os.ReadFile(src)
-		if err != nil {
-			return fmt.Errorf("--cri-dockerd-package: %w", err)
-		}
 		binary = nodeplan.CRIDockerdBinary
 		d.Logger().V(0).Infof("[install-cri-dockerd] installing %s as %s", src, binary)
 		if err := migrate.WriteFile(ctx, d, binary, data, 0o755); err != nil {
 			return err
 		}
 	case nodeplan.SourceDeb, nodeplan.SourceRPM:
-		data, err := os.ReadFile(src)
-		if err != nil {
-			return fmt.Errorf("--cri-dockerd-package: %w", err)
-		}
 		staged := path.Join(journal.DefaultDir, "packages", path.Base(src))
 		if err := migrate.WriteFile(ctx, d, staged, data, 0o644); err != nil {
 			return err
@@ -239,7 +239,7 @@ func runInstallCRIDockerd(ctx context.Context, d Data) error {
 	if _, err := migrate.Exec(ctx, d, []string{"systemctl", "restart", nodeplan.CRIDockerdService}, undoRestart...); err != nil || d.DryRun() {
 		return err
 	}
-	return waitCRIDockerd(ctx, d, 2*time.Minute)
+	return waitReady(ctx, "cri-dockerd", time.Second, 2*time.Minute, func(ctx context.Context) error { return criDockerdReady(ctx, d) })
 }
 
 // criDockerdDial is where the switch dials cri-dockerd's socket: /var/run
@@ -259,36 +259,16 @@ func criDockerdReady(ctx context.Context, d Data) error {
 		return err
 	}
 	defer conn.Close()
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	st, err := runtimeapi.NewRuntimeServiceClient(conn).Status(cctx, &runtimeapi.StatusRequest{})
+	conds, err := criConditions(ctx, conn, nodeplan.CRIDockerdEndpoint)
 	if err != nil {
-		return fmt.Errorf("CRI status at %s: %w", nodeplan.CRIDockerdEndpoint, err)
+		return err
 	}
-	for _, c := range st.GetStatus().GetConditions() {
+	for _, c := range conds {
 		if (c.Type == runtimeapi.RuntimeReady || c.Type == runtimeapi.NetworkReady) && !c.Status {
 			return fmt.Errorf("cri-dockerd: %s is false: %s %s", c.Type, c.Reason, c.Message)
 		}
 	}
 	return nil
-}
-
-func waitCRIDockerd(ctx context.Context, d Data, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := criDockerdReady(ctx, d)
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("cri-dockerd's CRI not ready after %s: %w", timeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
 }
 
 // NewStopCRIDockerdPhase stops and disables cri-dockerd, where the node has

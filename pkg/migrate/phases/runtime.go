@@ -514,17 +514,40 @@ func criStatus(ctx context.Context, d Data) (map[string]bool, error) {
 		return nil, errors.New("containerd's CRI plugin did not load (ctr plugins ls)")
 	}
 	defer conn.Close()
+	conds, err := criConditions(ctx, conn, nodeplan.ContainerdEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, c := range conds {
+		out[c.Type] = c.Status
+	}
+	return out, nil
+}
+
+// criConditions asks the CRI at the other end of conn (endpoint names it in
+// errors) for its status conditions.
+func criConditions(ctx context.Context, conn *grpc.ClientConn, endpoint string) ([]*runtimeapi.RuntimeCondition, error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	st, err := runtimeapi.NewRuntimeServiceClient(conn).Status(cctx, &runtimeapi.StatusRequest{})
 	if err != nil {
-		return nil, fmt.Errorf("CRI status at %s: %w", nodeplan.ContainerdEndpoint, err)
+		return nil, fmt.Errorf("CRI status at %s: %w", endpoint, err)
 	}
-	out := map[string]bool{}
-	for _, c := range st.GetStatus().GetConditions() {
-		out[c.Type] = c.Status
+	return st.GetStatus().GetConditions(), nil
+}
+
+// containerdCRIReady says whether containerd's CRI reports RuntimeReady and
+// NetworkReady.
+func containerdCRIReady(ctx context.Context, d Data) error {
+	conds, err := criStatus(ctx, d)
+	if err != nil {
+		return err
 	}
-	return out, nil
+	if !conds[runtimeapi.RuntimeReady] || !conds[runtimeapi.NetworkReady] {
+		return fmt.Errorf("CRI conditions %v", conds)
+	}
+	return nil
 }
 
 // removeCRIPods stops and removes every pod sandbox containerd's CRI knows
@@ -577,20 +600,19 @@ func removeCRIPods(ctx context.Context, d Data) error {
 // API: asked often (every 200 ms), the kubelet starts the moment containerd
 // is up.
 func waitCRI(ctx context.Context, d Data, timeout time.Duration) error {
+	return waitReady(ctx, "containerd", 200*time.Millisecond, timeout, func(ctx context.Context) error { return containerdCRIReady(ctx, d) })
+}
+
+// waitReady checks ready every interval until it passes or timeout; what
+// names the runtime whose CRI is waited for.
+func waitReady(ctx context.Context, what string, interval, timeout time.Duration, ready func(context.Context) error) error {
 	var last error
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		conds, err := criStatus(ctx, d)
-		if err == nil && conds[runtimeapi.RuntimeReady] && conds[runtimeapi.NetworkReady] {
-			return true, nil
-		}
-		if err == nil {
-			err = fmt.Errorf("CRI conditions %v", conds)
-		}
-		last = err
-		return false, nil
+	err := wait.PollUntilContextTimeout(ctx, interval, timeout, true, func(ctx context.Context) (bool, error) {
+		last = ready(ctx)
+		return last == nil, nil
 	})
 	if err != nil && ctx.Err() == nil {
-		return fmt.Errorf("containerd's CRI not ready after %s: %w", timeout, last)
+		return fmt.Errorf("%s's CRI not ready after %s: %w", what, timeout, last)
 	}
 	return err
 }

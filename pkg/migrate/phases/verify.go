@@ -183,19 +183,12 @@ func verifyOnce(ctx context.Context, d Data, v *nodeView) error {
 		}
 		v.leaseRenewed = true
 	}
+	criReady := containerdCRIReady
 	if want == "docker" {
-		if err := criDockerdReady(ctx, d); err != nil {
-			return err
-		}
+		criReady = criDockerdReady
 	}
-	if want == "containerd" {
-		conds, err := criStatus(ctx, d)
-		if err != nil {
-			return err
-		}
-		if !conds[runtimeapi.RuntimeReady] || !conds[runtimeapi.NetworkReady] {
-			return fmt.Errorf("CRI conditions %v", conds)
-		}
+	if err := criReady(ctx, d); err != nil {
+		return err
 	}
 	var probe *corev1.Pod
 	pods := v.pods.List()

@@ -238,7 +238,8 @@ func (o *Options) Validate() error {
 		if o.Target != nodeplan.CRIDockerd {
 			return fail(fmt.Errorf("--cri-dockerd-package goes with --to %s, not --to %s", nodeplan.CRIDockerd, o.Target))
 		}
-		if err := checkCRIDockerdSource(o.CRIDockerdPackage); err != nil {
+		// A .deb, an .rpm or an executable, before anything is changed.
+		if _, err := phases.CRIDockerdSourceKind(o.CRIDockerdPackage); err != nil {
 			return fail(err)
 		}
 	}
@@ -449,20 +450,4 @@ no rollback to Docker: purge once the node has proven itself.`,
 	c.Flags().BoolVar(&removeData, "remove-data", false, "also delete /var/lib/docker and /etc/docker (backed up first)")
 	o.addTransportFlags(c.Flags())
 	return c
-}
-
-// checkCRIDockerdSource makes sure --cri-dockerd-package names a .deb, an
-// .rpm or an executable, before anything is changed.
-func checkCRIDockerdSource(file string) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return fmt.Errorf("--cri-dockerd-package: %w", err)
-	}
-	defer f.Close()
-	head := make([]byte, 32)
-	n, _ := f.Read(head)
-	if _, err := nodeplan.CRIDockerdSourceKind(file, head[:n]); err != nil {
-		return fmt.Errorf("--cri-dockerd-package: %w", err)
-	}
-	return nil
 }
