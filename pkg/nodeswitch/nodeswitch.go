@@ -331,7 +331,7 @@ func Rehearse(ctx context.Context, o Options) error {
 		if rerr := o.Transport.Remove(cctx, st.Path(o.Node)); rerr != nil {
 			o.Logger.Warnf("remove the rehearsal's journal: %v", rerr)
 		}
-		if aerr := phases.RetryAPI(cctx, 30*time.Second, func(ctx context.Context) error { return annotatePhase(ctx, o.Client, o.Node, nil) }); aerr != nil {
+		if aerr := phases.Annotate(cctx, o.Client, o.Node, PhaseAnnotation, nil); aerr != nil {
 			o.Logger.Warnf("clear %s: %v", PhaseAnnotation, aerr)
 		}
 	}
@@ -514,14 +514,4 @@ func lock(ctx context.Context, o *Options) (func(), error) {
 			o.Logger.Warnf("release the lock of node %s (it expires by itself within %s): %v", o.Node, ttl, last)
 		}
 	}, nil
-}
-
-// annotatePhase sets (nil: removes) PhaseAnnotation on the node.
-func annotatePhase(ctx context.Context, c kubernetes.Interface, node string, v *string) error {
-	return annotate(ctx, c, node, PhaseAnnotation, v)
-}
-
-// annotate sets (nil: removes) annotation key on the node.
-func annotate(ctx context.Context, c kubernetes.Interface, node, key string, v *string) error {
-	return phases.Annotate(ctx, c, node, key, v)
 }

@@ -114,5 +114,5 @@ func (m *phaseMirror) close(ctx context.Context, kv map[string]*string) error {
 	if len(all) == 0 {
 		return nil
 	}
-	return phases.RetryAPI(ctx, 30*time.Second, func(ctx context.Context) error { return phases.AnnotateAll(ctx, m.c, m.node, all) })
+	return phases.AnnotateAll(ctx, m.c, m.node, all) // it retries through short outages itself
 }
