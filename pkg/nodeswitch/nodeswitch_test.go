@@ -993,9 +993,14 @@ func (f *fixture) runKilledAfter(ctx context.Context, t *testing.T, bin, phase s
 				_ = cmd.Process.Signal(syscall.SIGKILL)
 				exitErr = <-exited
 			}
-			// Exit 0: the run finished on its own before the kill landed
-			// (the phases after phase took no time: uncordon after verify).
-			return n.Annotations[PhaseAnnotation], exitErr == nil
+			// Exit 0, or a journal already finished when the kill landed: the
+			// run finished on its own (the phases after phase took no time:
+			// uncordon after verify), and was killed, if at all, on its way out.
+			after, lerr := (&journal.Store{T: f.n1.Transport()}).Load(ctx, f.n1.Name)
+			if lerr != nil {
+				t.Fatalf("read the journal after the kill at %s: %v", phase, lerr)
+			}
+			return n.Annotations[PhaseAnnotation], exitErr == nil || after == nil || after.Finished
 		}
 		if ended {
 			t.Fatalf("run exited before phase %s was done (%v):\n%s", phase, exitErr, out.String())
