@@ -220,6 +220,9 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
 
 	b.Logf("client QPS %v (driver, switches and simulated kubelets each)", qps)
+	switching, longest, between := timed.waveTimes(got.Status.Waves)
+	b.Logf("of the wall time: waves switching %s (their longest switches %s), the driver between waves %s, before the first and after the last %s",
+		switching.Round(time.Millisecond), longest.Round(time.Millisecond), between.Round(time.Millisecond), (wall - switching - between).Round(time.Millisecond))
 	b.Logf("%d nodes, maxUnavailable %s: %d waves; wall %s, ideal %s (%d waves × the canary's %s), ratio %.3f; median switch %s (floor of the simulated services %s)",
 		n, maxUnavailable.String(), waves, wall.Round(time.Millisecond), ideal.Round(time.Millisecond), waves, nodeTime.Round(time.Millisecond),
 		wall.Seconds()/ideal.Seconds(), timed.median().Round(time.Millisecond), timing.total())
@@ -284,15 +287,59 @@ type timedSwitcher struct {
 	inner driver.Switcher
 	mu    sync.Mutex
 	took  map[string]time.Duration
+	spans map[string][2]time.Time
 }
 
 func (t *timedSwitcher) Switch(ctx context.Context, node string, s phases.Settings) error {
 	start := time.Now()
 	err := t.inner.Switch(ctx, node, s)
+	end := time.Now()
 	t.mu.Lock()
-	t.took[node] = time.Since(start)
+	t.took[node] = end.Sub(start)
+	if t.spans == nil {
+		t.spans = map[string][2]time.Time{}
+	}
+	t.spans[node] = [2]time.Time{start, end}
 	t.mu.Unlock()
 	return err
+}
+
+// waveTimes splits the rollout's wall time: the waves' switching (first
+// start to last end of each wave's switches) and the driver's time between
+// them (cordons, releases, checks, status), summed over the waves; and the
+// longest switch of the waves, summed (what the waves would take if every
+// switch began at the wave's first start).
+func (t *timedSwitcher) waveTimes(waves []v1alpha1.WaveStatus) (switching, longest, between time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var prevEnd time.Time
+	for _, w := range waves {
+		var first, last time.Time
+		var long time.Duration
+		for _, n := range w.Nodes {
+			sp, ok := t.spans[n]
+			if !ok {
+				continue
+			}
+			if first.IsZero() || sp[0].Before(first) {
+				first = sp[0]
+			}
+			if sp[1].After(last) {
+				last = sp[1]
+			}
+			long = max(long, sp[1].Sub(sp[0]))
+		}
+		if first.IsZero() {
+			continue
+		}
+		switching += last.Sub(first)
+		longest += long
+		if !prevEnd.IsZero() {
+			between += first.Sub(prevEnd)
+		}
+		prevEnd = last
+	}
+	return switching, longest, between
 }
 
 func (t *timedSwitcher) median() time.Duration {

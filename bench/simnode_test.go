@@ -503,13 +503,12 @@ func (s *simNode) startKubelet() {
 	}()
 }
 
+// report renews the node's Lease, then reports the node Ready: a real
+// kubelet starts its lease controller and its status sync together
+// (kubelet.go, Kubelet.Run), and the lease controller renews at once, while
+// Ready waits for the runtime's first status check, so the Lease is renewed
+// first.
 func (s *simNode) report(ctx context.Context, rt string) error {
-	now := metav1.NewTime(time.Now())
-	patch := fmt.Sprintf(`{"status":{"nodeInfo":{"containerRuntimeVersion":%q},"conditions":[{"type":"Ready","status":"True","reason":"KubeletReady","message":"kubelet is posting ready status","lastHeartbeatTime":%q}]}}`,
-		rt, now.UTC().Format(time.RFC3339))
-	if _, err := s.kubelet.CoreV1().Nodes().PatchStatus(ctx, s.name, []byte(patch)); err != nil {
-		return fmt.Errorf("simulated kubelet on %s: report status: %w", s.name, err)
-	}
 	leases := s.kubelet.CoordinationV1().Leases(corev1.NamespaceNodeLease)
 	// kwok renews the same Lease: a conflict is retried, as the kubelet's
 	// lease controller does.
@@ -530,6 +529,12 @@ func (s *simNode) report(ctx context.Context, rt string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("simulated kubelet on %s: renew lease: %w", s.name, err)
+	}
+	now := metav1.NewTime(time.Now())
+	patch := fmt.Sprintf(`{"status":{"nodeInfo":{"containerRuntimeVersion":%q},"conditions":[{"type":"Ready","status":"True","reason":"KubeletReady","message":"kubelet is posting ready status","lastHeartbeatTime":%q}]}}`,
+		rt, now.UTC().Format(time.RFC3339))
+	if _, err := s.kubelet.CoreV1().Nodes().PatchStatus(ctx, s.name, []byte(patch)); err != nil {
+		return fmt.Errorf("simulated kubelet on %s: report status: %w", s.name, err)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -203,6 +204,21 @@ func (c *countingRT) RoundTrip(req *http.Request) (*http.Response, error) {
 		default:
 			verb = "list"
 		}
+	}
+	if os.Getenv("UNSHIM_BENCH_TRACE") != "" {
+		pcs := make([]uintptr, 40)
+		fr := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+		var at []string
+		for {
+			f, more := fr.Next()
+			if strings.Contains(f.Function, "unshim/pkg/") {
+				at = append(at, f.Function[strings.LastIndex(f.Function, "/")+1:])
+			}
+			if !more || len(at) == 3 {
+				break
+			}
+		}
+		fmt.Fprintf(os.Stderr, "TRACE %s %s?%s %v\n", req.Method, req.URL.Path, req.URL.RawQuery, at)
 	}
 	c.c.mu.Lock()
 	c.c.counts[verb+" "+res]++

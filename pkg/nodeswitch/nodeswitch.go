@@ -87,6 +87,7 @@ type run struct {
 	stngs   phases.Settings
 	// mirror writes the phase states into the node's annotation.
 	mirror *phaseMirror
+	reads  phases.Reads
 }
 
 var _ phases.Data = (*run)(nil)
@@ -102,6 +103,7 @@ func (r *run) Plan() *nodeplan.Plan           { return r.plan }
 func (r *run) FilesRoot() string              { return r.root }
 func (r *run) Settings() *phases.Settings     { return &r.stngs }
 func (r *run) Logger() log.Logger             { return r.o.Logger }
+func (r *run) Reads() *phases.Reads           { return &r.reads }
 func (r *run) runner(ps []migrate.Phase) *migrate.Runner {
 	m := r.phaseMirror()
 	return &migrate.Runner{Phases: ps, Logger: r.o.Logger, NoRollback: r.o.NoRollback, AfterPhase: r.o.AfterPhase, Skip: r.o.SkipPhases,
@@ -148,6 +150,7 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 		return nil, err
 	}
 	r := &run{o: o, dry: dry, stngs: o.Settings, st: &journal.Store{T: o.Transport}}
+	r.reads.SetNode(node)
 	r.stngs.KubeletVersion = kv
 	if r.j, err = r.st.Load(ctx, o.Node); err != nil {
 		return nil, err

@@ -31,9 +31,9 @@ func NewCordonPhase() migrate.Phase {
 			if d.DryRun() {
 				return nil // an API change: the plan describes it
 			}
-			node, err := d.Client().CoreV1().Nodes().Get(ctx, d.Node(), metav1.GetOptions{})
+			node, err := nodeBefore(ctx, d)
 			if err != nil {
-				return fmt.Errorf("read node %s: %w", d.Node(), err)
+				return err
 			}
 			j := d.Journal()
 			if _, ok := j.Values[keyWasSchedulable]; !ok {
@@ -41,6 +41,11 @@ func NewCordonPhase() migrate.Phase {
 				if err := d.Store().Save(ctx, j); err != nil {
 					return err
 				}
+			}
+			if node.Spec.Unschedulable && j.Values[keyWasSchedulable] == "false" {
+				// Cordoned before the run (by a rollout's wave, or by the
+				// operator), and the run has not cordoned it: nothing to write.
+				return nil
 			}
 			return setUnschedulable(ctx, d, true)
 		}),
@@ -103,15 +108,17 @@ func NewDrainPhase() migrate.Phase {
 					// pods (a scheduler whose cache lags the cordon, as after
 					// an apiserver restart; a pod that tolerates it) would
 					// die with the runtime, outside its budget: drain again
-					// until nothing to evict is left.
-					list, errs := drainHelper(ctx, d).GetPodsForDeletion(d.Node())
-					if len(errs) > 0 || len(list.Pods()) == 0 {
+					// until nothing to evict is left. One LIST tells: the
+					// drain library's own listing GETs every DaemonSet pod's
+					// DaemonSet too.
+					came, lerr := toEvict(ctx, d)
+					if lerr != nil || came == 0 {
 						return nil
 					}
 					if time.Now().After(deadline) {
-						return fmt.Errorf("drain %s: %d pod(s) still came to the node at the drain's timeout", d.Node(), len(list.Pods()))
+						return fmt.Errorf("drain %s: %d pod(s) still came to the node at the drain's timeout", d.Node(), came)
 					}
-					d.Logger().V(0).Infof("[drain] %d pod(s) came to the node during the drain: evicting them too", len(list.Pods()))
+					d.Logger().V(0).Infof("[drain] %d pod(s) came to the node during the drain: evicting them too", came)
 					continue
 				}
 				if !r.Retry(err) || ctx.Err() != nil || time.Now().After(deadline) {
@@ -162,6 +169,19 @@ func drainOnce(ctx context.Context, d Data) error {
 		return fmt.Errorf("drain %s: %w", d.Node(), err)
 	}
 	return nil
+}
+
+// toEvict counts the pods bound to the node that a drain would evict now
+// (not staying through it, not already going).
+func toEvict(ctx context.Context, d Data) (int, error) {
+	n, force := 0, d.Settings().Force
+	err := eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
+		if p.DeletionTimestamp == nil && !staysThroughDrain(p, force) {
+			n++
+		}
+		return nil
+	})
+	return n, err
 }
 
 func drainHelper(ctx context.Context, d Data) *drain.Helper {
@@ -243,7 +263,9 @@ func NewKubeadmRecordPhase() migrate.Phase {
 			}
 			j := d.Journal()
 			if _, ok := j.Values[keyHadAnnotation]; !ok {
-				node, err := d.Client().CoreV1().Nodes().Get(ctx, d.Node(), metav1.GetOptions{})
+				// The run's first read: only unshim changes this
+				// annotation, and only here.
+				node, err := nodeBefore(ctx, d)
 				if err != nil {
 					return err
 				}

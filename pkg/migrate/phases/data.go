@@ -29,6 +29,8 @@ type Data interface {
 	FilesRoot() string
 	Settings() *Settings
 	Logger() log.Logger
+	// Reads keeps the node and its pods as the run first read them.
+	Reads() *Reads
 }
 
 // Settings are the operator's choices for one switch. They are one

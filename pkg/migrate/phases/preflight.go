@@ -112,9 +112,9 @@ func NewPreflightPhase() migrate.Phase {
 }
 
 func preflight(ctx context.Context, d Data) ([]check.Finding, error) {
-	node, err := d.Client().CoreV1().Nodes().Get(ctx, d.Node(), metav1.GetOptions{})
+	node, err := nodeBefore(ctx, d)
 	if err != nil {
-		return nil, fmt.Errorf("read node %s: %w", d.Node(), err)
+		return nil, err
 	}
 	target := d.Settings().Target
 	if rt := inventory.RuntimeName(node); rt != "docker" {
@@ -151,19 +151,26 @@ func preflight(ctx context.Context, d Data) ([]check.Finding, error) {
 	return append(findings, res.Findings...), nil
 }
 
-// nodePods is the check source of the pods bound to one node, read with a
-// paged LIST and a field selector.
+// nodePods is the check source of the pods bound to one node, as the run
+// first listed them (a paged LIST with a field selector).
 type nodePods struct{ d Data }
 
 func (s *nodePods) Visit(ctx context.Context, fn func(*check.Target) error) error {
-	return eachPodOnNode(ctx, s.d, func(p *corev1.Pod) error {
-		t, ok := check.NewTarget(p)
+	pods, err := podsBefore(ctx, s.d)
+	if err != nil {
+		return err
+	}
+	for i := range pods {
+		t, ok := check.NewTarget(&pods[i])
 		if !ok {
-			return nil
+			continue
 		}
 		t.LivePod = true
-		return fn(t)
-	})
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // eachPodOnNode calls fn for every pod bound to the node, read with paged

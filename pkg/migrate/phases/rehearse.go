@@ -278,12 +278,16 @@ func cleanRehearsal(ctx context.Context, d Data) error {
 	return err
 }
 
-// podImageRefs are the images of the node's pods (not finished) and the
-// sandbox image, as given, each once.
+// podImageRefs are the images of the node's pods (not finished, as the run
+// first listed them) and the sandbox image, as given, each once.
 func podImageRefs(ctx context.Context, d Data) ([]string, error) {
-	refs, err := nodeImages(ctx, d, nil)
+	pods, err := podsBefore(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	refs := nodeImages(d, pods, nil)
 	sort.Strings(refs)
-	return refs, err
+	return refs, nil
 }
 
 // dockerResolvable are the refs Docker resolves now (through its Engine

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -75,21 +76,21 @@ func imageArchive(node string) string {
 }
 
 // neededImages lists the images of the pods that stay bound to the node
-// through the drain (DaemonSet, static and kept pods: the drain's own
-// filters tell which go) and the sandbox image that Docker holds without a
-// repo digest: containerd could not pull them back. It runs before the
-// cordon, while the node still serves.
+// through the drain (DaemonSet, static and kept pods: staysThroughDrain)
+// and the sandbox image that Docker holds without a repo digest: containerd
+// could not pull them back. It runs before the cordon, while the node still
+// serves, and lists the node's pods afresh: a pod that came since the
+// preflight must not lose its image.
 func neededImages(ctx context.Context, d Data) ([]string, error) {
-	evicted := map[string]bool{}
-	if list, errs := drainHelper(ctx, d).GetPodsForDeletion(d.Node()); len(errs) == 0 {
-		for _, p := range list.Pods() {
-			evicted[p.Namespace+"/"+p.Name] = true
-		}
-	}
-	refs, err := nodeImages(ctx, d, func(p *corev1.Pod) bool { return evicted[p.Namespace+"/"+p.Name] })
-	if err != nil {
+	var pods []corev1.Pod
+	if err := eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
+		pods = append(pods, *p)
+		return nil
+	}); err != nil {
 		return nil, err
 	}
+	force := d.Settings().Force
+	refs := nodeImages(d, pods, func(p *corev1.Pod) bool { return !staysThroughDrain(p, force) })
 	var out []string
 	for _, ref := range refs {
 		raw, err := d.Transport().Run(ctx, "docker", "image", "inspect", "--format", "{{json .RepoDigests}}", "--", ref)
@@ -104,9 +105,27 @@ func neededImages(ctx context.Context, d Data) ([]string, error) {
 	return out, nil
 }
 
-// nodeImages are the sandbox image and the images of the node's pods that
-// have not finished (but those skip names), each once, in that order.
-func nodeImages(ctx context.Context, d Data, skip func(*corev1.Pod) bool) ([]string, error) {
+// staysThroughDrain says whether the drain leaves pod on the node, as the
+// drain phase's filters decide (drainHelper): DaemonSet pods and static
+// (mirror) pods stay, and pods without a controller unless force. Worked
+// out from the pod alone: the drain library's own GetPodsForDeletion GETs
+// every DaemonSet pod's DaemonSet, a request for each on every call. (A
+// DaemonSet pod whose DaemonSet is gone is deleted by the drain, and counts
+// here as staying: its image is saved for nothing, never lost.)
+func staysThroughDrain(p *corev1.Pod, force bool) bool {
+	if p.Annotations[corev1.MirrorPodAnnotationKey] != "" {
+		return true
+	}
+	ctl := metav1.GetControllerOf(p)
+	if ctl != nil && ctl.Kind == "DaemonSet" {
+		return true
+	}
+	return ctl == nil && !force
+}
+
+// nodeImages are the sandbox image and the images of pods that have not
+// finished (but those skip names), each once, in that order.
+func nodeImages(d Data, pods []corev1.Pod, skip func(*corev1.Pod) bool) []string {
 	seen := map[string]bool{}
 	var refs []string
 	add := func(r string) {
@@ -116,16 +135,16 @@ func nodeImages(ctx context.Context, d Data, skip func(*corev1.Pod) bool) ([]str
 		}
 	}
 	add(d.Plan().SandboxImage)
-	err := eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
+	for i := range pods {
+		p := &pods[i]
 		if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || (skip != nil && skip(p)) {
-			return nil
+			continue
 		}
 		for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
 			add(c.Image)
 		}
-		return nil
-	})
-	return refs, err
+	}
+	return refs
 }
 
 // imagesSize is what Docker says the images take, an upper bound of the

@@ -172,17 +172,6 @@ func verifyOnce(ctx context.Context, d Data, v *nodeView) error {
 	if !ready {
 		return errors.New("node not Ready (since the kubelet started)")
 	}
-	// Read once the node is Ready again, not on every change.
-	if !v.leaseRenewed {
-		lease, err := d.Client().CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, d.Node(), metav1.GetOptions{})
-		if err != nil {
-			return fmt.Errorf("node lease: %w", err)
-		}
-		if lease.Spec.RenewTime == nil || lease.Spec.RenewTime.Time.Before(started) {
-			return errors.New("the kubelet has not renewed its lease since it started")
-		}
-		v.leaseRenewed = true
-	}
 	criReady := containerdCRIReady
 	if want == "docker" {
 		criReady = criDockerdReady
@@ -206,6 +195,18 @@ func verifyOnce(ctx context.Context, d Data, v *nodeView) error {
 		if running && probe == nil && !p.Spec.HostNetwork && p.DeletionTimestamp == nil {
 			probe = p
 		}
+	}
+	// Read once the rest holds (the kubelet has had time to renew it), not
+	// on every change.
+	if !v.leaseRenewed {
+		lease, err := d.Client().CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, d.Node(), metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("node lease: %w", err)
+		}
+		if lease.Spec.RenewTime == nil || lease.Spec.RenewTime.Time.Before(started) {
+			return errors.New("the kubelet has not renewed its lease since it started")
+		}
+		v.leaseRenewed = true
 	}
 	if probe == nil {
 		d.Logger().V(0).Infof("[verify] no running pod on the node to check logs and exec with")

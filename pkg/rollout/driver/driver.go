@@ -37,7 +37,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/unshim/unshim/pkg/apis/unshim/v1alpha1"
@@ -541,7 +540,11 @@ func (d *Driver) settle(ctx context.Context, label, name string, o outcome, cur 
 	d.printf("%s: %s: %s", label, name, line)
 	msg := fmt.Sprintf("runtimemigration %s: %s", d.o.Name, line)
 	d.nodeEvent(ctx, name, typ, reason, msg)
-	d.event(ctx, typ, "Node"+reason, name+": "+line)
+	if o.State != v1alpha1.NodeDone {
+		// A node that switched is named in its wave's WaveComplete Event:
+		// one Event a wave, not one a node, on the RuntimeMigration.
+		d.event(ctx, typ, "Node"+reason, name+": "+line)
+	}
 	d.mu.Lock()
 	d.dirty = true
 	d.mu.Unlock()
@@ -556,16 +559,7 @@ func (d *Driver) followPhase(ctx context.Context, label, name string) func() *co
 	done := make(chan struct{})
 	nodes := d.o.Client.CoreV1().Nodes()
 	sel := fields.OneTermEqualSelector("metadata.name", name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			opts.FieldSelector = sel
-			return nodes.List(ctx, opts)
-		},
-		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
-			opts.FieldSelector = sel
-			return nodes.Watch(ctx, opts)
-		},
-	}
+	lw := kubelist.FieldListWatch(sel, nodes.List, nodes.Watch)
 	var seen *corev1.Node // written by the watch's goroutine, read after done
 	go func() {
 		defer close(done)
@@ -665,9 +659,25 @@ func (d *Driver) waveDone(ctx context.Context, i int, label string) error {
 	d.mu.Lock()
 	now := metav1.NewTime(d.o.Now())
 	d.st.Waves[i].CompletionTime = &now
+	var switched []string
+	for _, n := range d.st.Waves[i].Nodes {
+		if d.node(n).State == v1alpha1.NodeDone {
+			switched = append(switched, n)
+		}
+	}
 	d.mu.Unlock()
 	d.printf("%s: complete (%s done)", label, d.progress())
-	d.event(ctx, corev1.EventTypeNormal, "WaveComplete", label+" complete")
+	msg := label + " complete"
+	if len(switched) > 0 {
+		// An Event's message is kept short (the events.k8s.io note holds
+		// 1 kB): the first names, and how many more.
+		names := switched
+		if len(names) > 20 {
+			names = append(names[:20:20], fmt.Sprintf("and %d more", len(switched)-20))
+		}
+		msg += fmt.Sprintf(": %d switched: %s", len(switched), strings.Join(names, ", "))
+	}
+	d.event(ctx, corev1.EventTypeNormal, "WaveComplete", msg)
 	return d.write(ctx)
 }
 

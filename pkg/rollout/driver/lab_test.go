@@ -298,9 +298,21 @@ func TestRolloutOnLab(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range []string{"Started", "WaveStarted", "WaveComplete", "Paused", "Resumed", "NodeSwitched", "Succeeded", "UndoStarted", "NodeUndone", "Undone"} {
+		for _, r := range []string{"Started", "WaveStarted", "WaveComplete", "Paused", "Resumed", "Succeeded", "UndoStarted", "NodeUndone", "Undone"} {
 			if !hasReason(evs.Items, r) {
 				t.Errorf("no %s Event on runtimemigration all", r)
+			}
+		}
+		// Each node that switched is named by its wave's WaveComplete.
+		var waves []string
+		for _, e := range evs.Items {
+			if e.Reason == "WaveComplete" {
+				waves = append(waves, e.Message)
+			}
+		}
+		for _, n := range l.Nodes {
+			if !strings.Contains(strings.Join(waves, "\n"), n.Name) {
+				t.Errorf("no WaveComplete Event on runtimemigration all names node %s: %q", n.Name, waves)
 			}
 		}
 		for _, n := range l.Nodes {

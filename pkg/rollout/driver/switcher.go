@@ -31,8 +31,14 @@ type Connect func(ctx context.Context, node string) (transport.Transport, error)
 // Direct runs each switch in this process (nodeswitch.Run), reaching the
 // node through Connect: over SSH, or nsenter into a machine this host sees.
 type Direct struct {
-	Connect    Connect
-	Client     kubernetes.Interface
+	Connect Connect
+	// Client is the switches' client when RESTConfig is nil.
+	Client kubernetes.Interface
+	// RESTConfig reaches the cluster for exec; each switch also builds its
+	// own client from it, with its own rate limit (client-go's QPS and
+	// burst), as a switch through an agent pod has in its own process: one
+	// client shared by a wave of switches makes them queue on its limiter,
+	// and a wave take as many times longer as it has nodes.
 	RESTConfig *rest.Config
 	Logger     log.Logger
 	// LockTTL is the node lock's TTL (nodeswitch's default when 0).
@@ -60,9 +66,15 @@ func (d *Direct) Switch(ctx context.Context, node string, s phases.Settings) err
 	if logger == nil {
 		logger = log.NoopLogger()
 	}
+	client := d.Client
+	if d.RESTConfig != nil {
+		if client, err = kubernetes.NewForConfig(d.RESTConfig); err != nil {
+			return fmt.Errorf("client for the switch of %s: %w", node, err)
+		}
+	}
 	deadline := time.Now().Add(wait)
 	for {
-		err = nodeswitch.Run(ctx, nodeswitch.Options{Node: node, Client: d.Client, RESTConfig: d.RESTConfig, Transport: tr,
+		err = nodeswitch.Run(ctx, nodeswitch.Options{Node: node, Client: client, RESTConfig: d.RESTConfig, Transport: tr,
 			Settings: s, Logger: nodeLogger{node: node, l: logger}, LockTTL: d.LockTTL}, "")
 		var held *nodelock.HeldError
 		if !errors.As(err, &held) || time.Now().After(deadline) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,33 +25,49 @@ func (e *NotUndoableError) Error() string {
 // ErrNoRollback says the Switcher has no on-demand rollback.
 var ErrNoRollback = errors.New("this transport has no on-demand rollback")
 
-// UndoOrder lists the nodes undo switches back: the Done nodes, last wave
-// first, and within a wave in reverse order. A node whose undo was cut
-// short (still Done, an undo start recorded) is in it again.
-func UndoOrder(st *v1alpha1.RuntimeMigrationStatus) []string {
+// UndoWaves lists the nodes undo switches back, wave by wave: the Done
+// nodes of the rollout's waves, last wave first, and within a wave in
+// reverse order. The waves kept every maxUnavailable going forward, so they
+// keep it going back. A node whose undo was cut short (still Done, an undo
+// start recorded) is in it again.
+func UndoWaves(st *v1alpha1.RuntimeMigrationStatus) [][]string {
 	state := map[string]string{}
 	for _, n := range st.Nodes {
 		state[n.Name] = n.State
 	}
-	var out []string
+	var out [][]string
 	for i := len(st.Waves) - 1; i >= 0; i-- {
 		w := st.Waves[i].Nodes
+		var group []string
 		for j := len(w) - 1; j >= 0; j-- {
 			if state[w[j]] == v1alpha1.NodeDone {
-				out = append(out, w[j])
+				group = append(group, w[j])
 			}
+		}
+		if len(group) > 0 {
+			out = append(out, group)
 		}
 	}
 	return out
 }
 
-// Undo switches the rollout's Done nodes back to Docker, last wave first,
-// one at a time, each through the switch's on-demand rollback (from its
-// journal): cordoned and tainted first, drained by the rollback, then
-// uncordoned and untainted once its kubelet reports Docker and Ready. Each
-// node ends Undone, with Events on it and on the rollout. It stops at the
-// first node that cannot be switched back (left cordoned). Only an ended or
-// aborted rollout is undone; the caller holds the rollout's Lease.
+// UndoOrder is UndoWaves, one list.
+func UndoOrder(st *v1alpha1.RuntimeMigrationStatus) []string {
+	var out []string
+	for _, g := range UndoWaves(st) {
+		out = append(out, g...)
+	}
+	return out
+}
+
+// Undo switches the rollout's Done nodes back to Docker, a wave at a time,
+// last wave first (UndoWaves), each node through the switch's on-demand
+// rollback (from its journal): the wave's nodes cordoned and tainted first,
+// then rolled back together (drained by the rollback), each uncordoned and
+// untainted once its kubelet reports Docker and Ready. Each node ends
+// Undone, with Events on it and on the rollout. It stops after the first
+// wave with a node that cannot be switched back (left cordoned). Only an
+// ended or aborted rollout is undone; the caller holds the rollout's Lease.
 func (d *Driver) Undo(ctx context.Context) error {
 	rb, ok := d.o.Switcher.(Rollbacker)
 	if !ok {
@@ -67,13 +84,17 @@ func (d *Driver) Undo(ctx context.Context) error {
 	d.mu.Lock()
 	d.st = *m.Status.DeepCopy()
 	d.st.Driver = d.o.Holder
-	todo := UndoOrder(&d.st)
+	waves := UndoWaves(&d.st)
 	d.mu.Unlock()
+	var todo []string
+	for _, g := range waves {
+		todo = append(todo, g...)
+	}
 	if len(todo) == 0 {
 		d.printf("rollout %s: no switched node to undo", d.o.Name)
 		return nil
 	}
-	d.printf("rollout %s: switching back %d nodes, last wave first: %s", d.o.Name, len(todo), strings.Join(todo, ", "))
+	d.printf("rollout %s: switching back %d nodes in %d waves, last wave first: %s", d.o.Name, len(todo), len(waves), strings.Join(todo, ", "))
 	d.event(ctx, corev1.EventTypeNormal, "UndoStarted", fmt.Sprintf("driver %s: switching back %d nodes: %s", d.o.Holder, len(todo), strings.Join(todo, ", ")))
 	d.mu.Lock()
 	d.setCondition(v1alpha1.ConditionUndone, metav1.ConditionFalse, "Undoing", fmt.Sprintf("switching back %d nodes", len(todo)))
@@ -81,9 +102,11 @@ func (d *Driver) Undo(ctx context.Context) error {
 	if err := d.write(ctx); err != nil {
 		return err
 	}
-	for i, name := range todo {
-		label := fmt.Sprintf("undo %d/%d", i+1, len(todo))
-		if err := d.undoNode(ctx, rb, label, name); err != nil {
+	done := 0
+	for _, group := range waves {
+		err := d.undoWave(ctx, rb, group, done, len(todo))
+		done += len(group)
+		if err != nil {
 			d.mu.Lock()
 			d.setCondition(v1alpha1.ConditionUndone, metav1.ConditionFalse, "UndoFailed", err.Error())
 			d.mu.Unlock()
@@ -101,6 +124,35 @@ func (d *Driver) Undo(ctx context.Context) error {
 	return d.write(ctx)
 }
 
+// undoWave switches one wave's nodes back together, all of them cordoned
+// and tainted first (as a wave going forward: pods one rollback evicts do
+// not land on the next node); done nodes came before, of total.
+func (d *Driver) undoWave(ctx context.Context, rb Rollbacker, group []string, done, total int) error {
+	for i, name := range group {
+		if err := hold(ctx, d.o.Client, name, false, nil); err != nil {
+			// None of the wave has started: let the held ones go.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			for _, h := range group[:i] {
+				d.warn(release(rctx, d.o.Client, h, nil))
+			}
+			cancel()
+			return fmt.Errorf("switch %s back: %w", name, err)
+		}
+	}
+	errs := make([]error, len(group))
+	var wg sync.WaitGroup
+	for i, name := range group {
+		label := fmt.Sprintf("undo %d/%d", done+i+1, total)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.undoNode(ctx, rb, label, name)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 func orPending(phase string) string {
 	if phase == "" {
 		return v1alpha1.PhasePending
@@ -108,11 +160,8 @@ func orPending(phase string) string {
 	return phase
 }
 
-// undoNode switches one node back.
+// undoNode switches one node back; it is held (cordoned and tainted).
 func (d *Driver) undoNode(ctx context.Context, rb Rollbacker, label, name string) error {
-	if err := hold(ctx, d.o.Client, name, false, nil); err != nil {
-		return err
-	}
 	now := metav1.NewTime(d.o.Now())
 	d.mu.Lock()
 	ns := d.node(name)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,18 +23,41 @@ import (
 // its rollback started, and puts the node back on Docker (unless fail).
 type undoSwitch struct {
 	*fakeSwitch
-	undone []string
-	heldAt map[string]bool
-	fail   string
+	fail string
+
+	umu     sync.Mutex
+	undone  []string
+	heldAt  map[string]bool
+	running map[string]bool
+	maxRun  int
+	// together are the nodes whose rollbacks overlapped another's.
+	together map[string]bool
 }
 
 func (u *undoSwitch) Rollback(ctx context.Context, node string, s phases.Settings) error {
-	u.undone = append(u.undone, node)
 	n, err := u.c.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
+	u.umu.Lock()
+	u.undone = append(u.undone, node)
 	u.heldAt[node] = n.Spec.Unschedulable && hasTaint(n)
+	if u.running == nil {
+		u.running, u.together = map[string]bool{}, map[string]bool{}
+	}
+	u.running[node] = true
+	u.maxRun = max(u.maxRun, len(u.running))
+	if len(u.running) > 1 {
+		for r := range u.running {
+			u.together[r] = true
+		}
+	}
+	u.umu.Unlock()
+	// Long enough for the rollbacks of one wave to overlap.
+	time.Sleep(50 * time.Millisecond)
+	u.umu.Lock()
+	delete(u.running, node)
+	u.umu.Unlock()
 	if node == u.fail {
 		return errors.New("journal damaged")
 	}
@@ -132,6 +156,51 @@ func TestUndo(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUndoByWaves: with maxUnavailable 2 the rollout ran the canary a,
+// then [b c], then [d]; undo switches d back, then b and c together (never
+// more than the wave), then a.
+func TestUndoByWaves(t *testing.T) {
+	e := newEnv(t, testNode("a", false), testNode("b", false), testNode("c", false), testNode("d", false))
+	e.create(t, v1alpha1.RuntimeMigrationSpec{MaxUnavailable: ptr(intstr.FromInt32(2)), Canary: v1alpha1.Canary{Mode: v1alpha1.CanaryCount, Count: 1}})
+	if err := e.run(t, t.Context())(); err != nil {
+		t.Fatal(err)
+	}
+	m := e.get(t)
+	var waves []string
+	for _, w := range m.Status.Waves {
+		waves = append(waves, fmt.Sprint(w.Nodes))
+	}
+	if fmt.Sprint(waves) != "[[a] [b c] [d]]" {
+		t.Fatalf("waves %v, want [[a] [b c] [d]]", waves)
+	}
+	if got := fmt.Sprint(UndoWaves(&m.Status)); got != "[[d] [c b] [a]]" {
+		t.Errorf("undo waves %s, want [[d] [c b] [a]]", got)
+	}
+	u := &undoSwitch{fakeSwitch: e.sw, heldAt: map[string]bool{}}
+	d, err := New(Options{Name: "r", Store: e.st, Client: e.kc, Switcher: u, Holder: "undoer", Out: &syncWriter{w: e.out}, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Undo(t.Context()); err != nil {
+		t.Fatalf("undo: %v\n%s", err, e.out)
+	}
+	if len(u.undone) != 4 || u.undone[0] != "d" || u.undone[3] != "a" {
+		t.Errorf("rolled back %v: want d first, a last", u.undone)
+	}
+	if u.maxRun != 2 || !u.together["b"] || !u.together["c"] || u.together["a"] || u.together["d"] {
+		t.Errorf("at most %d rollbacks at once, overlapping: %v; want b and c together, a and d alone", u.maxRun, u.together)
+	}
+	for n, held := range u.heldAt {
+		if !held {
+			t.Errorf("%s was not cordoned and tainted when its rollback started", n)
+		}
+	}
+	if c := e.get(t).Status.Counts; c.Undone != 4 {
+		t.Errorf("counts %+v, want 4 Undone", c)
+	}
+	e.released(t)
 }
 
 func TestUndoRefused(t *testing.T) {

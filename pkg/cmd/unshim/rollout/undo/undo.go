@@ -29,15 +29,17 @@ func NewCommand(logger log.Logger, streams genericiooptions.IOStreams, kube *cmd
 	o := &Options{IOStreams: streams, kube: kube, logger: logger, DriverFlags: run.NewDriverFlags()}
 	c := &cobra.Command{
 		Use:   "undo NAME",
-		Short: "Switch the nodes a rollout switched back to Docker, last wave first",
-		Long: `Switches back the nodes the RuntimeMigration NAME switched (state Done), last
-wave first, one at a time: each is cordoned and tainted ` + driver.TaintKey + `,
-switched back by the switch's own on-demand rollback from the journal on the
-node (as unshim node rollback does: drained first, PDBs respected, every
-change undone in reverse), and uncordoned once its kubelet reports Docker and
-Ready. Each ends Undone in the status, with Events on it and on the rollout;
-the rollout's Undone condition says how it went. The first node that cannot be
-switched back stops the undo and stays cordoned, with the cause.
+		Short: "Switch the nodes a rollout switched back to Docker, a wave at a time, last wave first",
+		Long: `Switches back the nodes the RuntimeMigration NAME switched (state Done), a
+wave at a time, the rollout's own waves, last wave first (every maxUnavailable
+holds going back too): a wave's nodes are all cordoned and tainted
+` + driver.TaintKey + ` first, then each is switched back by the switch's own
+on-demand rollback from the journal on the node (as unshim node rollback does:
+drained first, PDBs respected, every change undone in reverse), and uncordoned
+once its kubelet reports Docker and Ready. Each ends Undone in the status, with
+Events on it and on the rollout; the rollout's Undone condition says how it
+went. A wave with a node that cannot be switched back stops the undo once its
+other nodes end; that node stays cordoned, with the cause.
 
 Only a rollout that ended, or that was aborted, is undone. It holds the
 rollout's Lease (kube-system/` + driver.LeaseName + `), so it is refused while a driver
