@@ -1,0 +1,146 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/unshim/unshim/pkg/lab/labtest"
+	"github.com/unshim/unshim/pkg/log"
+)
+
+// drainData is the Data the drain's filters and the pod listing read: the
+// node's name, the client and the settings.
+type drainData struct {
+	Data
+	node string
+	c    kubernetes.Interface
+	s    Settings
+}
+
+func (d *drainData) Node() string                 { return d.node }
+func (d *drainData) Client() kubernetes.Interface { return d.c }
+func (d *drainData) Settings() *Settings          { return &d.s }
+func (d *drainData) Logger() log.Logger           { return log.NoopLogger() }
+
+// TestStaysThroughDrainMatchesTheDrainLibrary holds staysThroughDrain and
+// toEvict (which save-images and the drain's re-check use instead of the
+// drain library's GetPodsForDeletion, to spare its DaemonSet GETs) to what
+// the library decides, on the lab's apiserver, for every kind of pod a node
+// carries: a DaemonSet's, a static pod's mirror, a bare pod, a ReplicaSet's,
+// a finished Job's; with and without --force.
+func TestStaysThroughDrainMatchesTheDrainLibrary(t *testing.T) {
+	l := labtest.Require(t)
+	rc, err := l.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := kubernetes.NewForConfigOrDie(rc)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	suffix := time.Now().Format("150405.000000")
+	ns, node := "drainfilter-"+suffix[:6]+suffix[7:], "drainfilter-node-"+suffix
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) }()
+	// The lab may run without controllers: the namespace's default
+	// ServiceAccount, which admission wants, made here if they did not.
+	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"app": "agent"}
+	ds, err := c.AppsV1().DaemonSets(ns).Create(ctx, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent"},
+		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "a", Image: "agent:1"}}}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	owner := func(kind, name string, uid string) []metav1.OwnerReference {
+		api := "apps/v1"
+		switch kind {
+		case "Node":
+			api = "v1"
+		case "Job":
+			api = "batch/v1"
+		}
+		return []metav1.OwnerReference{{APIVersion: api, Kind: kind, Name: name, UID: types.UID(uid), Controller: &yes}}
+	}
+	pods := []struct {
+		name     string
+		owners   []metav1.OwnerReference
+		mirror   bool
+		finished bool
+	}{
+		{name: "ds", owners: owner("DaemonSet", "agent", string(ds.UID))},
+		{name: "static", owners: owner("Node", node, "0000"), mirror: true},
+		{name: "bare"},
+		{name: "web", owners: owner("ReplicaSet", "web-1", "1111")},
+		{name: "job", owners: owner("Job", "once", "2222"), finished: true},
+	}
+	for _, p := range pods {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: p.name, OwnerReferences: p.owners},
+			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "a", Image: p.name + ":1"}}}}
+		if p.mirror {
+			pod.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "hash"}
+		}
+		created, err := c.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("create pod %s: %v", p.name, err)
+		}
+		if p.finished {
+			created.Status.Phase = corev1.PodSucceeded
+			if _, err := c.CoreV1().Pods(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, force := range []bool{false, true} {
+		t.Run(fmt.Sprintf("force=%t", force), func(t *testing.T) {
+			d := &drainData{node: node, c: c, s: Settings{Force: force}}
+			list, errs := drainHelper(ctx, d).GetPodsForDeletion(node)
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			var library, ours []string
+			for _, p := range list.Pods() {
+				library = append(library, p.Name)
+			}
+			if err := eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
+				if !staysThroughDrain(p, force) {
+					ours = append(ours, p.Name)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(library)
+			slices.Sort(ours)
+			if !slices.Equal(library, ours) {
+				t.Errorf("the drain library evicts %v, staysThroughDrain lets go %v", library, ours)
+			}
+			if n, err := toEvict(ctx, d); err != nil || n != len(library) {
+				t.Errorf("toEvict: %d, %v; the drain library evicts %d", n, err, len(library))
+			}
+			want := []string{"job", "web"}
+			if force {
+				want = []string{"bare", "job", "web"}
+			}
+			if !slices.Equal(library, want) {
+				t.Errorf("the drain library evicts %v, want %v (has it changed?)", library, want)
+			}
+		})
+	}
+}
+
