@@ -52,7 +52,15 @@ func TestStaysThroughDrainMatchesTheDrainLibrary(t *testing.T) {
 	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = c.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) }()
+	defer func() {
+		// Gone at once, even from a lab without controllers (no kubelet
+		// for the pods, no garbage collector, no namespace controller):
+		// other tests share the lab and its DaemonSets' health.
+		bg, zero := context.Background(), int64(0)
+		_ = c.CoreV1().Pods(ns).DeleteCollection(bg, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
+		_ = c.AppsV1().DaemonSets(ns).Delete(bg, "agent", metav1.DeleteOptions{})
+		_ = c.CoreV1().Namespaces().Delete(bg, ns, metav1.DeleteOptions{})
+	}()
 	// The lab may run without controllers: the namespace's default
 	// ServiceAccount, which admission wants, made here if they did not.
 	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
