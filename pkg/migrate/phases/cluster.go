@@ -175,7 +175,7 @@ func drainOnce(ctx context.Context, d Data) error {
 // (not staying through it, not already going).
 func toEvict(ctx context.Context, d Data) (int, error) {
 	n, force := 0, d.Settings().Force
-	err := eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
+	err := eachPodOnNode(ctx, d, false, func(p *corev1.Pod) error {
 		if p.DeletionTimestamp == nil && !staysThroughDrain(p, force) {
 			n++
 		}

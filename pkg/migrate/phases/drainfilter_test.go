@@ -125,7 +125,7 @@ func TestStaysThroughDrainMatchesTheDrainLibrary(t *testing.T) {
 			for _, p := range list.Pods() {
 				library = append(library, p.Name)
 			}
-			if err := eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
+			if err := eachPodOnNode(ctx, d, false, func(p *corev1.Pod) error {
 				if !staysThroughDrain(p, force) {
 					ours = append(ours, p.Name)
 				}
@@ -151,4 +151,3 @@ func TestStaysThroughDrainMatchesTheDrainLibrary(t *testing.T) {
 		})
 	}
 }
-

@@ -174,9 +174,18 @@ func (s *nodePods) Visit(ctx context.Context, fn func(*check.Target) error) erro
 }
 
 // eachPodOnNode calls fn for every pod bound to the node, read with paged
-// LISTs and a field selector.
-func eachPodOnNode(ctx context.Context, d Data, fn func(*corev1.Pod) error) error {
+// LISTs and a field selector. fromCache reads them from the apiserver's
+// watch cache (resourceVersion "0": as fresh as the cache, milliseconds
+// behind etcd, and indexed by node) instead of a quorum read: before 1.31
+// (ConsistentListFromCache) a quorum LIST with a field selector reads every
+// pod of the cluster out of etcd to keep one node's, which a wave of 250
+// switches at once turns into the apiserver's whole load. The reads that
+// must not miss a pod just bound (the drain's re-check) do not use it.
+func eachPodOnNode(ctx context.Context, d Data, fromCache bool, fn func(*corev1.Pod) error) error {
 	opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", d.Node()).String()}
+	if fromCache {
+		opts.ResourceVersion = "0"
+	}
 	pods := d.Client().CoreV1().Pods("")
 	return kubelist.Each(ctx, "pods on "+d.Node(), 0, opts, func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 		return pods.List(ctx, o)

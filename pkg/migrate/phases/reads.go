@@ -56,7 +56,7 @@ func podsBefore(ctx context.Context, d Data) ([]corev1.Pod, error) {
 	defer r.mu.Unlock()
 	if !r.podsRead {
 		var pods []corev1.Pod
-		if err := eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
+		if err := eachPodOnNode(ctx, d, true, func(p *corev1.Pod) error {
 			pods = append(pods, *p)
 			return nil
 		}); err != nil {

@@ -83,7 +83,7 @@ func imageArchive(node string) string {
 // preflight must not lose its image.
 func neededImages(ctx context.Context, d Data) ([]string, error) {
 	var pods []corev1.Pod
-	if err := eachPodOnNode(ctx, d, func(p *corev1.Pod) error {
+	if err := eachPodOnNode(ctx, d, true, func(p *corev1.Pod) error {
 		pods = append(pods, *p)
 		return nil
 	}); err != nil {

@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -379,6 +380,9 @@ func (d *Driver) guard(ctx context.Context, w v1alpha1.WaveStatus) (string, erro
 // node: at a few thousand nodes each write carries every node's entry). It
 // returns the nodes a former driver had left Switching: their switch is
 // settled or resumed, not started afresh.
+// holdParallel is how many of a wave's nodes are cordoned and tainted at once.
+const holdParallel = 16
+
 func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string) (map[string]bool, error) {
 	d.mu.Lock()
 	if d.st.Waves[i].StartTime == nil {
@@ -399,10 +403,15 @@ func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string)
 	for i := range nodes {
 		listed[nodes[i].Name] = &nodes[i]
 	}
+	// A few at once: one after another, a wave of 250 nodes spends
+	// seconds on its cordons before its first switch.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(holdParallel)
 	for _, n := range todo {
-		if err := hold(ctx, d.o.Client, n, !resumed[n], listed[n]); err != nil {
-			return nil, err
-		}
+		g.Go(func() error { return hold(gctx, d.o.Client, n, !resumed[n], listed[n]) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	// Switching before any switch starts: a driver that takes over finds
 	// every node this one may have started, and settles it from the node's

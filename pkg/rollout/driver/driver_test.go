@@ -3,15 +3,19 @@ package driver
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -19,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	dynfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
@@ -144,8 +149,87 @@ func newEnv(t *testing.T, nodes ...*corev1.Node) *env {
 		objs = append(objs, n)
 	}
 	kc := fake.NewClientset(objs...)
+	apiserverNodes(kc)
 	return &env{kc: kc, st: &store.Store{Dynamic: dyn, Kube: kc, Actor: "test"},
 		sw: &fakeSwitch{c: kc, held: map[string][]string{}}, out: &bytes.Buffer{}}
+}
+
+// apiserverNodes makes the fake's Nodes behave as the apiserver's where the
+// driver relies on it: every write gets a new resourceVersion, an update
+// with a stale one is refused (Conflict: the driver's cordon and uncordon
+// write the node as the phase watch last saw it, and read it again on a
+// conflict), an update of the node leaves its status as it is and an
+// update of its status only the status. (The fake tracker keeps no
+// resourceVersions: a stale write there silently undoes newer ones.)
+func apiserverNodes(kc *fake.Clientset) {
+	gvr := corev1.SchemeGroupVersion.WithResource("nodes")
+	var mu sync.Mutex
+	rv := 1000
+	current := func(name string) (*corev1.Node, error) {
+		obj, err := kc.Tracker().Get(gvr, "", name)
+		if err != nil {
+			return nil, err
+		}
+		return obj.(*corev1.Node).DeepCopy(), nil
+	}
+	store := func(n *corev1.Node) (bool, runtime.Object, error) {
+		rv++
+		n.ResourceVersion = strconv.Itoa(rv)
+		return true, n, kc.Tracker().Update(gvr, n, "")
+	}
+	kc.PrependReactor("update", "nodes", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		n := a.(clienttesting.UpdateAction).GetObject().(*corev1.Node).DeepCopy()
+		cur, err := current(n.Name)
+		if err != nil {
+			return true, nil, err
+		}
+		if n.ResourceVersion != "" && n.ResourceVersion != cur.ResourceVersion {
+			return true, nil, apierrors.NewConflict(gvr.GroupResource(), n.Name, errors.New("the object has been modified; please apply your changes to the latest version and try again"))
+		}
+		if a.GetSubresource() == "status" {
+			cur.Status = n.Status
+			return store(cur)
+		}
+		n.Status = cur.Status
+		return store(n)
+	})
+	kc.PrependReactor("patch", "nodes", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		p := a.(clienttesting.PatchAction)
+		cur, err := current(p.GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		orig, err := json.Marshal(cur)
+		if err != nil {
+			return true, nil, err
+		}
+		var patched []byte
+		switch p.GetPatchType() {
+		case types.MergePatchType:
+			patched, err = jsonpatch.MergePatch(orig, p.GetPatch())
+		case types.StrategicMergePatchType:
+			patched, err = strategicpatch.StrategicMergePatch(orig, p.GetPatch(), corev1.Node{})
+		default:
+			return false, nil, nil
+		}
+		if err != nil {
+			return true, nil, err
+		}
+		var n corev1.Node
+		if err := json.Unmarshal(patched, &n); err != nil {
+			return true, nil, err
+		}
+		if a.GetSubresource() == "status" {
+			cur.Status = n.Status
+			return store(cur)
+		}
+		n.Status = cur.Status
+		return store(&n)
+	})
 }
 
 func (e *env) create(t *testing.T, spec v1alpha1.RuntimeMigrationSpec) {
