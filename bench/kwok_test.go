@@ -52,8 +52,22 @@ func startKWOK(ctx context.Context, b *testing.B, l *lab.Lab) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// kwok plays 4 pod stages at a time by default (podPlayStageParallelism),
+	// so a wave's evicted pods queue there for their deletion, a kubelet's
+	// work that each node does for itself: more at once here, and for the
+	// nodes' heartbeats too.
+	opts := filepath.Join(b.TempDir(), "kwok-options.yaml")
+	if err := os.WriteFile(opts, []byte(`apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokConfiguration
+options:
+  podPlayStageParallelism: 64
+  nodePlayStageParallelism: 16
+  nodeLeaseParallelism: 16
+`), 0o644); err != nil {
+		b.Fatal(err)
+	}
 	// kwok's default stages, not a user's ~/.kwok/kwok.yaml.
-	cmd := exec.Command(bin, "--kubeconfig", l.Kubeconfig, "--config", stages,
+	cmd := exec.Command(bin, "--kubeconfig", l.Kubeconfig, "--config", stages, "--config", opts,
 		"--manage-all-nodes=false", "--manage-nodes-with-annotation-selector", kwokAnnotation+"=fake",
 		"--node-lease-duration-seconds", "40", "--cidr", "10.244.0.1/16", "--node-ip", "10.99.0.1", "--v", "WARN")
 	cmd.Stdout, cmd.Stderr = out, out

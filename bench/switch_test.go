@@ -218,7 +218,7 @@ func (c *countingRT) RoundTrip(req *http.Request) (*http.Response, error) {
 				break
 			}
 		}
-		fmt.Fprintf(os.Stderr, "TRACE %s %s?%s %v\n", req.Method, req.URL.Path, req.URL.RawQuery, at)
+		fmt.Fprintf(os.Stderr, "TRACE %s %s %s?%s %v\n", time.Now().Format("15:04:05.000"), req.Method, req.URL.Path, req.URL.RawQuery, at)
 	}
 	c.c.mu.Lock()
 	c.c.counts[verb+" "+res]++

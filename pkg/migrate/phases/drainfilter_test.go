@@ -114,6 +114,17 @@ func TestStaysThroughDrainMatchesTheDrainLibrary(t *testing.T) {
 			}
 		}
 	}
+	// The drain library lists from the apiserver's watch cache
+	// (podListsFromCache): wait for it to hold the pods as written.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		list, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err == nil && len(list.Items) == len(pods) && slices.ContainsFunc(list.Items, func(p corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the watch cache does not hold the %d pods: %v", len(pods), err)
+		}
+	}
 	for _, force := range []bool{false, true} {
 		t.Run(fmt.Sprintf("force=%t", force), func(t *testing.T) {
 			d := &drainData{node: node, c: c, s: Settings{Force: force}}
