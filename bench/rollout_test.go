@@ -116,7 +116,14 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 	swc, kubc := kubernetes.NewForConfigOrDie(scfg), kubernetes.NewForConfigOrDie(kcfg)
 
 	argv := newArgvLog()
-	timing := defaultSimTiming
+	timingName := os.Getenv("UNSHIM_BENCH_KWOK_TIMING")
+	if timingName == "" {
+		timingName = "lab"
+	}
+	timing, ok := simTimings[timingName]
+	if !ok {
+		b.Fatalf("UNSHIM_BENCH_KWOK_TIMING=%q: want lab or fast", timingName)
+	}
 	var simMu sync.Mutex
 	sims := map[string]*simNode{}
 	connect := func(_ context.Context, node string) (transport.Transport, error) {
@@ -219,7 +226,7 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 	ideal := time.Duration(waves) * nodeTime
 	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
 
-	b.Logf("client QPS %v (driver, switches and simulated kubelets each)", qps)
+	b.Logf("client QPS %v (driver, switches and simulated kubelets each); simulated node services: %s (%s)", qps, timingName, timing.total())
 	switching, longest, between := timed.waveTimes(got.Status.Waves)
 	b.Logf("of the wall time: waves switching %s (their longest switches %s), the driver between waves %s, before the first and after the last %s",
 		switching.Round(time.Millisecond), longest.Round(time.Millisecond), between.Round(time.Millisecond), (wall - switching - between).Round(time.Millisecond))
