@@ -55,14 +55,22 @@ func podsBefore(ctx context.Context, d Data) ([]corev1.Pod, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.podsRead {
-		var pods []corev1.Pod
-		if err := eachPodOnNode(ctx, d, true, func(p *corev1.Pod) error {
-			pods = append(pods, *p)
-			return nil
-		}); err != nil {
+		pods, err := podsOnNode(ctx, d)
+		if err != nil {
 			return nil, err
 		}
 		r.pods, r.podsRead = pods, true
 	}
 	return r.pods, nil
+}
+
+// podsOnNode lists the pods bound to the node now, from the apiserver's
+// watch cache (eachPodOnNode); a node holds few (the kubelet's maxPods).
+func podsOnNode(ctx context.Context, d Data) ([]corev1.Pod, error) {
+	var pods []corev1.Pod
+	err := eachPodOnNode(ctx, d, true, func(p *corev1.Pod) error {
+		pods = append(pods, *p)
+		return nil
+	})
+	return pods, err
 }

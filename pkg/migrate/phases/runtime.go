@@ -82,11 +82,8 @@ func imageArchive(node string) string {
 // serves, and lists the node's pods afresh: a pod that came since the
 // preflight must not lose its image.
 func neededImages(ctx context.Context, d Data) ([]string, error) {
-	var pods []corev1.Pod
-	if err := eachPodOnNode(ctx, d, true, func(p *corev1.Pod) error {
-		pods = append(pods, *p)
-		return nil
-	}); err != nil {
+	pods, err := podsOnNode(ctx, d)
+	if err != nil {
 		return nil, err
 	}
 	force := d.Settings().Force
