@@ -94,9 +94,10 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 
 	// The unshim process's clients, counted by verb and resource: the
 	// driver's (status, events, cordons, LISTs) and the switches' apart.
-	// The CLI's client settings (pkg/cmd: QPS 50, burst 100), shared by the
-	// driver and every switch of a wave, unless UNSHIM_BENCH_KWOK_QPS says.
-	qps := float32(50)
+	// The rollout commands' client settings (driver.ClientQPS and
+	// ClientBurst; each switch builds its own client from them), unless
+	// UNSHIM_BENCH_KWOK_QPS says.
+	qps := float32(driver.ClientQPS)
 	if s := os.Getenv("UNSHIM_BENCH_KWOK_QPS"); s != "" {
 		q, err := strconv.Atoi(s)
 		if err != nil || q < 1 {
@@ -113,7 +114,11 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 	}
 	dcfg, scfg, kcfg := counted(drv), counted(sw), counted(kub)
 	dc, ddyn := kubernetes.NewForConfigOrDie(dcfg), dynamic.NewForConfigOrDie(dcfg)
-	swc, kubc := kubernetes.NewForConfigOrDie(scfg), kubernetes.NewForConfigOrDie(kcfg)
+	swc := kubernetes.NewForConfigOrDie(scfg)
+	// Each simulated kubelet has a client of its own, with a kubelet's
+	// limits (kubeAPIQPS 50, kubeAPIBurst 100 since 1.27), as each real one
+	// has: one shared client made a wave's 250 kubelets queue on it.
+	kcfg.QPS, kcfg.Burst = 50, 100
 
 	argv := newArgvLog()
 	timingName := os.Getenv("UNSHIM_BENCH_KWOK_TIMING")
@@ -131,7 +136,7 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 		defer simMu.Unlock()
 		s, ok := sims[node]
 		if !ok {
-			s = newSimNode(node, kubc, timing, argv)
+			s = newSimNode(node, kubernetes.NewForConfigOrDie(kcfg), timing, argv)
 			sims[node] = s
 		}
 		return s, nil
@@ -226,7 +231,7 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 	ideal := time.Duration(waves) * nodeTime
 	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
 
-	b.Logf("client QPS %v (driver, switches and simulated kubelets each); simulated node services: %s (%s)", qps, timingName, timing.total())
+	b.Logf("client QPS %v (the driver and each switch; each simulated kubelet 50); simulated node services: %s (%s)", qps, timingName, timing.total())
 	switching, longest, between := timed.waveTimes(got.Status.Waves)
 	b.Logf("of the wall time: waves switching %s (their longest switches %s), the driver between waves %s, before the first and after the last %s",
 		switching.Round(time.Millisecond), longest.Round(time.Millisecond), between.Round(time.Millisecond), (wall - switching - between).Round(time.Millisecond))

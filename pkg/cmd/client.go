@@ -63,9 +63,18 @@ type Clients struct {
 
 // NewClients builds Clients from kubectl's connection flags.
 func NewClients(kube *KubeFlags) (*Clients, error) {
+	return NewClientsWithLimit(kube, 0, 0)
+}
+
+// NewClientsWithLimit is NewClients with the client-side rate limit qps and
+// burst instead of the CLI's 50 and 100 (0: those).
+func NewClientsWithLimit(kube *KubeFlags, qps float32, burst int) (*Clients, error) {
 	cfg, err := RESTConfig(kube)
 	if err != nil {
 		return nil, err
+	}
+	if qps > 0 {
+		cfg.QPS, cfg.Burst = qps, burst
 	}
 	kc, err := kubernetes.NewForConfig(cfg)
 	if err != nil {

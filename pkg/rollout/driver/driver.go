@@ -387,6 +387,17 @@ func (d *Driver) guard(ctx context.Context, w v1alpha1.WaveStatus) (string, erro
 // node: at a few thousand nodes each write carries every node's entry). It
 // returns the nodes a former driver had left Switching: their switch is
 // settled or resumed, not started afresh.
+// ClientQPS and ClientBurst are the client-side rate limit of a driver's
+// client (rollout run, undo, controller). A wave of N nodes costs the driver
+// about 6N requests, most at its start and end (cordon, uncordon, two
+// Events, the phase watch's LIST and WATCH): at the CLI's 50 a second a wave
+// of 250 nodes waited half a minute on the client's own limiter. The
+// apiserver's priority and fairness still applies.
+const (
+	ClientQPS   = 250
+	ClientBurst = 500
+)
+
 // holdParallel is how many of a wave's nodes are cordoned and tainted at once.
 const holdParallel = 16
 

@@ -77,7 +77,7 @@ func (o *Options) Validate() error {
 
 // Run elects and drives until the context ends.
 func (o *Options) Run(ctx context.Context) error {
-	cs, err := cmd.NewClients(o.kube)
+	cs, err := cmd.NewClientsWithLimit(o.kube, driver.ClientQPS, driver.ClientBurst)
 	if err != nil {
 		return err
 	}

@@ -79,7 +79,7 @@ func (f *DriverFlags) Validate() error {
 // transport that cannot do the work exit 2.
 func (f *DriverFlags) Hold(ctx context.Context, kube *cmd.KubeFlags, name string, out io.Writer, logger log.Logger, pageSize int64,
 	work func(d *driver.Driver) func(context.Context) error) error {
-	cs, err := cmd.NewClients(kube)
+	cs, err := cmd.NewClientsWithLimit(kube, driver.ClientQPS, driver.ClientBurst)
 	if err != nil {
 		return err
 	}
