@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -77,18 +78,31 @@ func Sync(ctx context.Context, c kubernetes.Interface, selector string, pageSize
 	if err != nil || dryRun {
 		return changes, err
 	}
+	// A few at once: on a cluster labelled for the first time that is a
+	// PATCH per node, one after another a minute and more at 5,000 nodes.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(patchParallel)
 	for _, ch := range changes {
-		var v any = ch.To
-		if ch.To == "" {
-			v = nil
-		}
-		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]any{Key: v}}})
-		if err != nil {
-			return nil, err
-		}
-		if _, err := c.CoreV1().Nodes().Patch(ctx, ch.Node, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "unshim"}); err != nil {
-			return nil, fmt.Errorf("label node %s %s=%s: %w", ch.Node, Key, ch.To, err)
-		}
+		g.Go(func() error {
+			var v any = ch.To
+			if ch.To == "" {
+				v = nil
+			}
+			patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]any{Key: v}}})
+			if err != nil {
+				return err
+			}
+			if _, err := c.CoreV1().Nodes().Patch(gctx, ch.Node, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "unshim"}); err != nil {
+				return fmt.Errorf("label node %s %s=%s: %w", ch.Node, Key, ch.To, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
 	}
 	return changes, nil
 }
+
+// patchParallel is how many nodes Sync labels at once.
+const patchParallel = 8
