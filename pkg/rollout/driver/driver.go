@@ -121,7 +121,7 @@ type Driver struct {
 	// seconds old at most.
 	guardNodes  []corev1.Node
 	guardListed time.Time
-	outMu    sync.Mutex
+	outMu       sync.Mutex
 }
 
 // New checks the options.
