@@ -382,11 +382,6 @@ func (d *Driver) guard(ctx context.Context, w v1alpha1.WaveStatus) (string, erro
 		w.Index+1, len(pinned), strings.Join(names, ", ")), nil
 }
 
-// cordon cordons and taints every node of the wave before any is drained,
-// and records the wave's nodes Switching in one status write (not one per
-// node: at a few thousand nodes each write carries every node's entry). It
-// returns the nodes a former driver had left Switching: their switch is
-// settled or resumed, not started afresh.
 // ClientQPS and ClientBurst are the client-side rate limit of a driver's
 // client (rollout run, undo, controller). A wave of N nodes costs the driver
 // about 6N requests, most at its start and end (cordon, uncordon, two
@@ -401,6 +396,11 @@ const (
 // holdParallel is how many of a wave's nodes are cordoned and tainted at once.
 const holdParallel = 16
 
+// cordon cordons and taints every node of the wave before any is drained,
+// and records the wave's nodes Switching in one status write (not one per
+// node: at a few thousand nodes each write carries every node's entry). It
+// returns the nodes a former driver had left Switching: their switch is
+// settled or resumed, not started afresh.
 func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string) (map[string]bool, error) {
 	d.mu.Lock()
 	if d.st.Waves[i].StartTime == nil {
