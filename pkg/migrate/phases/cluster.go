@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/client-go/kubernetes"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/kubectl/pkg/drain"
 
 	"github.com/unshim/unshim/pkg/migrate"
@@ -193,7 +192,7 @@ func drainHelper(ctx context.Context, d Data) *drain.Helper {
 	}
 	h := &drain.Helper{
 		Ctx:                             ctx,
-		Client:                          podListsFromCache{d.Client()},
+		Client:                          d.Client(),
 		Force:                           true, // bare pods are filtered below unless s.Force
 		GracePeriodSeconds:              -1,
 		IgnoreAllDaemonSets:             true,
@@ -218,33 +217,6 @@ func drainHelper(ctx context.Context, d Data) *drain.Helper {
 		})
 	}
 	return h
-}
-
-// podListsFromCache is the client the drain library gets: its LIST of the
-// node's pods reads the apiserver's watch cache (as eachPodOnNode's
-// fromCache: before 1.31 a quorum LIST with a field selector reads every
-// pod of the cluster out of etcd). A pod bound in the milliseconds the cache
-// lags is not lost: after every drain the re-check (toEvict) lists the
-// node's pods with a quorum read and drains again if one came.
-type podListsFromCache struct{ kubernetes.Interface }
-
-func (c podListsFromCache) CoreV1() corev1client.CoreV1Interface {
-	return coreFromCache{c.Interface.CoreV1()}
-}
-
-type coreFromCache struct{ corev1client.CoreV1Interface }
-
-func (c coreFromCache) Pods(namespace string) corev1client.PodInterface {
-	return podsFromCache{c.CoreV1Interface.Pods(namespace)}
-}
-
-type podsFromCache struct{ corev1client.PodInterface }
-
-func (p podsFromCache) List(ctx context.Context, opts metav1.ListOptions) (*corev1.PodList, error) {
-	if opts.ResourceVersion == "" {
-		opts.ResourceVersion = "0"
-	}
-	return p.PodInterface.List(ctx, opts)
 }
 
 // NewUncordonPhase makes the node schedulable again if it was before.
