@@ -179,6 +179,7 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 	var ru0 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	heap := sampleHeap()
+	cpu0 := machineCPU(b)
 	b.ResetTimer()
 	start := time.Now()
 	// A rollout that pauses (a failed canary, the failure budget) waits for
@@ -202,6 +203,7 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 	}
 	b.StopTimer()
 	peakHeap := heap()
+	cpu1 := machineCPU(b)
 	var ru1 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 	if err != nil {
@@ -231,6 +233,8 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 	ideal := time.Duration(waves) * nodeTime
 	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
 
+	busy := cpu1.busyOf(cpu0)
+	b.Logf("the machine's %d cores were %.0f%% busy during the rollout (everything on it: apiserver, etcd, kwok, the driver, the switches, the simulated nodes)", runtime.NumCPU(), 100*busy)
 	b.Logf("client QPS %v (the driver and each switch; each simulated kubelet 50); simulated node services: %s (%s)", qps, timingName, timing.total())
 	switching, longest, between := timed.waveTimes(got.Status.Waves)
 	b.Logf("of the wall time: waves switching %s (their longest switches %s), the driver between waves %s, before the first and after the last %s",
@@ -287,6 +291,7 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 	b.ReportMetric(ideal.Seconds(), "ideal-s")
 	b.ReportMetric(wall.Seconds()/ideal.Seconds(), "wall/ideal")
 	b.ReportMetric(nodeTime.Seconds(), "node-s")
+	b.ReportMetric(100*busy, "machine-busy-%")
 	b.ReportMetric(float64(waves), "waves")
 	if os.Getenv("UNSHIM_BENCH_KEEP") == "" {
 		cleanupKWOK(ctx, b, sc)
@@ -365,6 +370,45 @@ func (t *timedSwitcher) median() time.Duration {
 		return 0
 	}
 	return time.Duration(med(xs))
+}
+
+// cpuTimes are the machine's CPU times (all cores, in clock ticks) from
+// the first line of /proc/stat.
+type cpuTimes struct{ busy, total uint64 }
+
+func machineCPU(b *testing.B) cpuTimes {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 6 || f[0] != "cpu" {
+		b.Fatalf("/proc/stat: unexpected first line %q", line)
+	}
+	var t cpuTimes
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			b.Fatalf("/proc/stat %q: %v", line, err)
+		}
+		if i >= 8 { // guest and guest_nice are counted in user already
+			break
+		}
+		t.total += n
+		if i != 3 && i != 4 { // idle, iowait
+			t.busy += n
+		}
+	}
+	return t
+}
+
+// busyOf is the share of the machine's CPU time that was busy since then.
+func (t cpuTimes) busyOf(then cpuTimes) float64 {
+	if t.total <= then.total {
+		return 0
+	}
+	return float64(t.busy-then.busy) / float64(t.total-then.total)
 }
 
 // sampleHeap samples the heap in use every 100ms until the returned

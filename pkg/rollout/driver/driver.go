@@ -115,13 +115,13 @@ type Driver struct {
 	dirty bool
 	// baseline are the nodes already NotReady when the wave started.
 	baseline map[string]bool
-	// guardNodes are the nodes the mixed-cluster guard listed (at
-	// guardListed) just before the wave's cordon, which uses them instead
-	// of a LIST of its own (at 5,000 nodes, ten pages) when they are a few
-	// seconds old at most.
-	guardNodes  []corev1.Node
-	guardListed time.Time
-	outMu       sync.Mutex
+	// listed are the nodes of the last LIST of every node (at listedAt):
+	// the wave's health check lists them, and the next wave's guard and
+	// cordon use that LIST instead of one each (at 5,000 nodes, ten pages
+	// each) when it is a few seconds old at most (recentNodes).
+	listed   []corev1.Node
+	listedAt time.Time
+	outMu    sync.Mutex
 }
 
 // New checks the options.
@@ -351,11 +351,10 @@ func (d *Driver) guard(ctx context.Context, w v1alpha1.WaveStatus) (string, erro
 	if d.spec().AllowLastDockerNodes {
 		return "", nil
 	}
-	nodes, err := d.listNodes(ctx)
+	nodes, err := d.recentNodes(ctx)
 	if err != nil {
 		return "", err
 	}
-	d.guardNodes, d.guardListed = nodes, time.Now()
 	var all []plan.Node
 	for i := range nodes {
 		all = append(all, plan.NodeFrom(&nodes[i]))
@@ -412,19 +411,13 @@ func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string)
 		resumed[n] = d.node(n).State == v1alpha1.NodeSwitching
 	}
 	d.mu.Unlock()
-	// The guard's LIST when it was just made for this wave (goAhead then
-	// cordon, nothing between), else a LIST now.
-	nodes := d.guardNodes
-	if time.Since(d.guardListed) > 5*time.Second {
-		nodes = nil
+	// The LIST the last wave's health check or this wave's guard just
+	// made, else a LIST now; not reused after this.
+	nodes, err := d.recentNodes(ctx)
+	if err != nil {
+		return nil, err
 	}
-	d.guardNodes = nil
-	if nodes == nil {
-		var err error
-		if nodes, err = d.listNodes(ctx); err != nil {
-			return nil, err
-		}
-	}
+	d.listed = nil
 	d.baseline = notReadyIn(nodes)
 	listed := map[string]*corev1.Node{}
 	for i := range nodes {
@@ -780,14 +773,37 @@ func (d *Driver) healthOnce(ctx context.Context, inWave map[string]bool) error {
 	return nil
 }
 
-// notReady lists the nodes not Ready now.
+// notReady lists the nodes not Ready now; the LIST is kept for the next
+// wave's guard and cordon (recentNodes).
 func (d *Driver) notReady(ctx context.Context) (map[string]bool, error) {
 	nodes, err := d.listNodes(ctx)
 	if err != nil {
 		return nil, err
 	}
+	d.listed, d.listedAt = nodes, time.Now()
 	return notReadyIn(nodes), nil
 }
+
+// recentNodes is the last LIST of every node when it was made at most
+// recentList ago (the health check, the guard and the cordon follow each
+// other between two waves), else a new LIST, kept in turn.
+func (d *Driver) recentNodes(ctx context.Context) ([]corev1.Node, error) {
+	if d.listed != nil && time.Since(d.listedAt) <= recentList {
+		return d.listed, nil
+	}
+	nodes, err := d.listNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.listed, d.listedAt = nodes, time.Now()
+	return nodes, nil
+}
+
+// recentList is how old a LIST of every node may be to stand for a new one
+// between two waves: what it is read for there (which nodes still run
+// Docker, which are NotReady before the wave) changes in seconds only by
+// the driver's own hand.
+const recentList = 5 * time.Second
 
 func notReadyIn(nodes []corev1.Node) map[string]bool {
 	out := map[string]bool{}
