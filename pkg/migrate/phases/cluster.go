@@ -192,7 +192,7 @@ func drainHelper(ctx context.Context, d Data) *drain.Helper {
 	}
 	h := &drain.Helper{
 		Ctx:                             ctx,
-		Client:                          d.Client(),
+		Client:                          drainClient{d.Client(), newBudgetGuard(d.Client())},
 		Force:                           true, // bare pods are filtered below unless s.Force
 		GracePeriodSeconds:              -1,
 		IgnoreAllDaemonSets:             true,

@@ -54,6 +54,7 @@ func drainBlocked(ctx context.Context, d Data, timeout time.Duration, cause erro
 	}
 	blockedBy := map[string]bool{}
 	held := map[string]bool{}
+	guard := newBudgetGuard(d.Client())
 	for ns := range byNS {
 		opts := metav1.ListOptions{Limit: 500}
 		for {
@@ -62,18 +63,23 @@ func drainBlocked(ctx context.Context, d Data, timeout time.Duration, cause erro
 				return nil
 			}
 			for _, pdb := range pdbs.Items {
-				if pdb.Status.DisruptionsAllowed > 0 {
-					continue
-				}
 				sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
 				if err != nil || sel.Empty() {
 					continue
 				}
 				for _, p := range pods {
-					if p.Namespace == ns && sel.Matches(labels.Set(p.Labels)) {
-						blockedBy[ns+"/"+pdb.Name] = true
-						held[p.Namespace+"/"+p.Name] = true
+					if p.Namespace != ns || !sel.Matches(labels.Set(p.Labels)) {
+						continue
 					}
+					if pdb.Status.DisruptionsAllowed > 0 {
+						// Its status allows a disruption: held only if
+						// the drain's own count does not (budgetGuard).
+						if short, _, err := guard.short(ctx, &pdb, sel, p.Name); err != nil || !short {
+							continue
+						}
+					}
+					blockedBy[ns+"/"+pdb.Name] = true
+					held[p.Namespace+"/"+p.Name] = true
 				}
 			}
 			if pdbs.Continue == "" {

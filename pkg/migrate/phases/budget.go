@@ -1,0 +1,280 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	policyv1beta1 "k8s.io/api/policy/v1beta1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	policyv1client "k8s.io/client-go/kubernetes/typed/policy/v1"
+	policyv1beta1client "k8s.io/client-go/kubernetes/typed/policy/v1beta1"
+)
+
+// The drain's second check of PodDisruptionBudgets.
+//
+// The apiserver lets an eviction through when the budget's status allows a
+// disruption, and that status is the disruption controller's count of the
+// healthy pods, made from its informers' cache. After an apiserver restart
+// that cache can lag for many seconds: a restarted apiserver refuses
+// requests until its authorizer has loaded RBAC, kube-controller-manager's
+// watches fail and back off, and its disruption controller goes on counting
+// a pod the drain had evicted (and its ReplicaSet controller goes on
+// believing it runs, so no replacement comes). The lab showed it: after a
+// restart inside the drain, the apiserver allowed the eviction of the last
+// ready replica of a Deployment under minAvailable 1 while the other one was
+// already terminating and no replacement existed. kubectl drain has the same
+// hole. So before each eviction the drain counts the budget's healthy pods
+// itself, with a quorum read, and does not evict when that count, less the
+// pod, is under the budget's desired count: it answers the drain library as
+// the apiserver does (429 Too Many Requests), and the library tries again
+// in 5 s. The apiserver's own check still applies after this one.
+
+// budgetGuard counts, before each eviction of a drain, the healthy pods of
+// every PodDisruptionBudget covering the pod. One guard serves one drain:
+// the budgets are listed once per namespace (from the watch cache: only
+// their selector and desired count are read from them), the pods of a
+// budget freshly at each eviction.
+type budgetGuard struct {
+	c kubernetes.Interface
+
+	mu   sync.Mutex
+	pods map[string]*corev1.Pod // namespace/name: the node's pods as the drain listed them
+	pdbs map[string][]policyv1.PodDisruptionBudget
+}
+
+func newBudgetGuard(c kubernetes.Interface) *budgetGuard {
+	return &budgetGuard{c: c, pods: map[string]*corev1.Pod{}, pdbs: map[string][]policyv1.PodDisruptionBudget{}}
+}
+
+// disruptedFor is how long a pod the apiserver recorded as evicted
+// (status.disruptedPods) is not counted healthy, as the disruption
+// controller does (its DeletionTimeout).
+const disruptedFor = 2 * time.Minute
+
+// listed remembers the pods the drain library listed: an eviction names
+// only the pod, and its labels tell which budgets cover it.
+func (g *budgetGuard) listed(list *corev1.PodList) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := range list.Items {
+		p := &list.Items[i]
+		g.pods[p.Namespace+"/"+p.Name] = p
+	}
+}
+
+// allow returns nil when evicting the pod leaves every budget covering it
+// with as many healthy pods as it wants by a fresh count, a 429 error (what
+// the drain library retries) when not, or the API's error.
+func (g *budgetGuard) allow(ctx context.Context, namespace, name string) error {
+	g.mu.Lock()
+	pod := g.pods[namespace+"/"+name]
+	g.mu.Unlock()
+	if pod == nil {
+		// Not one the drain listed: the apiserver's check alone.
+		return nil
+	}
+	pdbs, err := g.budgets(ctx, namespace)
+	if err != nil {
+		return err
+	}
+	for i := range pdbs {
+		pdb := &pdbs[i]
+		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+		if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
+			continue
+		}
+		short, msg, err := g.short(ctx, pdb, sel, name)
+		if err != nil {
+			return err
+		}
+		if short {
+			return apierrors.NewTooManyRequests(msg, 0)
+		}
+	}
+	return nil
+}
+
+// short tells whether evicting pod would leave the budget under its
+// desired healthy count, counting the healthy pods afresh (ready, not being
+// deleted, not recorded as evicted a moment ago). A pod not healthy itself
+// takes nothing from the budget (the apiserver applies the budget's
+// unhealthyPodEvictionPolicy to it); a budget whose status was never
+// computed for its spec is refused by the apiserver on its own.
+func (g *budgetGuard) short(ctx context.Context, pdb *policyv1.PodDisruptionBudget, sel labels.Selector, pod string) (bool, string, error) {
+	if pdb.Status.ObservedGeneration < pdb.Generation {
+		return false, "", nil
+	}
+	healthy, self := 0, false
+	opts := metav1.ListOptions{LabelSelector: sel.String(), Limit: 500}
+	for {
+		list, err := g.c.CoreV1().Pods(pdb.Namespace).List(ctx, opts)
+		if err != nil {
+			return false, "", fmt.Errorf("count the healthy pods of PodDisruptionBudget %s/%s: %w", pdb.Namespace, pdb.Name, err)
+		}
+		for i := range list.Items {
+			p := &list.Items[i]
+			if !healthyFor(pdb, p) {
+				continue
+			}
+			healthy++
+			if p.Name == pod {
+				self = true
+			}
+		}
+		if list.Continue == "" {
+			break
+		}
+		opts.Continue = list.Continue
+	}
+	if !self || healthy-1 >= int(pdb.Status.DesiredHealthy) {
+		return false, "", nil
+	}
+	return true, fmt.Sprintf("Cannot evict pod as it would violate the pod's disruption budget: PodDisruptionBudget %s/%s has %d healthy pods by a fresh count and wants %d (its status says %d healthy, %d disruptions allowed: the disruption controller has not caught up)",
+		pdb.Namespace, pdb.Name, healthy, pdb.Status.DesiredHealthy, pdb.Status.CurrentHealthy, pdb.Status.DisruptionsAllowed), nil
+}
+
+// healthyFor is the disruption controller's "healthy" for a budget's pod.
+func healthyFor(pdb *policyv1.PodDisruptionBudget, p *corev1.Pod) bool {
+	if p.DeletionTimestamp != nil || !podReady(p) {
+		return false
+	}
+	if t, ok := pdb.Status.DisruptedPods[p.Name]; ok && time.Since(t.Time) < disruptedFor {
+		return false
+	}
+	return true
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// budgets lists the namespace's budgets once for this drain.
+func (g *budgetGuard) budgets(ctx context.Context, namespace string) ([]policyv1.PodDisruptionBudget, error) {
+	g.mu.Lock()
+	pdbs, ok := g.pdbs[namespace]
+	g.mu.Unlock()
+	if ok {
+		return pdbs, nil
+	}
+	var items []policyv1.PodDisruptionBudget
+	list, err := g.c.PolicyV1().PodDisruptionBudgets(namespace).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	switch {
+	case err == nil:
+		items = list.Items
+	case apierrors.IsNotFound(err):
+		// An apiserver older than 1.21 serves no policy/v1: its own check
+		// of the budgets alone.
+	default:
+		return nil, fmt.Errorf("list the PodDisruptionBudgets of namespace %s: %w", namespace, err)
+	}
+	g.mu.Lock()
+	g.pdbs[namespace] = items
+	g.mu.Unlock()
+	return items, nil
+}
+
+// drainClient is the client the drain library gets. Its LIST of the node's
+// pods reads the apiserver's watch cache (as eachPodOnNode's fromCache:
+// before 1.31 a quorum LIST with a field selector reads every pod of the
+// cluster out of etcd; a pod bound in the milliseconds the cache lags is not
+// lost: after every drain the re-check, toEvict, lists the node's pods with
+// a quorum read and drains again if one came), and every eviction passes
+// the budget guard first.
+type drainClient struct {
+	kubernetes.Interface
+	g *budgetGuard
+}
+
+func (c drainClient) CoreV1() corev1client.CoreV1Interface {
+	return coreForDrain{c.Interface.CoreV1(), c.g}
+}
+
+func (c drainClient) PolicyV1() policyv1client.PolicyV1Interface {
+	return policyForDrain{c.Interface.PolicyV1(), c.g}
+}
+
+func (c drainClient) PolicyV1beta1() policyv1beta1client.PolicyV1beta1Interface {
+	return policyBetaForDrain{c.Interface.PolicyV1beta1(), c.g}
+}
+
+type coreForDrain struct {
+	corev1client.CoreV1Interface
+	g *budgetGuard
+}
+
+func (c coreForDrain) Pods(namespace string) corev1client.PodInterface {
+	return podsForDrain{c.CoreV1Interface.Pods(namespace), c.g}
+}
+
+type podsForDrain struct {
+	corev1client.PodInterface
+	g *budgetGuard
+}
+
+func (p podsForDrain) List(ctx context.Context, opts metav1.ListOptions) (*corev1.PodList, error) {
+	if opts.ResourceVersion == "" {
+		opts.ResourceVersion = "0"
+	}
+	list, err := p.PodInterface.List(ctx, opts)
+	if err == nil {
+		p.g.listed(list)
+	}
+	return list, err
+}
+
+type policyForDrain struct {
+	policyv1client.PolicyV1Interface
+	g *budgetGuard
+}
+
+func (p policyForDrain) Evictions(namespace string) policyv1client.EvictionInterface {
+	return evictionsForDrain{p.PolicyV1Interface.Evictions(namespace), p.g}
+}
+
+type evictionsForDrain struct {
+	policyv1client.EvictionInterface
+	g *budgetGuard
+}
+
+func (e evictionsForDrain) Evict(ctx context.Context, ev *policyv1.Eviction) error {
+	if err := e.g.allow(ctx, ev.Namespace, ev.Name); err != nil {
+		return err
+	}
+	return e.EvictionInterface.Evict(ctx, ev)
+}
+
+// policyBetaForDrain guards the policy/v1beta1 evictions the drain library
+// sends to apiservers older than 1.22.
+type policyBetaForDrain struct {
+	policyv1beta1client.PolicyV1beta1Interface
+	g *budgetGuard
+}
+
+func (p policyBetaForDrain) Evictions(namespace string) policyv1beta1client.EvictionInterface {
+	return evictionsBetaForDrain{p.PolicyV1beta1Interface.Evictions(namespace), p.g}
+}
+
+type evictionsBetaForDrain struct {
+	policyv1beta1client.EvictionInterface
+	g *budgetGuard
+}
+
+func (e evictionsBetaForDrain) Evict(ctx context.Context, ev *policyv1beta1.Eviction) error {
+	if err := e.g.allow(ctx, ev.Namespace, ev.Name); err != nil {
+		return err
+	}
+	return e.EvictionInterface.Evict(ctx, ev)
+}

@@ -1,0 +1,138 @@
+package phases
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/unshim/unshim/pkg/lab/labtest"
+)
+
+// TestBudgetGuardCountsAfresh puts on the lab's apiserver the shape the
+// lab's switch met after an apiserver restart inside its drain: a budget of
+// minAvailable 1 over two ready replicas, one of them already terminating,
+// and the budget's status still the disruption controller's stale "2
+// healthy, 1 disruption allowed" (the apiserver trusts that status and lets
+// the eviction of the last ready replica through). The drain's client must
+// refuse that eviction as the apiserver refuses one over budget (429, which
+// the drain library retries), and let through the evictions that keep the
+// budget: both replicas healthy, a pod not ready itself, a pod no budget
+// covers.
+func TestBudgetGuardCountsAfresh(t *testing.T) {
+	l := labtest.Require(t)
+	rc, err := l.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := kubernetes.NewForConfigOrDie(rc)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	suffix := time.Now().Format("150405.000000")
+	ns, node := "budget-"+suffix[:6]+suffix[7:], "budget-node-"+suffix
+	const finalizer = "unshim.io/test-keeps-it-terminating"
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		bg, zero := context.Background(), int64(0)
+		_, _ = c.CoreV1().Pods(ns).Patch(bg, "web-a", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
+		_ = c.CoreV1().Pods(ns).DeleteCollection(bg, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
+		_ = c.PolicyV1().PodDisruptionBudgets(ns).Delete(bg, "web", metav1.DeleteOptions{})
+		_ = c.CoreV1().Namespaces().Delete(bg, ns, metav1.DeleteOptions{})
+	}()
+	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	// Pods on a node of their name only (no kubelet), made ready or not by
+	// writing their status as a kubelet would.
+	pod := func(name, app string, ready bool, finalizers ...string) {
+		t.Helper()
+		p, err := c.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": app}, Finalizers: finalizers},
+			Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: app + ":1"}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		status := corev1.ConditionFalse
+		if ready {
+			status = corev1.ConditionTrue
+		}
+		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: status}, {Type: corev1.ContainersReady, Status: status}}}
+		if _, err := c.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pod("web-a", "web", true, finalizer)
+	pod("web-b", "web", true)
+	pod("web-c", "web", false)
+	pod("other", "other", true)
+	one := intstr.FromInt32(1)
+	pdb, err := c.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &one, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The status a disruption controller writes for two healthy replicas
+	// (and keeps while its cache has not seen one of them go).
+	pdb.Status = policyv1.PodDisruptionBudgetStatus{ObservedGeneration: pdb.Generation, CurrentHealthy: 2, DesiredHealthy: 1, ExpectedPods: 3, DisruptionsAllowed: 1}
+	if _, err := c.PolicyV1().PodDisruptionBudgets(ns).UpdateStatus(ctx, pdb, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// allowed asks a fresh guard, as each drain makes one, after the drain
+	// library's LIST of the node's pods through the drain's client.
+	allowed := func(name string) error {
+		t.Helper()
+		g := newBudgetGuard(c)
+		if _, err := (drainClient{c, g}).CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return g.allow(ctx, ns, name)
+	}
+	// Both replicas healthy: either may go.
+	for _, name := range []string{"web-a", "web-b", "web-c", "other"} {
+		if err := allowed(name); err != nil {
+			t.Errorf("evicting %s with both replicas ready: %v, want it allowed", name, err)
+		}
+	}
+	// web-a terminating: web-b is the last healthy replica.
+	if err := c.CoreV1().Pods(ns).Delete(ctx, "web-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = allowed("web-b")
+	if !apierrors.IsTooManyRequests(err) || !strings.Contains(err.Error(), "1 healthy pods by a fresh count and wants 1") {
+		t.Errorf("evicting the last ready replica while the budget's status is stale: %v, want 429 naming the fresh count", err)
+	}
+	// Through the client the drain library gets: the eviction never
+	// reaches the apiserver, and web-b runs on.
+	g := newBudgetGuard(c)
+	dc := drainClient{c, g}
+	if _, err := dc.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	err = dc.PolicyV1().Evictions(ns).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "web-b", Namespace: ns}})
+	if !apierrors.IsTooManyRequests(err) {
+		t.Errorf("the drain's client evicting web-b: %v, want 429", err)
+	}
+	if p, err := c.CoreV1().Pods(ns).Get(ctx, "web-b", metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
+		t.Errorf("web-b after the refused eviction: %v (deleting %v)", err, p != nil && p.DeletionTimestamp != nil)
+	}
+	// What the budget does not count is not held: a replica not ready, a
+	// pod of no budget.
+	for _, name := range []string{"web-c", "other"} {
+		if err := allowed(name); err != nil {
+			t.Errorf("evicting %s: %v, want it allowed", name, err)
+		}
+	}
+}
