@@ -2,6 +2,8 @@ package phases
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,9 +97,7 @@ func TestBudgetGuardCountsAfresh(t *testing.T) {
 	allowed := func(name string) error {
 		t.Helper()
 		g := newBudgetGuard(c)
-		if _, err := (drainClient{c, g}).CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		listThroughDrain(ctx, t, drainClient{c, g}, ns, name)
 		return g.allow(ctx, ns, name)
 	}
 	// Both replicas healthy: either may go.
@@ -116,11 +116,8 @@ func TestBudgetGuardCountsAfresh(t *testing.T) {
 	}
 	// Through the client the drain library gets: the eviction never
 	// reaches the apiserver, and web-b runs on.
-	g := newBudgetGuard(c)
-	dc := drainClient{c, g}
-	if _, err := dc.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	dc := drainClient{c, newBudgetGuard(c)}
+	listThroughDrain(ctx, t, dc, ns, "web-b")
 	err = dc.PolicyV1().Evictions(ns).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "web-b", Namespace: ns}})
 	if !apierrors.IsTooManyRequests(err) {
 		t.Errorf("the drain's client evicting web-b: %v, want 429", err)
@@ -134,5 +131,119 @@ func TestBudgetGuardCountsAfresh(t *testing.T) {
 		if err := allowed(name); err != nil {
 			t.Errorf("evicting %s: %v, want it allowed", name, err)
 		}
+	}
+}
+
+// listThroughDrain lists the namespace's pods through the drain's client,
+// as the drain library does (from the watch cache), until the pod is there.
+func listThroughDrain(ctx context.Context, t *testing.T, dc drainClient, ns, name string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		list, err := dc.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range list.Items {
+			if p.Name == name {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the watch cache does not hold pod %s/%s", ns, name)
+		}
+	}
+}
+
+// TestDrainBlockedNamesTheBudgets holds what a drain still blocked at its
+// timeout reports to the lab's apiserver's budgets: one whose status allows
+// a disruption that the fresh count does not (the stale status above)
+// holds the last ready replica; one with an empty selector (every pod of
+// its namespace, in policy/v1) that allows none holds every pod.
+func TestDrainBlockedNamesTheBudgets(t *testing.T) {
+	l := labtest.Require(t)
+	rc, err := l.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := kubernetes.NewForConfigOrDie(rc)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	suffix := time.Now().Format("150405.000000")
+	ns, node := "blocked-"+suffix[:6]+suffix[7:], "blocked-node-"+suffix
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		bg, zero := context.Background(), int64(0)
+		_, _ = c.CoreV1().Pods(ns).Patch(bg, "web-a", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
+		_ = c.CoreV1().Pods(ns).DeleteCollection(bg, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
+		_ = c.PolicyV1().PodDisruptionBudgets(ns).DeleteCollection(bg, metav1.DeleteOptions{}, metav1.ListOptions{})
+		_ = c.CoreV1().Namespaces().Delete(bg, ns, metav1.DeleteOptions{})
+	}()
+	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	for _, p := range []struct {
+		name, app  string
+		finalizers []string
+	}{{"web-a", "web", []string{"unshim.io/test-keeps-it-terminating"}}, {"web-b", "web", nil}, {"other", "other", nil}} {
+		pod, err := c.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: p.name, Labels: map[string]string{"app": p.app}, Finalizers: p.finalizers},
+			Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: p.app + ":1"}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue}, {Type: corev1.ContainersReady, Status: corev1.ConditionTrue}}}
+		if _, err := c.CoreV1().Pods(ns).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	budget := func(name string, sel *metav1.LabelSelector, st policyv1.PodDisruptionBudgetStatus) {
+		t.Helper()
+		one := intstr.FromInt32(1)
+		pdb, err := c.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &one, Selector: sel}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.ObservedGeneration = pdb.Generation
+		pdb.Status = st
+		if _, err := c.PolicyV1().PodDisruptionBudgets(ns).UpdateStatus(ctx, pdb, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	budget("web", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+		policyv1.PodDisruptionBudgetStatus{CurrentHealthy: 2, DesiredHealthy: 1, ExpectedPods: 2, DisruptionsAllowed: 1})
+	if err := c.CoreV1().Pods(ns).Delete(ctx, "web-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The drain library lists from the watch cache: wait for web-a deleting there.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		p, err := c.CoreV1().Pods(ns).Get(ctx, "web-a", metav1.GetOptions{ResourceVersion: "0"})
+		if err == nil && p.DeletionTimestamp != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the watch cache does not show web-a deleting: %v", err)
+		}
+	}
+	d := &drainData{node: node, c: c, s: Settings{Force: true}}
+	blocked := func() *DrainBlockedError {
+		t.Helper()
+		var e *DrainBlockedError
+		if err := drainBlocked(ctx, d, time.Minute, errors.New("global timeout reached")); !errors.As(err, &e) {
+			t.Fatalf("drainBlocked: %v, want a DrainBlockedError", err)
+		}
+		return e
+	}
+	if e := blocked(); !slices.Equal(e.PDBs, []string{ns + "/web"}) || !slices.Equal(e.Pods, []string{ns + "/web-b"}) {
+		t.Errorf("blocked by a stale budget: PDBs %v pods %v, want [%s/web] and [%s/web-b]", e.PDBs, e.Pods, ns, ns)
+	}
+	budget("all", &metav1.LabelSelector{}, policyv1.PodDisruptionBudgetStatus{CurrentHealthy: 2, DesiredHealthy: 2, ExpectedPods: 3})
+	e := blocked()
+	if !slices.Equal(e.PDBs, []string{ns + "/all", ns + "/web"}) || !slices.Contains(e.Pods, ns+"/other") || !slices.Contains(e.Pods, ns+"/web-b") {
+		t.Errorf("with a budget over every pod allowing none: PDBs %v pods %v, want [%s/all %s/web] holding other and web-b", e.PDBs, e.Pods, ns, ns)
 	}
 }

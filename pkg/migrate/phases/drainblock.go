@@ -23,7 +23,8 @@ type DrainBlockedError struct {
 	// as namespace/name.
 	Pods []string
 	// PDBs are the budgets covering those pods that allow no disruption
-	// now, as namespace/name.
+	// now (by their status, or by the drain's own count of their healthy
+	// pods: budgetGuard), as namespace/name.
 	PDBs []string
 	Err  error
 }
@@ -63,8 +64,10 @@ func drainBlocked(ctx context.Context, d Data, timeout time.Duration, cause erro
 				return nil
 			}
 			for _, pdb := range pdbs.Items {
+				// policy/v1: an empty selector covers every pod of the
+				// namespace, a missing one none.
 				sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-				if err != nil || sel.Empty() {
+				if err != nil {
 					continue
 				}
 				for _, p := range pods {

@@ -115,7 +115,7 @@ func TestStaysThroughDrainMatchesTheDrainLibrary(t *testing.T) {
 		}
 	}
 	// The drain library lists from the apiserver's watch cache
-	// (podListsFromCache): wait for it to hold the pods as written.
+	// (drainClient): wait for it to hold the pods as written.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		list, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		if err == nil && len(list.Items) == len(pods) && slices.ContainsFunc(list.Items, func(p corev1.Pod) bool { return p.Status.Phase == corev1.PodSucceeded }) {
