@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -97,11 +98,11 @@ func NewSwitcher(ctx context.Context, spec *v1alpha1.RuntimeMigrationSpec, o Swi
 			if err != nil {
 				return nil, err
 			}
-			ip := internalIP(n)
-			if ip == "" {
-				return nil, fmt.Errorf("node %s has no InternalIP to reach it over SSH", node)
+			host, err := sshAddress(n, port)
+			if err != nil {
+				return nil, err
 			}
-			return transport.DialSSH(ctx, transport.SSHConfig{Host: net.JoinHostPort(ip, strconv.Itoa(port)), User: user, KeyFile: key, KnownHostsFile: known})
+			return transport.DialSSH(ctx, transport.SSHConfig{Host: host, User: user, KeyFile: key, KnownHostsFile: known})
 		}}, cleanup, nil
 	}
 	return nil, nil, fmt.Errorf("transport %q: want pod, ssh or nsenter", via)
@@ -117,6 +118,30 @@ func secretToFile(ctx context.Context, c kubernetes.Interface, ref v1alpha1.Secr
 		return fmt.Errorf("spec.transport.ssh: secret %s/%s has no key %q", ref.Namespace, ref.Name, ref.Key)
 	}
 	return os.WriteFile(file, data, 0o600)
+}
+
+// sshAddress is where the node's sshd is reached: its annotation
+// v1alpha1.SSHAddressAnnotation (host or host:port), else its InternalIP;
+// port when the address has none.
+func sshAddress(n *corev1.Node, port int) (string, error) {
+	if a := strings.TrimSpace(n.Annotations[v1alpha1.SSHAddressAnnotation]); a != "" {
+		if host, p, err := net.SplitHostPort(a); err == nil {
+			if _, err := strconv.ParseUint(p, 10, 16); err != nil || host == "" {
+				return "", fmt.Errorf("node %s: annotation %s=%q: want host or host:port", n.Name, v1alpha1.SSHAddressAnnotation, a)
+			}
+			return a, nil
+		}
+		host := strings.TrimSuffix(strings.TrimPrefix(a, "["), "]") // [::1] without a port
+		if strings.ContainsAny(host, "[]/ ") {
+			return "", fmt.Errorf("node %s: annotation %s=%q: want host or host:port", n.Name, v1alpha1.SSHAddressAnnotation, a)
+		}
+		return net.JoinHostPort(host, strconv.Itoa(port)), nil
+	}
+	ip := internalIP(n)
+	if ip == "" {
+		return "", fmt.Errorf("node %s has no InternalIP to reach it over SSH (annotation %s can say where)", n.Name, v1alpha1.SSHAddressAnnotation)
+	}
+	return net.JoinHostPort(ip, strconv.Itoa(port)), nil
 }
 
 func internalIP(n *corev1.Node) string {

@@ -3,6 +3,10 @@ package driver_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -22,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -93,7 +99,8 @@ type fixture struct {
 // the shipped driver role, switches all three nodes with a PDB never below
 // its budget: a second `rollout run` is refused, a user with only the
 // operator role pauses and resumes it, and the driver SIGKILLed mid-wave
-// is replaced by a new `rollout run` that finishes the same rollout.
+// is replaced by a new `rollout run` that finishes the same rollout; then
+// `rollout undo` switches them back over SSH, as spec.transport says.
 func TestRolloutOnLab(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
@@ -261,6 +268,11 @@ func TestRolloutOnLab(t *testing.T) {
 			}
 		}
 
+		// The undo goes over SSH, as spec.transport says (the rollout went
+		// through nsenter): the key and known_hosts from Secrets the
+		// driver user may read, each node at its annotated address.
+		f.overSSH(ctx, t, "all")
+
 		// The operator may not undo: it switches nodes.
 		opArgs := append([]string{"--kubeconfig", l.Kubeconfig, "--as", operator}, f.undoArgs("all")[4:]...)
 		if out, err := exec.CommandContext(ctx, f.bin, opArgs...).CombinedOutput(); err == nil {
@@ -338,12 +350,72 @@ func TestRolloutOnLab(t *testing.T) {
 	})
 }
 
+// undoArgs undo the rollout as the driver user, reaching the nodes as its
+// spec.transport says (over SSH after overSSH).
 func (f *fixture) undoArgs(name string) []string {
-	args := []string{"--kubeconfig", f.l.Kubeconfig, "--as", driverUser, "rollout", "undo", name, "--via", "nsenter"}
-	for _, n := range f.l.Nodes {
-		args = append(args, "--target-pid", n.Name+"="+strconv.Itoa(n.LeaderPID))
+	return []string{"--kubeconfig", f.l.Kubeconfig, "--as", driverUser, "rollout", "undo", name}
+}
+
+// overSSH makes the rollout reach the lab's nodes over SSH, as an operator
+// would set it up: a key authorized on every node, a known_hosts made from
+// the nodes' host keys, both in a Secret that a Role lets the driver user
+// read, each node annotated with its sshd's address (the lab's nodes share
+// 127.0.0.1, a port each), and spec.transport pointing at the Secret.
+func (f *fixture) overSSH(ctx context.Context, t *testing.T, name string) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return args
+	block, err := ssh.MarshalPrivateKey(priv, "unshim rollout test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var known bytes.Buffer
+	for _, n := range f.l.Nodes {
+		if err := n.Transport().WriteFile(ctx, "/root/.ssh/authorized_keys", ssh.MarshalAuthorizedKey(sshPub), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		hostKey, err := n.Transport().ReadFile(ctx, lab.SSHHostKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&known, "[127.0.0.1]:%d %s\n", n.SSHPort, bytes.TrimSpace(hostKey))
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"127.0.0.1:%d"}}}`, v1alpha1.SSHAddressAnnotation, n.SSHPort)
+		if _, err := f.c.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const secret = "unshim-rollout-ssh"
+	if _, err := f.c.CoreV1().Secrets("kube-system").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: secret},
+		Data: map[string][]byte{"id_ed25519": pem.EncodeToMemory(block), "known_hosts": known.Bytes()}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// What the README says the driver then needs: get on that Secret.
+	if _, err := f.c.RbacV1().Roles("kube-system").Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: secret},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}, ResourceNames: []string{secret}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.c.RbacV1().RoleBindings("kube-system").Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: secret},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: secret},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: driverUser}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ref := func(key string) v1alpha1.SecretKeyRef {
+		return v1alpha1.SecretKeyRef{Namespace: "kube-system", Name: secret, Key: key}
+	}
+	spec, err := json.Marshal(map[string]any{"spec": map[string]any{"transport": v1alpha1.Transport{Via: v1alpha1.TransportSSH,
+		SSH: &v1alpha1.SSHTransport{KeySecret: ref("id_ed25519"), KnownHostsSecret: ref("known_hosts")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.dyn.Resource(v1alpha1.GroupVersionResource).Patch(ctx, name, types.MergePatchType, spec, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func hasReason(evs []corev1.Event, reason string) bool {

@@ -273,7 +273,8 @@ type Transport struct {
 }
 
 // SSHTransport says how to log in to nodes over SSH. The host is each
-// node's InternalIP.
+// node's InternalIP and Port, unless the node's annotation
+// SSHAddressAnnotation says otherwise.
 type SSHTransport struct {
 	// User to log in as; other than root, commands run through sudo -n.
 	// Default root.
@@ -290,6 +291,14 @@ type SSHTransport struct {
 	// checked against.
 	KnownHostsSecret SecretKeyRef `json:"knownHostsSecret"`
 }
+
+// SSHAddressAnnotation on a node tells a rollout with spec.transport.via
+// ssh where to reach it instead of its InternalIP: host or host:port (the
+// port defaults to spec.transport.ssh.port), for a node whose sshd is
+// reached through another address or port (NAT, a port of its own). The
+// node's host key is checked against known_hosts under that address
+// ([host]:port when the port is not 22), as for any other.
+const SSHAddressAnnotation = "unshim.io/ssh-address"
 
 // SecretKeyRef names one key of a Secret.
 type SecretKeyRef struct {
