@@ -15,8 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
-
-	"github.com/unshim/unshim/pkg/lab/labtest"
 )
 
 // TestBudgetGuardCountsAfresh puts on the lab's apiserver the shape the
@@ -30,30 +28,9 @@ import (
 // budget: both replicas healthy, a pod not ready itself, a pod no budget
 // covers.
 func TestBudgetGuardCountsAfresh(t *testing.T) {
-	l := labtest.Require(t)
-	rc, err := l.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := kubernetes.NewForConfigOrDie(rc)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	suffix := time.Now().Format("150405.000000")
-	ns, node := "budget-"+suffix[:6]+suffix[7:], "budget-node-"+suffix
+	ctx, c, ns, node := labNamespace(t, "budget")
 	const finalizer = "unshim.io/test-keeps-it-terminating"
-	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		bg, zero := context.Background(), int64(0)
-		_, _ = c.CoreV1().Pods(ns).Patch(bg, "web-a", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
-		_ = c.CoreV1().Pods(ns).DeleteCollection(bg, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
-		_ = c.PolicyV1().PodDisruptionBudgets(ns).Delete(bg, "web", metav1.DeleteOptions{})
-		_ = c.CoreV1().Namespaces().Delete(bg, ns, metav1.DeleteOptions{})
-	}()
-	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { cleanupBudgets(c, ns) })
 	// Pods on a node of their name only (no kubelet), made ready or not by
 	// writing their status as a kubelet would.
 	pod := func(name, app string, ready bool, finalizers ...string) {
@@ -160,29 +137,8 @@ func listThroughDrain(ctx context.Context, t *testing.T, dc drainClient, ns, nam
 // holds the last ready replica; one with an empty selector (every pod of
 // its namespace, in policy/v1) that allows none holds every pod.
 func TestDrainBlockedNamesTheBudgets(t *testing.T) {
-	l := labtest.Require(t)
-	rc, err := l.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := kubernetes.NewForConfigOrDie(rc)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	suffix := time.Now().Format("150405.000000")
-	ns, node := "blocked-"+suffix[:6]+suffix[7:], "blocked-node-"+suffix
-	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		bg, zero := context.Background(), int64(0)
-		_, _ = c.CoreV1().Pods(ns).Patch(bg, "web-a", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
-		_ = c.CoreV1().Pods(ns).DeleteCollection(bg, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
-		_ = c.PolicyV1().PodDisruptionBudgets(ns).DeleteCollection(bg, metav1.DeleteOptions{}, metav1.ListOptions{})
-		_ = c.CoreV1().Namespaces().Delete(bg, ns, metav1.DeleteOptions{})
-	}()
-	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
+	ctx, c, ns, node := labNamespace(t, "blocked")
+	t.Cleanup(func() { cleanupBudgets(c, ns) })
 	for _, p := range []struct {
 		name, app  string
 		finalizers []string
@@ -246,4 +202,12 @@ func TestDrainBlockedNamesTheBudgets(t *testing.T) {
 	if !slices.Equal(e.PDBs, []string{ns + "/all", ns + "/web"}) || !slices.Contains(e.Pods, ns+"/other") || !slices.Contains(e.Pods, ns+"/web-b") {
 		t.Errorf("with a budget over every pod allowing none: PDBs %v pods %v, want [%s/all %s/web] holding other and web-b", e.PDBs, e.Pods, ns, ns)
 	}
+}
+
+// cleanupBudgets lets the terminating web-a go and removes the budgets
+// (labNamespace removes the rest).
+func cleanupBudgets(c kubernetes.Interface, ns string) {
+	bg := context.Background()
+	_, _ = c.CoreV1().Pods(ns).Patch(bg, "web-a", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
+	_ = c.PolicyV1().PodDisruptionBudgets(ns).DeleteCollection(bg, metav1.DeleteOptions{}, metav1.ListOptions{})
 }

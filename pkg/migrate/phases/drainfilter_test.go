@@ -39,33 +39,8 @@ func (d *drainData) Logger() log.Logger           { return log.NoopLogger() }
 // carries: a DaemonSet's, a static pod's mirror, a bare pod, a ReplicaSet's,
 // a finished Job's; with and without --force.
 func TestStaysThroughDrainMatchesTheDrainLibrary(t *testing.T) {
-	l := labtest.Require(t)
-	rc, err := l.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := kubernetes.NewForConfigOrDie(rc)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	suffix := time.Now().Format("150405.000000")
-	ns, node := "drainfilter-"+suffix[:6]+suffix[7:], "drainfilter-node-"+suffix
-	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		// Gone at once, even from a lab without controllers (no kubelet
-		// for the pods, no garbage collector, no namespace controller):
-		// other tests share the lab and its DaemonSets' health.
-		bg, zero := context.Background(), int64(0)
-		_ = c.CoreV1().Pods(ns).DeleteCollection(bg, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
-		_ = c.AppsV1().DaemonSets(ns).Delete(bg, "agent", metav1.DeleteOptions{})
-		_ = c.CoreV1().Namespaces().Delete(bg, ns, metav1.DeleteOptions{})
-	}()
-	// The lab may run without controllers: the namespace's default
-	// ServiceAccount, which admission wants, made here if they did not.
-	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
+	ctx, c, ns, node := labNamespace(t, "drainfilter")
+	t.Cleanup(func() { _ = c.AppsV1().DaemonSets(ns).Delete(context.Background(), "agent", metav1.DeleteOptions{}) })
 	labels := map[string]string{"app": "agent"}
 	ds, err := c.AppsV1().DaemonSets(ns).Create(ctx, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "agent"},
 		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
@@ -161,4 +136,38 @@ func TestStaysThroughDrainMatchesTheDrainLibrary(t *testing.T) {
 			}
 		})
 	}
+}
+
+// labNamespace gives a test a namespace of its own on the lab's apiserver
+// and the name of a node no kubelet runs: its pods are bound there and
+// written as a kubelet would. The namespace and its pods are gone at once
+// when the test ends, even from a lab without controllers (no kubelet for
+// the pods, no garbage collector, no namespace controller): other tests
+// share the lab and its DaemonSets' health.
+func labNamespace(t *testing.T, prefix string) (context.Context, kubernetes.Interface, string, string) {
+	t.Helper()
+	l := labtest.Require(t)
+	rc, err := l.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := kubernetes.NewForConfigOrDie(rc)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	suffix := time.Now().Format("150405.000000")
+	ns, node := prefix+"-"+suffix[:6]+suffix[7:], prefix+"-node-"+suffix
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		bg, zero := context.Background(), int64(0)
+		_ = c.CoreV1().Pods(ns).DeleteCollection(bg, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
+		_ = c.CoreV1().Namespaces().Delete(bg, ns, metav1.DeleteOptions{})
+	})
+	// The lab may run without controllers: the namespace's default
+	// ServiceAccount, which admission wants, made here if they did not.
+	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	return ctx, c, ns, node
 }
