@@ -16,6 +16,7 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	policyv1client "k8s.io/client-go/kubernetes/typed/policy/v1"
 	policyv1beta1client "k8s.io/client-go/kubernetes/typed/policy/v1beta1"
+	"k8s.io/kubectl/pkg/util/podutils"
 )
 
 // The drain's second check of PodDisruptionBudgets.
@@ -91,74 +92,65 @@ func (g *budgetGuard) allow(ctx context.Context, namespace, name string) error {
 		if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
 			continue
 		}
-		short, msg, err := g.short(ctx, pdb, sel, name)
+		healthy, err := g.healthyPods(ctx, pdb, sel)
 		if err != nil {
 			return err
 		}
-		if short {
+		if short, msg := shortWithout(pdb, healthy, name); short {
 			return apierrors.NewTooManyRequests(msg, 0)
 		}
 	}
 	return nil
 }
 
-// short tells whether evicting pod would leave the budget under its
-// desired healthy count, counting the healthy pods afresh (ready, not being
-// deleted, not recorded as evicted a moment ago). A pod not healthy itself
-// takes nothing from the budget (the apiserver applies the budget's
-// unhealthyPodEvictionPolicy to it); a budget whose status was never
-// computed for its spec is refused by the apiserver on its own.
-func (g *budgetGuard) short(ctx context.Context, pdb *policyv1.PodDisruptionBudget, sel labels.Selector, pod string) (bool, string, error) {
+// healthyPods counts afresh the budget's healthy pods (ready, not being
+// deleted, not recorded as evicted a moment ago), by name. It is nil for a
+// budget whose status was never computed for its spec: the apiserver
+// refuses its evictions on its own.
+func (g *budgetGuard) healthyPods(ctx context.Context, pdb *policyv1.PodDisruptionBudget, sel labels.Selector) (map[string]bool, error) {
 	if pdb.Status.ObservedGeneration < pdb.Generation {
-		return false, "", nil
+		return nil, nil
 	}
-	healthy, self := 0, false
+	healthy := map[string]bool{}
 	opts := metav1.ListOptions{LabelSelector: sel.String(), Limit: 500}
 	for {
 		list, err := g.c.CoreV1().Pods(pdb.Namespace).List(ctx, opts)
 		if err != nil {
-			return false, "", fmt.Errorf("count the healthy pods of PodDisruptionBudget %s/%s: %w", pdb.Namespace, pdb.Name, err)
+			return nil, fmt.Errorf("count the healthy pods of PodDisruptionBudget %s/%s: %w", pdb.Namespace, pdb.Name, err)
 		}
 		for i := range list.Items {
-			p := &list.Items[i]
-			if !healthyFor(pdb, p) {
-				continue
-			}
-			healthy++
-			if p.Name == pod {
-				self = true
+			if p := &list.Items[i]; healthyFor(pdb, p) {
+				healthy[p.Name] = true
 			}
 		}
 		if list.Continue == "" {
-			break
+			return healthy, nil
 		}
 		opts.Continue = list.Continue
 	}
-	if !self || healthy-1 >= int(pdb.Status.DesiredHealthy) {
-		return false, "", nil
+}
+
+// shortWithout tells whether evicting pod would leave the budget under its
+// desired healthy count, given its healthy pods (healthyPods), and why. A
+// pod not healthy itself takes nothing from the budget (the apiserver
+// applies the budget's unhealthyPodEvictionPolicy to it).
+func shortWithout(pdb *policyv1.PodDisruptionBudget, healthy map[string]bool, pod string) (bool, string) {
+	if !healthy[pod] || len(healthy)-1 >= int(pdb.Status.DesiredHealthy) {
+		return false, ""
 	}
 	return true, fmt.Sprintf("Cannot evict pod as it would violate the pod's disruption budget: PodDisruptionBudget %s/%s has %d healthy pods by a fresh count and wants %d (its status says %d healthy, %d disruptions allowed: the disruption controller has not caught up)",
-		pdb.Namespace, pdb.Name, healthy, pdb.Status.DesiredHealthy, pdb.Status.CurrentHealthy, pdb.Status.DisruptionsAllowed), nil
+		pdb.Namespace, pdb.Name, len(healthy), pdb.Status.DesiredHealthy, pdb.Status.CurrentHealthy, pdb.Status.DisruptionsAllowed)
 }
 
 // healthyFor is the disruption controller's "healthy" for a budget's pod.
 func healthyFor(pdb *policyv1.PodDisruptionBudget, p *corev1.Pod) bool {
-	if p.DeletionTimestamp != nil || !podReady(p) {
+	if p.DeletionTimestamp != nil || !podutils.IsPodReady(p) {
 		return false
 	}
 	if t, ok := pdb.Status.DisruptedPods[p.Name]; ok && time.Since(t.Time) < disruptedFor {
 		return false
 	}
 	return true
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // budgets lists the namespace's budgets once for this drain.

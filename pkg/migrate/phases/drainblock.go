@@ -70,6 +70,7 @@ func drainBlocked(ctx context.Context, d Data, timeout time.Duration, cause erro
 				if err != nil {
 					continue
 				}
+				var healthy map[string]bool // counted once a budget, when its status allows a disruption
 				for _, p := range pods {
 					if p.Namespace != ns || !sel.Matches(labels.Set(p.Labels)) {
 						continue
@@ -77,7 +78,12 @@ func drainBlocked(ctx context.Context, d Data, timeout time.Duration, cause erro
 					if pdb.Status.DisruptionsAllowed > 0 {
 						// Its status allows a disruption: held only if
 						// the drain's own count does not (budgetGuard).
-						if short, _, err := guard.short(ctx, &pdb, sel, p.Name); err != nil || !short {
+						if healthy == nil {
+							if healthy, err = guard.healthyPods(ctx, &pdb, sel); err != nil || healthy == nil {
+								break
+							}
+						}
+						if short, _ := shortWithout(&pdb, healthy, p.Name); !short {
 							continue
 						}
 					}

@@ -125,15 +125,16 @@ func secretToFile(ctx context.Context, c kubernetes.Interface, ref v1alpha1.Secr
 // port when the address has none.
 func sshAddress(n *corev1.Node, port int) (string, error) {
 	if a := strings.TrimSpace(n.Annotations[v1alpha1.SSHAddressAnnotation]); a != "" {
+		bad := fmt.Errorf("node %s: annotation %s=%q: want host or host:port", n.Name, v1alpha1.SSHAddressAnnotation, a)
 		if host, p, err := net.SplitHostPort(a); err == nil {
 			if _, err := strconv.ParseUint(p, 10, 16); err != nil || host == "" {
-				return "", fmt.Errorf("node %s: annotation %s=%q: want host or host:port", n.Name, v1alpha1.SSHAddressAnnotation, a)
+				return "", bad
 			}
 			return a, nil
 		}
 		host := strings.TrimSuffix(strings.TrimPrefix(a, "["), "]") // [::1] without a port
 		if strings.ContainsAny(host, "[]/ ") {
-			return "", fmt.Errorf("node %s: annotation %s=%q: want host or host:port", n.Name, v1alpha1.SSHAddressAnnotation, a)
+			return "", bad
 		}
 		return net.JoinHostPort(host, strconv.Itoa(port)), nil
 	}
