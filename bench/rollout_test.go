@@ -265,6 +265,7 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 	dt, _ := report("driver", drv)
 	st2, ev := report("switches", sw)
 	kt, _ := report("simulated kubelets (what real kubelets would send)", kub)
+	b.Logf("the slowest kinds of request (round trips, client-side rate limit aside):\n driver:\n%s\n switches:\n%s", drv.latencies(), sw.latencies())
 	byVerb := map[string]int{}
 	for _, a := range []*apiCounter{drv, sw} {
 		a.mu.Lock()

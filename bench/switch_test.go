@@ -141,16 +141,47 @@ func BenchmarkSwitchNode(b *testing.B) {
 	b.ReportMetric(med(requests), "api-requests/switch")
 }
 
-// apiCounter counts requests by verb and resource.
+// apiCounter counts requests by verb and resource, and keeps how long each
+// took (the round trip as the client saw it, its rate limiter's wait aside).
 type apiCounter struct {
 	mu     sync.Mutex
 	counts map[string]int
+	took   map[string][]time.Duration
+}
+
+// latencies says, for each kind of request that took at least 50 ms at its
+// slowest, its count, median, 99th percentile and maximum, slowest first.
+func (a *apiCounter) latencies() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	type row struct {
+		key           string
+		med, p99, max time.Duration
+		n             int
+	}
+	var rows []row
+	for k, ds := range a.took {
+		s := append([]time.Duration(nil), ds...)
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		if s[len(s)-1] < 50*time.Millisecond {
+			continue
+		}
+		rows = append(rows, row{k, s[len(s)/2], s[len(s)*99/100], s[len(s)-1], len(s)})
+	}
+	sort.Slice(rows, func(i, j int) bool { return rows[i].max > rows[j].max })
+	var out []string
+	for _, r := range rows {
+		out = append(out, fmt.Sprintf("  %-45s %7d  median %7s  p99 %7s  max %7s", r.key, r.n,
+			r.med.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.max.Round(time.Millisecond)))
+	}
+	return strings.Join(out, "\n")
 }
 
 func (a *apiCounter) reset() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.counts = map[string]int{}
+	a.took = nil
 }
 
 func (a *apiCounter) snapshot() (int, string) {
@@ -205,6 +236,19 @@ func (c *countingRT) RoundTrip(req *http.Request) (*http.Response, error) {
 			verb = "list"
 		}
 	}
+	if verb == "list" && res != "" {
+		// Where the apiserver serves it from: its watch cache
+		// (resourceVersion=0, or not older than a given one) or etcd (a
+		// quorum read, the costly one).
+		switch rv := req.URL.Query().Get("resourceVersion"); {
+		case rv == "":
+			res += " (etcd)"
+		case rv == "0":
+			res += " (cache)"
+		default:
+			res += " (cache, not older)"
+		}
+	}
 	if os.Getenv("UNSHIM_BENCH_TRACE") != "" {
 		pcs := make([]uintptr, 40)
 		fr := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
@@ -220,10 +264,20 @@ func (c *countingRT) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		fmt.Fprintf(os.Stderr, "TRACE %s %s %s?%s %v\n", time.Now().Format("15:04:05.000"), req.Method, req.URL.Path, req.URL.RawQuery, at)
 	}
+	start := time.Now()
+	resp, err := c.rt.RoundTrip(req)
+	took := time.Since(start)
+	key := verb + " " + res
 	c.c.mu.Lock()
-	c.c.counts[verb+" "+res]++
+	c.c.counts[key]++
+	if verb != "watch" {
+		if c.c.took == nil {
+			c.c.took = map[string][]time.Duration{}
+		}
+		c.c.took[key] = append(c.c.took[key], took)
+	}
 	c.c.mu.Unlock()
-	return c.rt.RoundTrip(req)
+	return resp, err
 }
 
 func med(xs []float64) float64 {

@@ -49,6 +49,9 @@ type budgetGuard struct {
 	mu   sync.Mutex
 	pods map[string]*corev1.Pod // namespace/name: the node's pods as the drain listed them
 	pdbs map[string][]policyv1.PodDisruptionBudget
+	// evictedRV is the resourceVersion of a pod the drain evicted, as its
+	// wait for the pod's end last read it (being deleted).
+	evictedRV string
 }
 
 func newBudgetGuard(c kubernetes.Interface) *budgetGuard {
@@ -182,9 +185,9 @@ func (g *budgetGuard) budgets(ctx context.Context, namespace string) ([]policyv1
 // pods reads the apiserver's watch cache (as eachPodOnNode's fromCache:
 // before 1.31 a quorum LIST with a field selector reads every pod of the
 // cluster out of etcd; a pod bound in the milliseconds the cache lags is not
-// lost: after every drain the re-check, toEvict, lists the node's pods with
-// a quorum read and drains again if one came), and every eviction passes
-// the budget guard first.
+// lost: after every drain the re-check, toEvict, lists the node's pods
+// again, from a cache that holds the drain's evictions, and drains again if
+// one came), and every eviction passes the budget guard first.
 type drainClient struct {
 	kubernetes.Interface
 	g *budgetGuard
@@ -214,6 +217,20 @@ func (c coreForDrain) Pods(namespace string) corev1client.PodInterface {
 type podsForDrain struct {
 	corev1client.PodInterface
 	g *budgetGuard
+}
+
+// Get is the drain library's read of a pod it evicted, while it waits for
+// the pod to end: a pod being deleted carries the revision of its eviction
+// or a later one, which the re-check after the drain reads the cache at
+// (toEvict).
+func (p podsForDrain) Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.Pod, error) {
+	pod, err := p.PodInterface.Get(ctx, name, opts)
+	if err == nil && pod.DeletionTimestamp != nil && pod.ResourceVersion != "" {
+		p.g.mu.Lock()
+		p.g.evictedRV = pod.ResourceVersion
+		p.g.mu.Unlock()
+	}
+	return pod, err
 }
 
 func (p podsForDrain) List(ctx context.Context, opts metav1.ListOptions) (*corev1.PodList, error) {

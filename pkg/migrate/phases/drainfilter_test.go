@@ -3,7 +3,12 @@ package phases
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,7 +129,7 @@ func TestStaysThroughDrainMatchesTheDrainLibrary(t *testing.T) {
 			if !slices.Equal(library, ours) {
 				t.Errorf("the drain library evicts %v, staysThroughDrain lets go %v", library, ours)
 			}
-			if n, err := toEvict(ctx, d); err != nil || n != len(library) {
+			if n, err := toEvict(ctx, d, ""); err != nil || n != len(library) {
 				t.Errorf("toEvict: %d, %v; the drain library evicts %d", n, err, len(library))
 			}
 			want := []string{"job", "web"}
@@ -171,3 +176,130 @@ func labNamespace(t *testing.T, prefix string) (context.Context, kubernetes.Inte
 	}
 	return ctx, c, ns, node
 }
+
+// TestDrainRecheckReadsTheCacheAtItsEvictions drains a node of the lab's
+// apiserver (a goroutine ends evicted pods as a kubelet would) and holds the
+// re-check after it (toEvict) to its reads: the drain hands back the
+// revision of the pod it evicted; the re-check lists the node's pods from
+// the watch cache not older than that revision, without a limit (the cache
+// serves that), and sees a pod bound after the drain; a revision the cache
+// cannot reach (set far ahead on the request here) makes the real
+// apiserver answer "Too large resource version", which is not retried and
+// sends the re-check to a quorum LIST; so does a drain that evicted nothing.
+func TestDrainRecheckReadsTheCacheAtItsEvictions(t *testing.T) {
+	ctx, c, ns, node := labNamespace(t, "recheck")
+	rc, err := labtest.Require(t).RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		lists []url.Values
+		skew  bool // ask the cache for a revision far ahead
+	)
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/pods") && req.URL.Query().Get("fieldSelector") != "" {
+				q := req.URL.Query()
+				mu.Lock()
+				if skew && q.Get("resourceVersionMatch") != "" {
+					rv, err := strconv.ParseUint(q.Get("resourceVersion"), 10, 64)
+					if err != nil {
+						mu.Unlock()
+						return nil, fmt.Errorf("resourceVersion %q: %w", q.Get("resourceVersion"), err)
+					}
+					q.Set("resourceVersion", strconv.FormatUint(rv+1_000_000, 10))
+					req = req.Clone(req.Context())
+					req.URL.RawQuery = q.Encode()
+				}
+				lists = append(lists, q)
+				mu.Unlock()
+			}
+			return rt.RoundTrip(req)
+		})
+	})
+	taken := func() []url.Values {
+		mu.Lock()
+		defer mu.Unlock()
+		out := lists
+		lists = nil
+		return out
+	}
+	// The node's "kubelet": evicted pods end at once.
+	kctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		zero := int64(0)
+		for kctx.Err() == nil {
+			if l, err := c.CoreV1().Pods(ns).List(kctx, metav1.ListOptions{}); err == nil {
+				for _, p := range l.Items {
+					if p.DeletionTimestamp != nil {
+						_ = c.CoreV1().Pods(ns).Delete(kctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	yes := true
+	bind := func(name string) {
+		t.Helper()
+		if _, err := c.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web", UID: types.UID("6f1c1a52-0000-4000-8000-00000000000a"), Controller: &yes}}},
+			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "a", Image: "app:1"}}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := &drainData{node: node, c: kubernetes.NewForConfigOrDie(rc), s: Settings{DrainTimeout: time.Minute}}
+
+	bind("web-1")
+	// The drain lists from the cache: wait until it holds the pod.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err == nil && len(l.Items) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cache does not hold the pod: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rv, err := drainOnce(ctx, d)
+	if err != nil || rv == "" {
+		t.Fatalf("drain: evicted revision %q, %v", rv, err)
+	}
+	taken()
+	bind("web-2") // a scheduler that had not seen the cordon
+	if n, err := toEvict(ctx, d, rv); err != nil || n != 1 {
+		t.Fatalf("re-check after the drain: %d to evict, %v; want web-2", n, err)
+	}
+	if got := taken(); len(got) != 1 || got[0].Get("resourceVersion") != rv ||
+		got[0].Get("resourceVersionMatch") != string(metav1.ResourceVersionMatchNotOlderThan) || got[0].Get("limit") != "" {
+		t.Errorf("the re-check should read the cache not older than %s, without a limit: %v", rv, got)
+	}
+
+	mu.Lock()
+	skew = true
+	mu.Unlock()
+	start := time.Now()
+	if n, err := toEvict(ctx, d, rv); err != nil || n != 1 {
+		t.Fatalf("re-check from a cache that cannot catch up: %d, %v", n, err)
+	}
+	// The apiserver waits 3 s for its cache; client-go would retry that ten times.
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("the re-check took %s: retried the cache's refusal", took)
+	}
+	if got := taken(); len(got) != 2 || got[1].Get("resourceVersion") != "" {
+		t.Errorf("want the cache's refusal, then a quorum LIST; got %v", got)
+	}
+	if n, err := toEvict(ctx, d, ""); err != nil || n != 1 {
+		t.Fatalf("re-check without a revision: %d, %v", n, err)
+	}
+	if got := taken(); len(got) != 1 || got[0].Get("resourceVersion") != "" {
+		t.Errorf("a drain that evicted nothing: want a quorum LIST, got %v", got)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

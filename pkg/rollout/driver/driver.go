@@ -34,11 +34,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
-	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/unshim/unshim/pkg/apis/unshim/v1alpha1"
 	"github.com/unshim/unshim/pkg/kubelist"
@@ -121,7 +118,10 @@ type Driver struct {
 	// each) when it is a few seconds old at most (recentNodes).
 	listed   []corev1.Node
 	listedAt time.Time
+	listedRV string // the LIST's revision
 	outMu    sync.Mutex
+	// writeMu makes status writes go one at a time.
+	writeMu sync.Mutex
 }
 
 // New checks the options.
@@ -194,7 +194,7 @@ func (d *Driver) start(ctx context.Context) error {
 		d.event(ctx, corev1.EventTypeNormal, "DriverStarted", fmt.Sprintf("driver %s took over from %s", d.o.Holder, prev))
 		return d.write(ctx)
 	}
-	nodes, err := d.listNodes(ctx)
+	nodes, _, err := d.listNodes(ctx)
 	if err != nil {
 		return err
 	}
@@ -245,11 +245,11 @@ func (d *Driver) wave(ctx context.Context, i int) error {
 				return err
 			}
 		}
-		resumed, err := d.cordon(ctx, i, label, todo)
+		resumed, rv, err := d.cordon(ctx, i, label, todo)
 		if err != nil {
 			return err
 		}
-		d.switchNodes(ctx, label, todo, resumed)
+		d.switchNodes(ctx, label, todo, resumed, rv)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -383,10 +383,10 @@ func (d *Driver) guard(ctx context.Context, w v1alpha1.WaveStatus) (string, erro
 
 // ClientQPS and ClientBurst are the client-side rate limit of a driver's
 // client (rollout run, undo, controller). A wave of N nodes costs the driver
-// about 6N requests, most at its start and end (cordon, uncordon, two
-// Events, the phase watch's LIST and WATCH): at the CLI's 50 a second a wave
-// of 250 nodes waited half a minute on the client's own limiter. The
-// apiserver's priority and fairness still applies.
+// about 4N requests, most at its start and end (cordon, uncordon, two
+// Events): at the CLI's 50 a second a wave of 250 nodes waited many seconds
+// on the client's own limiter. The apiserver's priority and fairness still
+// applies.
 const (
 	ClientQPS   = 250
 	ClientBurst = 500
@@ -400,7 +400,7 @@ const holdParallel = 16
 // node: at a few thousand nodes each write carries every node's entry). It
 // returns the nodes a former driver had left Switching: their switch is
 // settled or resumed, not started afresh.
-func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string) (map[string]bool, error) {
+func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string) (map[string]bool, string, error) {
 	d.mu.Lock()
 	if d.st.Waves[i].StartTime == nil {
 		now := metav1.NewTime(d.o.Now())
@@ -415,8 +415,9 @@ func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string)
 	// made, else a LIST now; not reused after this.
 	nodes, err := d.recentNodes(ctx)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	rv := d.listedRV
 	d.listed = nil
 	d.baseline = notReadyIn(nodes)
 	listed := map[string]*corev1.Node{}
@@ -431,7 +432,7 @@ func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string)
 		g.Go(func() error { return hold(gctx, d.o.Client, n, !resumed[n], listed[n]) })
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	// Switching before any switch starts: a driver that takes over finds
 	// every node this one may have started, and settles it from the node's
@@ -449,7 +450,7 @@ func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string)
 	d.mu.Unlock()
 	d.printf("%s: cordoned and tainted %s: %s", label, TaintKey, strings.Join(todo, ", "))
 	d.event(ctx, corev1.EventTypeNormal, "WaveStarted", fmt.Sprintf("%s: %s", label, strings.Join(todo, ", ")))
-	return resumed, d.write(ctx)
+	return resumed, rv, d.write(ctx)
 }
 
 // switchNodes switches the wave's nodes concurrently and records how each
@@ -457,22 +458,40 @@ func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string)
 // and all of them with one write once the wave's switches ended (a driver
 // that dies before it reads each outcome back from the node's result
 // annotation).
-func (d *Driver) switchNodes(ctx context.Context, label string, todo []string, resumed map[string]bool) {
+func (d *Driver) switchNodes(ctx context.Context, label string, todo []string, resumed map[string]bool, rv string) {
 	var wg sync.WaitGroup
 	stopFlush := d.flusher(ctx)
+	w := d.watchWave(ctx, label, todo, rv)
 	for _, n := range todo {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.switchNode(ctx, label, n, resumed[n])
+			d.switchNode(ctx, label, n, resumed[n], w)
 		}()
 	}
 	wg.Wait()
+	w.stop()
 	stopFlush()
+	if ctx.Err() == nil {
+		// The outcomes go with the next write: the wave's end, or its
+		// checks' before they wait on anything (flush).
+		return
+	}
 	// Written even when the driver is stopping: never on its own context.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	d.warn(d.write(wctx))
+}
+
+// flush writes the status if it changed since the last write.
+func (d *Driver) flush(ctx context.Context) error {
+	d.mu.Lock()
+	dirty := d.dirty
+	d.mu.Unlock()
+	if !dirty {
+		return nil
+	}
+	return d.write(ctx)
 }
 
 func (d *Driver) settings() phases.Settings {
@@ -487,7 +506,7 @@ func (d *Driver) settings() phases.Settings {
 // switchNode switches one node, or settles the switch a former driver
 // started: a result already on the node is taken as it is; otherwise the
 // switch runs again and resumes its journal.
-func (d *Driver) switchNode(ctx context.Context, label, name string, resumed bool) {
+func (d *Driver) switchNode(ctx context.Context, label, name string, resumed bool, w *waveWatch) {
 	target := d.spec().TargetRuntime
 	var (
 		out  *outcome
@@ -512,9 +531,8 @@ func (d *Driver) switchNode(ctx context.Context, label, name string, resumed boo
 		}
 		d.printf("%s: %s: %s", label, name, verb)
 		d.nodeEvent(ctx, name, corev1.EventTypeNormal, "Switching", fmt.Sprintf("runtimemigration %s: %s", d.o.Name, verb))
-		stop := d.followPhase(ctx, label, name)
 		err := d.o.Switcher.Switch(ctx, name, d.settings())
-		last = stop()
+		last = w.ended(name, time.Second)
 		o := classify(err, ctx.Err() != nil)
 		out = &o
 	}
@@ -579,43 +597,6 @@ func (d *Driver) settle(ctx context.Context, label, name string, o outcome, cur 
 	d.mu.Unlock()
 }
 
-// followPhase mirrors the node's switch phase annotation into its status
-// entry (written with the next status write, at most every few seconds)
-// and prints each change. Its stop function returns the node as the watch
-// last saw it (nil if never).
-func (d *Driver) followPhase(ctx context.Context, label, name string) func() *corev1.Node {
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	nodes := d.o.Client.CoreV1().Nodes()
-	sel := fields.OneTermEqualSelector("metadata.name", name).String()
-	lw := kubelist.FieldListWatch(sel, nodes.List, nodes.Watch)
-	var seen *corev1.Node // written by the watch's goroutine, read after done
-	go func() {
-		defer close(done)
-		last := ""
-		_, _ = watchtools.UntilWithSync(ctx, lw, &corev1.Node{}, nil, func(ev watch.Event) (bool, error) {
-			n, ok := ev.Object.(*corev1.Node)
-			if !ok || n.Name != name {
-				return false, nil
-			}
-			seen = n
-			if p := n.Annotations[nodeswitch.PhaseAnnotation]; p != "" && p != last {
-				last = p
-				d.mu.Lock()
-				ns := d.node(name)
-				if ns.State == v1alpha1.NodeSwitching {
-					ns.Phase = p
-					d.dirty = true
-				}
-				d.mu.Unlock()
-				d.printf("%s: %s: %s", label, name, p)
-			}
-			return false, nil
-		})
-	}()
-	return func() *corev1.Node { cancel(); <-done; return seen }
-}
-
 // checks runs the wave's checks once all its nodes ended: canary, failure
 // budget, nodes elsewhere Ready, DaemonSets Ready, soak, gates. A check
 // that fails pauses the rollout until it is resumed.
@@ -626,6 +607,7 @@ func (d *Driver) checks(ctx context.Context, i int, label string) error {
 	d.mu.Unlock()
 	if cond != nil && cond.Status == metav1.ConditionTrue && selfPause(cond.Reason) {
 		// A former driver paused after this wave: wait for the resume.
+		d.warn(d.flush(ctx))
 		if err := d.awaitResume(ctx, cond); err != nil {
 			return err
 		}
@@ -653,6 +635,7 @@ func (d *Driver) checks(ctx context.Context, i int, label string) error {
 	if reason == "" && i < len(d.st.Waves)-1 {
 		if soak := v1alpha1.DurationOr(spec.SoakTime, 0); soak > 0 {
 			d.printf("%s: soaking %s", label, soak)
+			d.warn(d.flush(ctx))
 			if err := d.soak(ctx, soak); err != nil {
 				return err
 			}
@@ -663,6 +646,7 @@ func (d *Driver) checks(ctx context.Context, i int, label string) error {
 	}
 	if reason == "" && len(spec.Gates) > 0 && i < len(d.st.Waves)-1 {
 		d.printf("%s: checking %d gates", label, len(spec.Gates))
+		d.warn(d.flush(ctx))
 		if err := Gates(ctx, spec.Gates, d.o.HTTP); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -707,7 +691,12 @@ func (d *Driver) waveDone(ctx context.Context, i int, label string) error {
 		msg += fmt.Sprintf(": %d switched: %s", len(switched), strings.Join(names, ", "))
 	}
 	d.event(ctx, corev1.EventTypeNormal, "WaveComplete", msg)
-	return d.write(ctx)
+	// Written with the next wave's cordon (or a pause, or the end): a
+	// driver that takes over before that runs this wave's checks again.
+	d.mu.Lock()
+	d.dirty = true
+	d.mu.Unlock()
+	return nil
 }
 
 // healthy waits, up to the verify timeout, for every node outside the wave
@@ -730,6 +719,7 @@ func (d *Driver) healthy(ctx context.Context, w v1alpha1.WaveStatus, label strin
 		if d.o.Now().After(deadline) {
 			return err
 		}
+		d.warn(d.flush(ctx))
 		if err := d.sleep(ctx, d.o.Poll); err != nil {
 			return err
 		}
@@ -776,11 +766,11 @@ func (d *Driver) healthOnce(ctx context.Context, inWave map[string]bool) error {
 // notReady lists the nodes not Ready now; the LIST is kept for the next
 // wave's guard and cordon (recentNodes).
 func (d *Driver) notReady(ctx context.Context) (map[string]bool, error) {
-	nodes, err := d.listNodes(ctx)
+	nodes, rv, err := d.listNodes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	d.listed, d.listedAt = nodes, time.Now()
+	d.listed, d.listedAt, d.listedRV = nodes, time.Now(), rv
 	return notReadyIn(nodes), nil
 }
 
@@ -791,11 +781,11 @@ func (d *Driver) recentNodes(ctx context.Context) ([]corev1.Node, error) {
 	if d.listed != nil && time.Since(d.listedAt) <= recentList {
 		return d.listed, nil
 	}
-	nodes, err := d.listNodes(ctx)
+	nodes, rv, err := d.listNodes(ctx)
 	if err != nil {
 		return nil, err
 	}
-	d.listed, d.listedAt = nodes, time.Now()
+	d.listed, d.listedAt, d.listedRV = nodes, time.Now(), rv
 	return nodes, nil
 }
 
@@ -815,17 +805,26 @@ func notReadyIn(nodes []corev1.Node) map[string]bool {
 	return out
 }
 
-func (d *Driver) listNodes(ctx context.Context) ([]corev1.Node, error) {
-	var out []corev1.Node
+// listNodes lists every node, and returns the LIST's revision (its first
+// page's: every page is read at that revision).
+func (d *Driver) listNodes(ctx context.Context) ([]corev1.Node, string, error) {
+	var (
+		out []corev1.Node
+		rv  string
+	)
 	err := kubelist.Each(ctx, "nodes", d.o.PageSize, metav1.ListOptions{},
 		func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			return d.o.Client.CoreV1().Nodes().List(ctx, opts)
+			l, err := d.o.Client.CoreV1().Nodes().List(ctx, opts)
+			if err == nil && rv == "" {
+				rv = l.ResourceVersion
+			}
+			return l, err
 		},
 		func(obj runtime.Object) error {
 			out = append(out, *obj.(*corev1.Node))
 			return nil
 		})
-	return out, err
+	return out, rv, err
 }
 
 // failures counts the wave's and the whole rollout's Failed and RolledBack
@@ -1124,12 +1123,19 @@ func (d *Driver) refresh(ctx context.Context) error {
 
 // write writes the status through the status subresource. The driver is
 // its only writer: on a conflict (the spec changed) it reads the object
-// again and writes the same status over it.
+// again and writes the same status over it. Writes go one at a time (the
+// flusher's and the wave's); the status is copied under d.mu and sent
+// without it, so switches ending and the phase watch do not wait on a
+// write, which takes a few hundred milliseconds at a thousand nodes.
 func (d *Driver) write(ctx context.Context) error {
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.dirty = false
 	d.st.Recount()
+	st := d.st.DeepCopy()
+	base := d.m
+	d.mu.Unlock()
 	res := d.o.Store.Dynamic.Resource(v1alpha1.GroupVersionResource)
 	var last error
 	for attempt := 0; attempt < 10; attempt++ {
@@ -1143,11 +1149,12 @@ func (d *Driver) write(ctx context.Context) error {
 				time.Sleep(time.Second)
 				continue
 			}
-			d.m = m
+			base = m
+			d.adopt(m)
 		}
-		d.st.ObservedGeneration = d.m.Generation
-		m := d.m.DeepCopy()
-		m.Status = *d.st.DeepCopy()
+		st.ObservedGeneration = base.Generation
+		m := base.DeepCopy()
+		m.Status = *st.DeepCopy()
 		u, err := v1alpha1.ToUnstructured(m)
 		if err != nil {
 			return err
@@ -1155,7 +1162,7 @@ func (d *Driver) write(ctx context.Context) error {
 		out, err := res.UpdateStatus(ctx, u, metav1.UpdateOptions{FieldManager: fieldManager})
 		if err == nil {
 			if nm, err := v1alpha1.FromUnstructured(out); err == nil {
-				d.m = nm
+				d.adopt(nm)
 			}
 			return nil
 		}
@@ -1168,6 +1175,16 @@ func (d *Driver) write(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("write the status of runtimemigration %s: %w", d.o.Name, last)
+}
+
+// adopt keeps m as the object last read, unless a read made meanwhile (a
+// refresh while a write was under way) saw a newer spec.
+func (d *Driver) adopt(m *v1alpha1.RuntimeMigration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil || m.Generation >= d.m.Generation {
+		d.m = m
+	}
 }
 
 // flusher writes the status every few seconds while a wave runs, when the
