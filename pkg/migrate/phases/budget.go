@@ -50,8 +50,9 @@ type budgetGuard struct {
 	pods map[string]*corev1.Pod // namespace/name: the node's pods as the drain listed them
 	pdbs map[string][]policyv1.PodDisruptionBudget
 	// evictedRV is the resourceVersion of a pod the drain evicted, as its
-	// wait for the pod's end last read it (being deleted).
-	evictedRV string
+	// wait for the pod's end last read it (being deleted); listedRV the
+	// revision of the drain's LIST of the node's pods.
+	evictedRV, listedRV string
 }
 
 func newBudgetGuard(c kubernetes.Interface) *budgetGuard {
@@ -240,6 +241,9 @@ func (p podsForDrain) List(ctx context.Context, opts metav1.ListOptions) (*corev
 	list, err := p.PodInterface.List(ctx, opts)
 	if err == nil {
 		p.g.listed(list)
+		p.g.mu.Lock()
+		p.g.listedRV = list.ResourceVersion
+		p.g.mu.Unlock()
 	}
 	return list, err
 }

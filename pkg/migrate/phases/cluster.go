@@ -97,7 +97,7 @@ func NewDrainPhase() migrate.Phase {
 			deadline := time.Now().Add(timeout)
 			var r Retryer
 			for {
-				evictedRV, err := drainOnce(ctx, d)
+				seenRV, err := drainOnce(ctx, d)
 				if err != nil && ctx.Err() == nil && (time.Now().After(deadline) || strings.Contains(err.Error(), "global timeout reached")) {
 					// Still waiting on pods at the timeout: say which, and
 					// which budgets hold them.
@@ -113,7 +113,7 @@ func NewDrainPhase() migrate.Phase {
 					// until nothing to evict is left. One LIST tells: the
 					// drain library's own listing GETs every DaemonSet pod's
 					// DaemonSet too.
-					came, lerr := toEvict(ctx, d, evictedRV)
+					came, lerr := toEvict(ctx, d, seenRV)
 					if lerr != nil || came == 0 {
 						return nil
 					}
@@ -157,8 +157,9 @@ func NewDrainPhase() migrate.Phase {
 const apiRetryTimeout = time.Minute
 
 // drainOnce evicts the node's pods and waits for them to end. It returns
-// the resourceVersion of an evicted pod as last read while it ended ("" if
-// none was evicted).
+// the resourceVersion of an evicted pod as last read while it ended, else
+// (nothing evicted, or every evicted pod gone at the first look) the
+// revision of its LIST of the node's pods.
 func drainOnce(ctx context.Context, d Data) (string, error) {
 	h := drainHelper(ctx, d)
 	list, errs := h.GetPodsForDeletion(d.Node())
@@ -176,24 +177,33 @@ func drainOnce(ctx context.Context, d Data) (string, error) {
 	g := h.Client.(drainClient).g
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.evictedRV, nil
+	if g.evictedRV != "" {
+		return g.evictedRV, nil
+	}
+	return g.listedRV, nil
 }
 
 // toEvict counts the pods bound to the node that a drain would evict now
 // (not staying through it, not already going).
 //
-// With evictedRV (a revision of a pod the drain evicted) it reads them from
-// the apiserver's watch cache once the cache holds that revision
-// (resourceVersionMatch NotOlderThan): every pod bound before the drain's
-// evictions is there even if the cache had fallen behind, and what the
-// cache holds beyond, milliseconds behind etcd. The pods' own revision,
-// not etcd's current one, which a pods cache before 1.31 reaches only with
-// the next pod event. A cache that cannot reach it within the apiserver's
-// wait ("Too large resource version", not retried), or a drain that evicted
-// nothing, makes it a quorum LIST, which before 1.31 (ConsistentListFromCache)
-// reads every pod of the cluster out of etcd: at a wave's start, one such
-// LIST per node took 1.2 s at the median in the 1,000-node benchmark.
-func toEvict(ctx context.Context, d Data, evictedRV string) (int, error) {
+// With seenRV, a revision from the drain (drainOnce), it reads them from the
+// apiserver's watch cache once the cache holds that revision
+// (resourceVersionMatch NotOlderThan), and what the cache holds beyond it,
+// milliseconds behind etcd. When the drain evicted a pod, seenRV is the
+// pod's revision at its eviction: every pod bound before the evictions is
+// seen even from a cache that had fallen behind (etcd's current revision
+// would not do: a pods cache before 1.31 reaches it only with the next pod
+// event). When it evicted none, seenRV is its LIST's: the re-check sees
+// what the cache received since, and a quorum read would add only what a
+// cache stuck behind etcd did not get, for a node that had nothing to
+// evict. A quorum LIST instead, before 1.31 (ConsistentListFromCache),
+// reads every pod of the cluster out of etcd: in the benchmark, with a
+// wave's switches at once, 1.2 s at the median at 1,000 nodes, 7.5 s at
+// 5,000; at a real cluster's tens of thousands of pods, a wave of them is
+// the apiserver's whole load. The quorum LIST stays for a cache that cannot
+// reach seenRV within the apiserver's wait ("Too large resource version",
+// not retried), and for a drain that read no revision.
+func toEvict(ctx context.Context, d Data, seenRV string) (int, error) {
 	n, force := 0, d.Settings().Force
 	count := func(p *corev1.Pod) error {
 		if p.DeletionTimestamp == nil && !staysThroughDrain(p, force) {
@@ -201,9 +211,9 @@ func toEvict(ctx context.Context, d Data, evictedRV string) (int, error) {
 		}
 		return nil
 	}
-	if evictedRV != "" {
+	if seenRV != "" {
 		opts := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", d.Node()).String(),
-			ResourceVersion: evictedRV, ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan}
+			ResourceVersion: seenRV, ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan}
 		// No limit: the cache hands a LIST with a limit and a
 		// resourceVersion other than "0" to etcd. A node holds at most its
 		// kubelet's maxPods. Not retried: a 504 carries a Retry-After that
@@ -220,7 +230,7 @@ func toEvict(ctx context.Context, d Data, evictedRV string) (int, error) {
 		if ctx.Err() != nil {
 			return 0, err
 		}
-		d.Logger().V(1).Infof("[drain] the re-check's read of the cache at %s failed, reading etcd: %v", evictedRV, err)
+		d.Logger().V(1).Infof("[drain] the re-check's read of the cache at %s failed, reading etcd: %v", seenRV, err)
 	}
 	err := eachPodOnNode(ctx, d, false, count)
 	return n, err

@@ -185,7 +185,8 @@ func labNamespace(t *testing.T, prefix string) (context.Context, kubernetes.Inte
 // serves that), and sees a pod bound after the drain; a revision the cache
 // cannot reach (set far ahead on the request here) makes the real
 // apiserver answer "Too large resource version", which is not retried and
-// sends the re-check to a quorum LIST; so does a drain that evicted nothing.
+// sends the re-check to a quorum LIST, as no revision does; a drain with
+// nothing to evict hands back the revision of its LIST, read at again.
 func TestDrainRecheckReadsTheCacheAtItsEvictions(t *testing.T) {
 	ctx, c, ns, node := labNamespace(t, "recheck")
 	rc, err := labtest.Require(t).RESTConfig()
@@ -296,7 +297,30 @@ func TestDrainRecheckReadsTheCacheAtItsEvictions(t *testing.T) {
 		t.Fatalf("re-check without a revision: %d, %v", n, err)
 	}
 	if got := taken(); len(got) != 1 || got[0].Get("resourceVersion") != "" {
-		t.Errorf("a drain that evicted nothing: want a quorum LIST, got %v", got)
+		t.Errorf("a re-check without a revision: want a quorum LIST, got %v", got)
+	}
+
+	// A drain with nothing to evict hands back its LIST's revision, and the
+	// re-check reads the cache at it.
+	mu.Lock()
+	skew = false
+	mu.Unlock()
+	if _, err := drainOnce(ctx, d); err != nil { // web-2 goes
+		t.Fatal(err)
+	}
+	taken()
+	listed, err := drainOnce(ctx, d)
+	if err != nil || listed == "" {
+		t.Fatalf("a drain with nothing to evict: revision %q, %v", listed, err)
+	}
+	if got := taken(); len(got) != 1 || got[0].Get("resourceVersion") != "0" {
+		t.Fatalf("a drain with nothing to evict should make one LIST, from the cache: %v", got)
+	}
+	if n, err := toEvict(ctx, d, listed); err != nil || n != 0 {
+		t.Fatalf("re-check after a drain with nothing to evict: %d, %v", n, err)
+	}
+	if got := taken(); len(got) != 1 || got[0].Get("resourceVersion") != listed || got[0].Get("resourceVersionMatch") == "" {
+		t.Errorf("the re-check after a drain with nothing to evict should read the cache at %s: %v", listed, got)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,23 +17,6 @@ import (
 	"github.com/unshim/unshim/pkg/lab/labtest"
 	"github.com/unshim/unshim/pkg/nodeswitch"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestWaveWatchFollowsPhases runs the wave's one watch of every node on the
 // lab's apiserver: started from the revision of the LIST before the wave,
@@ -59,8 +41,14 @@ func TestWaveWatchFollowsPhases(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = c.CoreV1().Nodes().Delete(context.Background(), n, metav1.DeleteOptions{}) })
 	}
-	buf := &lockedBuffer{}
+	buf := &bytes.Buffer{}
 	d := &Driver{o: Options{Client: c, Out: buf, Now: time.Now}}
+	// The driver writes its lines under outMu.
+	output := func() string {
+		d.outMu.Lock()
+		defer d.outMu.Unlock()
+		return buf.String()
+	}
 	d.st.Nodes = []v1alpha1.NodeStatus{{Name: in, State: v1alpha1.NodeSwitching}, {Name: out, State: v1alpha1.NodeSwitching}}
 	phase := func(node, p string) {
 		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, nodeswitch.PhaseAnnotation, p)
@@ -87,7 +75,7 @@ func TestWaveWatchFollowsPhases(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("status phase of %s: %q, want verify/running; output:\n%s", in, got, buf)
+			t.Fatalf("status phase of %s: %q, want verify/running; output:\n%s", in, got, output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -107,7 +95,7 @@ func TestWaveWatchFollowsPhases(t *testing.T) {
 		t.Errorf("the node once its result came: %v", n)
 	}
 	w.stop()
-	text := buf.String()
+	text := output()
 	for _, want := range []string{in + ": drain/running", in + ": verify/running"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
