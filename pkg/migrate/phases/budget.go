@@ -64,11 +64,13 @@ func newBudgetGuard(c kubernetes.Interface) *budgetGuard {
 // controller does (its DeletionTimeout).
 const disruptedFor = 2 * time.Minute
 
-// listed remembers the pods the drain library listed: an eviction names
-// only the pod, and its labels tell which budgets cover it.
+// listed remembers the pods the drain library listed (an eviction names
+// only the pod, and its labels tell which budgets cover it) and the LIST's
+// revision.
 func (g *budgetGuard) listed(list *corev1.PodList) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.listedRV = list.ResourceVersion
 	for i := range list.Items {
 		p := &list.Items[i]
 		g.pods[p.Namespace+"/"+p.Name] = p
@@ -241,9 +243,6 @@ func (p podsForDrain) List(ctx context.Context, opts metav1.ListOptions) (*corev
 	list, err := p.PodInterface.List(ctx, opts)
 	if err == nil {
 		p.g.listed(list)
-		p.g.mu.Lock()
-		p.g.listedRV = list.ResourceVersion
-		p.g.mu.Unlock()
 	}
 	return list, err
 }

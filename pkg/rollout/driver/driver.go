@@ -455,9 +455,9 @@ func (d *Driver) cordon(ctx context.Context, i int, label string, todo []string)
 
 // switchNodes switches the wave's nodes concurrently and records how each
 // ended: each outcome goes into the status with the flusher's next write,
-// and all of them with one write once the wave's switches ended (a driver
-// that dies before it reads each outcome back from the node's result
-// annotation).
+// and the rest with the wave's next write (its checks' flush, or the next
+// wave's cordon), or at once when the driver is stopping (a driver that
+// dies before reads each outcome back from the node's result annotation).
 func (d *Driver) switchNodes(ctx context.Context, label string, todo []string, resumed map[string]bool, rv string) {
 	var wg sync.WaitGroup
 	stopFlush := d.flusher(ctx)
@@ -766,11 +766,10 @@ func (d *Driver) healthOnce(ctx context.Context, inWave map[string]bool) error {
 // notReady lists the nodes not Ready now; the LIST is kept for the next
 // wave's guard and cordon (recentNodes).
 func (d *Driver) notReady(ctx context.Context) (map[string]bool, error) {
-	nodes, rv, err := d.listNodes(ctx)
+	nodes, err := d.listAndKeep(ctx)
 	if err != nil {
 		return nil, err
 	}
-	d.listed, d.listedAt, d.listedRV = nodes, time.Now(), rv
 	return notReadyIn(nodes), nil
 }
 
@@ -781,6 +780,11 @@ func (d *Driver) recentNodes(ctx context.Context) ([]corev1.Node, error) {
 	if d.listed != nil && time.Since(d.listedAt) <= recentList {
 		return d.listed, nil
 	}
+	return d.listAndKeep(ctx)
+}
+
+// listAndKeep lists every node and keeps the LIST, its time and revision.
+func (d *Driver) listAndKeep(ctx context.Context) ([]corev1.Node, error) {
 	nodes, rv, err := d.listNodes(ctx)
 	if err != nil {
 		return nil, err
@@ -1153,8 +1157,10 @@ func (d *Driver) write(ctx context.Context) error {
 			d.adopt(m)
 		}
 		st.ObservedGeneration = base.Generation
-		m := base.DeepCopy()
-		m.Status = *st.DeepCopy()
+		// The object as last read, with this status (ToUnstructured copies
+		// it before it changes anything): neither its old status, every
+		// node's entry, nor this one copied again.
+		m := &v1alpha1.RuntimeMigration{TypeMeta: base.TypeMeta, ObjectMeta: base.ObjectMeta, Spec: base.Spec, Status: *st}
 		u, err := v1alpha1.ToUnstructured(m)
 		if err != nil {
 			return err
