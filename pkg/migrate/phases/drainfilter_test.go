@@ -182,7 +182,8 @@ func labNamespace(t *testing.T, prefix string) (context.Context, kubernetes.Inte
 // re-check after it (toEvict) to its reads: the drain hands back the
 // revision of the pod it evicted; the re-check lists the node's pods from
 // the watch cache not older than that revision, without a limit (the cache
-// serves that), and sees a pod bound after the drain; a revision the cache
+// serves that), and sees a pod bound after the drain's LIST and before its
+// eviction (a scheduler that had not seen the cordon); a revision the cache
 // cannot reach (set far ahead on the request here) makes the real
 // apiserver answer "Too large resource version", which is not retried and
 // sends the re-check to a quorum LIST, as no revision does; a drain with
@@ -197,9 +198,20 @@ func TestDrainRecheckReadsTheCacheAtItsEvictions(t *testing.T) {
 		mu    sync.Mutex
 		lists []url.Values
 		skew  bool // ask the cache for a revision far ahead
+		// beforeEviction runs once, as the drain's first eviction goes out.
+		beforeEviction func()
 	)
 	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/eviction") {
+				mu.Lock()
+				f := beforeEviction
+				beforeEviction = nil
+				mu.Unlock()
+				if f != nil {
+					f()
+				}
+			}
 			if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/pods") && req.URL.Query().Get("fieldSelector") != "" {
 				q := req.URL.Query()
 				mu.Lock()
@@ -226,15 +238,23 @@ func TestDrainRecheckReadsTheCacheAtItsEvictions(t *testing.T) {
 		lists = nil
 		return out
 	}
-	// The node's "kubelet": evicted pods end at once.
+	// The node's "kubelet": an evicted pod ends 200 ms after it saw it
+	// terminating (the drain library's first look, right after the
+	// eviction, finds it still there).
 	kctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go func() {
 		zero := int64(0)
+		terminating := map[types.UID]time.Time{}
 		for kctx.Err() == nil {
 			if l, err := c.CoreV1().Pods(ns).List(kctx, metav1.ListOptions{}); err == nil {
 				for _, p := range l.Items {
-					if p.DeletionTimestamp != nil {
+					if p.DeletionTimestamp == nil {
+						continue
+					}
+					if seen, ok := terminating[p.UID]; !ok {
+						terminating[p.UID] = time.Now()
+					} else if time.Since(seen) >= 200*time.Millisecond {
 						_ = c.CoreV1().Pods(ns).Delete(kctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
 					}
 				}
@@ -265,12 +285,17 @@ func TestDrainRecheckReadsTheCacheAtItsEvictions(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Bound after the drain listed the node's pods, before it evicted: a
+	// scheduler that had not seen the cordon. The eviction's revision
+	// comes after this binding, so the re-check at it must see the pod.
+	mu.Lock()
+	beforeEviction = func() { bind("web-2") }
+	mu.Unlock()
 	rv, err := drainOnce(ctx, d)
 	if err != nil || rv == "" {
 		t.Fatalf("drain: evicted revision %q, %v", rv, err)
 	}
 	taken()
-	bind("web-2") // a scheduler that had not seen the cordon
 	if n, err := toEvict(ctx, d, rv); err != nil || n != 1 {
 		t.Fatalf("re-check after the drain: %d to evict, %v; want web-2", n, err)
 	}
