@@ -249,6 +249,9 @@ func (c *countingRT) RoundTrip(req *http.Request) (*http.Response, error) {
 			res += " (cache, not older)"
 		}
 	}
+	start := time.Now()
+	resp, err := c.rt.RoundTrip(req)
+	took := time.Since(start)
 	if os.Getenv("UNSHIM_BENCH_TRACE") != "" {
 		pcs := make([]uintptr, 40)
 		fr := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
@@ -262,11 +265,10 @@ func (c *countingRT) RoundTrip(req *http.Request) (*http.Response, error) {
 				break
 			}
 		}
-		fmt.Fprintf(os.Stderr, "TRACE %s %s %s?%s %v\n", time.Now().Format("15:04:05.000"), req.Method, req.URL.Path, req.URL.RawQuery, at)
+		// When it was sent, and how long its answer took (a watch: until
+		// its headers).
+		fmt.Fprintf(os.Stderr, "TRACE %s %5dms %s %s?%s %v\n", start.Format("15:04:05.000"), took.Milliseconds(), req.Method, req.URL.Path, req.URL.RawQuery, at)
 	}
-	start := time.Now()
-	resp, err := c.rt.RoundTrip(req)
-	took := time.Since(start)
 	key := verb + " " + res
 	c.c.mu.Lock()
 	c.c.counts[key]++

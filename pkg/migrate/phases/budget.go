@@ -11,7 +11,9 @@ import (
 	policyv1beta1 "k8s.io/api/policy/v1beta1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	policyv1client "k8s.io/client-go/kubernetes/typed/policy/v1"
@@ -53,6 +55,8 @@ type budgetGuard struct {
 	// wait for the pod's end last read it (being deleted); listedRV the
 	// revision of the drain's LIST of the node's pods.
 	evictedRV, listedRV string
+	// until is the drain's deadline: Get waits no later for a pod's end.
+	until time.Time
 }
 
 func newBudgetGuard(c kubernetes.Interface) *budgetGuard {
@@ -225,15 +229,70 @@ type podsForDrain struct {
 // Get is the drain library's read of a pod it evicted, while it waits for
 // the pod to end: a pod being deleted carries the revision of its eviction
 // or a later one, which the re-check after the drain reads the cache at
-// (toEvict).
+// (toEvict). It then waits for the pod's end by watching it from that
+// revision, for up to goneWait (and never past the drain's timeout), and
+// answers NotFound when it ended: the library polls every second, fixed, so
+// a pod that ends 200 ms after its eviction otherwise holds the drain a
+// whole second, and at a wave's 50 drains at once the slowest one's poll
+// lands a second later still. Still the library's loop and timeout; the
+// watch replaces the GET of its next poll, so no more requests.
 func (p podsForDrain) Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.Pod, error) {
 	pod, err := p.PodInterface.Get(ctx, name, opts)
-	if err == nil && pod.DeletionTimestamp != nil && pod.ResourceVersion != "" {
-		p.g.mu.Lock()
-		p.g.evictedRV = pod.ResourceVersion
-		p.g.mu.Unlock()
+	if err != nil || pod.DeletionTimestamp == nil || pod.ResourceVersion == "" {
+		return pod, err
 	}
-	return pod, err
+	p.g.mu.Lock()
+	p.g.evictedRV = pod.ResourceVersion
+	until := p.g.until
+	p.g.mu.Unlock()
+	wait := goneWait
+	if !until.IsZero() {
+		wait = min(wait, time.Until(until))
+	}
+	if wait > 0 && p.ended(ctx, pod, wait) {
+		return nil, apierrors.NewNotFound(corev1.Resource("pods"), name)
+	}
+	return pod, nil
+}
+
+// goneWait bounds one wait of Get for an evicted pod's end.
+const goneWait = 5 * time.Second
+
+// ended watches the pod from the revision it was read at, for at most
+// wait, and tells whether it was deleted. A watch that fails (a revision
+// the cache no longer holds, an outage) says no: the library reads again.
+func (p podsForDrain) ended(ctx context.Context, pod *corev1.Pod, wait time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	w, err := p.PodInterface.Watch(ctx, metav1.ListOptions{
+		FieldSelector:   fields.OneTermEqualSelector("metadata.name", pod.Name).String(),
+		ResourceVersion: pod.ResourceVersion,
+	})
+	if err != nil {
+		return false
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return false
+			}
+			switch ev.Type {
+			case watch.Deleted:
+				if gone, ok := ev.Object.(*corev1.Pod); ok && gone.UID == pod.UID {
+					p.g.mu.Lock()
+					p.g.evictedRV = gone.ResourceVersion
+					p.g.mu.Unlock()
+					return true
+				}
+			case watch.Error:
+				return false
+			}
+		}
+	}
 }
 
 func (p podsForDrain) List(ctx context.Context, opts metav1.ListOptions) (*corev1.PodList, error) {

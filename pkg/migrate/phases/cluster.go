@@ -242,9 +242,13 @@ func drainHelper(ctx context.Context, d Data) *drain.Helper {
 	if out == nil {
 		out = io.Discard
 	}
+	g := newBudgetGuard(d.Client())
+	if s.DrainTimeout > 0 {
+		g.until = time.Now().Add(s.DrainTimeout)
+	}
 	h := &drain.Helper{
 		Ctx:                             ctx,
-		Client:                          drainClient{d.Client(), newBudgetGuard(d.Client())},
+		Client:                          drainClient{d.Client(), g},
 		Force:                           true, // bare pods are filtered below unless s.Force
 		GracePeriodSeconds:              -1,
 		IgnoreAllDaemonSets:             true,

@@ -241,27 +241,7 @@ func TestDrainRecheckReadsTheCacheAtItsEvictions(t *testing.T) {
 	// The node's "kubelet": an evicted pod ends 200 ms after it saw it
 	// terminating (the drain library's first look, right after the
 	// eviction, finds it still there).
-	kctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		zero := int64(0)
-		terminating := map[types.UID]time.Time{}
-		for kctx.Err() == nil {
-			if l, err := c.CoreV1().Pods(ns).List(kctx, metav1.ListOptions{}); err == nil {
-				for _, p := range l.Items {
-					if p.DeletionTimestamp == nil {
-						continue
-					}
-					if seen, ok := terminating[p.UID]; !ok {
-						terminating[p.UID] = time.Now()
-					} else if time.Since(seen) >= 200*time.Millisecond {
-						_ = c.CoreV1().Pods(ns).Delete(kctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
-					}
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
+	defer endEvicted(ctx, c, ns, 200*time.Millisecond, nil)()
 	yes := true
 	bind := func(name string) {
 		t.Helper()
@@ -346,6 +326,126 @@ func TestDrainRecheckReadsTheCacheAtItsEvictions(t *testing.T) {
 	}
 	if got := taken(); len(got) != 1 || got[0].Get("resourceVersion") != listed || got[0].Get("resourceVersionMatch") == "" {
 		t.Errorf("the re-check after a drain with nothing to evict should read the cache at %s: %v", listed, got)
+	}
+}
+
+// endEvicted plays the kubelet of a test's node until the returned stop is
+// called: a pod of the namespace being deleted ends after it first saw it
+// so (unless keep says to leave it terminating).
+func endEvicted(ctx context.Context, c kubernetes.Interface, ns string, after time.Duration, keep func(name string) bool) (stop func()) {
+	kctx, stop := context.WithCancel(ctx)
+	go func() {
+		zero := int64(0)
+		terminating := map[types.UID]time.Time{}
+		for kctx.Err() == nil {
+			if l, err := c.CoreV1().Pods(ns).List(kctx, metav1.ListOptions{}); err == nil {
+				for _, p := range l.Items {
+					if p.DeletionTimestamp == nil || (keep != nil && keep(p.Name)) {
+						continue
+					}
+					if seen, ok := terminating[p.UID]; !ok {
+						terminating[p.UID] = time.Now()
+					} else if time.Since(seen) >= after {
+						_ = c.CoreV1().Pods(ns).Delete(kctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+					}
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return stop
+}
+
+// TestDrainWaitsForAnEvictedPodByWatch drains a node of the lab's apiserver
+// whose "kubelet" ends an evicted pod 300 ms after it saw it terminating.
+// The drain library looks for the pod right after its eviction and then
+// every second; its read (podsForDrain.Get) watches the terminating pod
+// instead of letting the library look again a second later: one GET of the
+// pod, one WATCH of it from the revision read, and the drain is over. A pod
+// that never ends is waited for no later than the drain's timeout: the
+// drain fails at it, with the library's error.
+func TestDrainWaitsForAnEvictedPodByWatch(t *testing.T) {
+	ctx, c, ns, node := labNamespace(t, "drainwatch")
+	rc, err := labtest.Require(t).RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu             sync.Mutex
+		gets, watches  map[string]int
+		watchedFromRVs []string
+	)
+	reset := func() {
+		mu.Lock()
+		gets, watches, watchedFromRVs = map[string]int{}, map[string]int{}, nil
+		mu.Unlock()
+	}
+	reset()
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			q := req.URL.Query()
+			mu.Lock()
+			switch {
+			case req.Method != http.MethodGet:
+			case q.Get("watch") == "true" && strings.HasPrefix(q.Get("fieldSelector"), "metadata.name="):
+				watches[strings.TrimPrefix(q.Get("fieldSelector"), "metadata.name=")]++
+				watchedFromRVs = append(watchedFromRVs, q.Get("resourceVersion"))
+			case strings.Contains(req.URL.Path, "/pods/"):
+				gets[req.URL.Path[strings.LastIndex(req.URL.Path, "/")+1:]]++
+			}
+			mu.Unlock()
+			return rt.RoundTrip(req)
+		})
+	})
+	defer endEvicted(ctx, c, ns, 300*time.Millisecond, func(name string) bool { return name == "stuck" })()
+	yes := true
+	bind := func(name string) {
+		t.Helper()
+		if _, err := c.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name,
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "web", UID: types.UID("6f1c1a52-0000-4000-8000-00000000000b"), Controller: &yes}}},
+			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "a", Image: "app:1"}}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// The drain lists from the cache: wait until it holds the pod.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if _, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{ResourceVersion: "0"}); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the cache does not hold pod %s", name)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	d := &drainData{node: node, c: kubernetes.NewForConfigOrDie(rc), s: Settings{DrainTimeout: time.Minute}}
+
+	bind("web-1")
+	reset()
+	rv, err := drainOnce(ctx, d)
+	if err != nil || rv == "" {
+		t.Fatalf("drain: revision %q, %v", rv, err)
+	}
+	if _, err := c.CoreV1().Pods(ns).Get(ctx, "web-1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the drain ended before web-1 did: %v", err)
+	}
+	mu.Lock()
+	if gets["web-1"] != 1 || watches["web-1"] != 1 || len(watchedFromRVs) != 1 || watchedFromRVs[0] == "" {
+		t.Errorf("want one GET of web-1 (the library's first look) and one WATCH of it from the revision read; got %d GET(s), WATCHes from %q", gets["web-1"], watchedFromRVs)
+	}
+	mu.Unlock()
+
+	// A pod that never ends: the drain fails at its timeout, not later.
+	bind("stuck")
+	d.s.DrainTimeout = 2 * time.Second
+	start := time.Now()
+	_, err = drainOnce(ctx, d)
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "stuck") {
+		t.Fatalf("drain of a pod that never ends: %v; want its timeout, naming the pod", err)
+	}
+	// One wait of Get alone is up to goneWait (5 s).
+	if took > d.s.DrainTimeout+2*time.Second {
+		t.Errorf("the drain took %s with a timeout of %s: a wait for the pod outlived it", took, d.s.DrainTimeout)
 	}
 }
 

@@ -122,6 +122,8 @@ type Driver struct {
 	outMu    sync.Mutex
 	// writeMu makes status writes go one at a time.
 	writeMu sync.Mutex
+	// events are the Events being sent (send).
+	events sync.WaitGroup
 }
 
 // New checks the options.
@@ -148,6 +150,7 @@ var errAborted = errors.New("aborted")
 // ends. While paused it waits. It returns nil when the rollout ended,
 // whatever its phase: the phase says how it went.
 func (d *Driver) Run(ctx context.Context) error {
+	defer d.events.Wait()
 	m, err := d.o.Store.Get(ctx, d.o.Name)
 	if err != nil {
 		return err
@@ -726,9 +729,33 @@ func (d *Driver) healthy(ctx context.Context, w v1alpha1.WaveStatus, label strin
 	}
 }
 
+// healthOnce lists every node and every DaemonSet, both at once (they sit
+// between two waves, where every round trip counts).
 func (d *Driver) healthOnce(ctx context.Context, inWave map[string]bool) error {
-	nr, err := d.notReady(ctx)
-	if err != nil {
+	var (
+		nr    map[string]bool
+		short []string
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		nr, err = d.notReady(gctx)
+		return err
+	})
+	g.Go(func() error {
+		return kubelist.Each(gctx, "daemonsets", d.o.PageSize, metav1.ListOptions{},
+			func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+				return d.o.Client.AppsV1().DaemonSets(metav1.NamespaceAll).List(ctx, opts)
+			},
+			func(obj runtime.Object) error {
+				ds := obj.(*appsv1.DaemonSet)
+				s := ds.Status
+				if s.ObservedGeneration < ds.Generation || s.NumberReady < s.DesiredNumberScheduled {
+					short = append(short, fmt.Sprintf("%s/%s (%d of %d ready)", ds.Namespace, ds.Name, s.NumberReady, s.DesiredNumberScheduled))
+				}
+				return nil
+			})
+	})
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	var gone []string
@@ -740,22 +767,6 @@ func (d *Driver) healthOnce(ctx context.Context, inWave map[string]bool) error {
 	if len(gone) > 0 {
 		sort.Strings(gone)
 		return fmt.Errorf("nodes outside the wave went NotReady: %s", strings.Join(gone, ", "))
-	}
-	var short []string
-	err = kubelist.Each(ctx, "daemonsets", d.o.PageSize, metav1.ListOptions{},
-		func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
-			return d.o.Client.AppsV1().DaemonSets(metav1.NamespaceAll).List(ctx, opts)
-		},
-		func(obj runtime.Object) error {
-			ds := obj.(*appsv1.DaemonSet)
-			s := ds.Status
-			if s.ObservedGeneration < ds.Generation || s.NumberReady < s.DesiredNumberScheduled {
-				short = append(short, fmt.Sprintf("%s/%s (%d of %d ready)", ds.Namespace, ds.Name, s.NumberReady, s.DesiredNumberScheduled))
-			}
-			return nil
-		})
-	if err != nil {
-		return err
 	}
 	if len(short) > 0 {
 		return fmt.Errorf("DaemonSets not ready: %s", strings.Join(short, ", "))
@@ -1228,15 +1239,31 @@ func (d *Driver) sleep(ctx context.Context, dur time.Duration) error {
 	}
 }
 
+// event records an Event on the RuntimeMigration, and nodeEvent one on a
+// Node, without waiting for it: a wave's switches would otherwise each wait
+// on a POST before starting and before the wave ends (at a wave's start,
+// 50 POSTs at once). Run and Undo wait for the Events sent before they
+// return, even when the driver is stopping.
 func (d *Driver) event(ctx context.Context, typ, reason, msg string) {
 	d.mu.Lock()
-	m := d.m.DeepCopy()
+	ref := &v1alpha1.RuntimeMigration{ObjectMeta: metav1.ObjectMeta{Name: d.m.Name, UID: d.m.UID, ResourceVersion: d.m.ResourceVersion}}
 	d.mu.Unlock()
-	d.warn(d.o.Store.Event(context.WithoutCancel(ctx), m, typ, reason, msg))
+	d.send(ctx, func(ctx context.Context) error { return d.o.Store.Event(ctx, ref, typ, reason, msg) })
 }
 
 func (d *Driver) nodeEvent(ctx context.Context, node, typ, reason, msg string) {
-	d.warn(d.o.Store.NodeEvent(context.WithoutCancel(ctx), node, typ, reason, msg))
+	d.send(ctx, func(ctx context.Context) error { return d.o.Store.NodeEvent(ctx, node, typ, reason, msg) })
+}
+
+// eventTimeout bounds the sending of one Event.
+const eventTimeout = 30 * time.Second
+
+func (d *Driver) send(ctx context.Context, f func(context.Context) error) {
+	d.events.Go(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+		defer cancel()
+		d.warn(f(ctx))
+	})
 }
 
 func (d *Driver) warn(err error) {

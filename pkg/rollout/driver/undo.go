@@ -69,6 +69,7 @@ func UndoOrder(st *v1alpha1.RuntimeMigrationStatus) []string {
 // wave with a node that cannot be switched back (left cordoned). Only an
 // ended or aborted rollout is undone; the caller holds the rollout's Lease.
 func (d *Driver) Undo(ctx context.Context) error {
+	defer d.events.Wait()
 	rb, ok := d.o.Switcher.(Rollbacker)
 	if !ok {
 		return ErrNoRollback
