@@ -255,11 +255,6 @@ func DryRun(ctx context.Context, o Options) ([]PlanStep, *nodeplan.Plan, error) 
 // Run switches the node (or resumes its unfinished switch), holding its
 // lock. only, when set, runs that one phase.
 func Run(ctx context.Context, o Options, only string) error {
-	r, err := prepare(ctx, &o, false)
-	if err != nil {
-		return err
-	}
-	defer r.close()
 	ps, err := Phases(o.Settings.Target)
 	if err != nil {
 		return err
@@ -267,11 +262,36 @@ func Run(ctx context.Context, o Options, only string) error {
 	if only != "" && !slices.Contains(PhaseNames(o.Settings.Target), only) {
 		return fmt.Errorf("no phase %q; phases: %s", only, strings.Join(PhaseNames(o.Settings.Target), ", "))
 	}
-	unlock, err := lock(ctx, &o)
+	if o.Logger == nil {
+		o.Logger = log.NoopLogger()
+	}
+	// The lock is taken while the switch reads the node and plans (both
+	// wait on the apiserver; at a rollout's wave, on fifty other switches'
+	// requests too). Nothing is changed before both are done; a run that
+	// cannot go on gives the lock back at once.
+	type locked struct {
+		unlock func()
+		err    error
+	}
+	lc := make(chan locked, 1)
+	lo := o // lock reads its own copy: prepare fills in o
+	go func() {
+		unlock, err := lock(ctx, &lo)
+		lc <- locked{unlock, err}
+	}()
+	r, err := prepare(ctx, &o, false)
+	l := <-lc
 	if err != nil {
+		if l.err == nil {
+			l.unlock()
+		}
 		return err
 	}
-	defer unlock()
+	defer r.close()
+	if l.err != nil {
+		return l.err
+	}
+	defer l.unlock()
 	if err := r.st.Save(ctx, r.j); err != nil {
 		return err
 	}

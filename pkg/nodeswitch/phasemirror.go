@@ -22,6 +22,13 @@ const mirrorInterval = 5 * time.Second
 // shorter than that may never show), and close writes what is left, in one
 // patch with the run's other annotations. The journal, not the annotation,
 // is the record of what ran.
+//
+// Writes go in the background: a state is set without waiting for the
+// apiserver (at the start of a wave fifty switches write at once, and each
+// write took a tenth of a second that every switch waited on). Only the
+// first write, which clears the last run's result, is waited for, by the
+// next state: nothing after the first phase (the preflight, which changes
+// nothing) runs while the node still shows the last run's result.
 type phaseMirror struct {
 	c      kubernetes.Interface
 	node   string
@@ -32,7 +39,12 @@ type phaseMirror struct {
 	last    time.Time          // of the last write
 	timer   *time.Timer
 	closed  bool
-	// writing serialises the writes of the timer and of close.
+	// first is closed when the first write has landed (nil before it
+	// started).
+	first chan struct{}
+	// bg counts the writes set started in the background.
+	bg sync.WaitGroup
+	// writing serialises the writes of set, the timer and close.
 	writing sync.Mutex
 }
 
@@ -50,8 +62,9 @@ func (m *phaseMirror) also(kv map[string]*string) {
 	}
 }
 
-// set records phase/state: written now if the last write is older than
-// mirrorInterval, else when it is.
+// set records phase/state: written now, in the background, if the last
+// write is older than mirrorInterval, else when it is. A state after the
+// first waits for the first write to land.
 func (m *phaseMirror) set(phase, state string) {
 	v := phase + "/" + state
 	m.mu.Lock()
@@ -59,17 +72,32 @@ func (m *phaseMirror) set(phase, state string) {
 		m.mu.Unlock()
 		return
 	}
+	first := m.first
 	m.pending[PhaseAnnotation] = &v
 	wait := mirrorInterval - time.Since(m.last)
-	if wait > 0 {
+	switch {
+	case wait > 0 && first != nil:
 		if m.timer == nil {
 			m.timer = time.AfterFunc(wait, m.writePending)
 		}
-		m.mu.Unlock()
-		return
+	default:
+		// The last write is old enough, or none was made yet.
+		m.last = time.Now() // a state set meanwhile waits for the interval
+		done := make(chan struct{})
+		if first == nil {
+			m.first = done
+		}
+		m.bg.Add(1)
+		go func() {
+			defer m.bg.Done()
+			defer close(done)
+			m.writePending()
+		}()
 	}
 	m.mu.Unlock()
-	m.writePending()
+	if first != nil {
+		<-first
+	}
 }
 
 // writePending writes the pending annotations, if any, in one patch.
@@ -102,7 +130,8 @@ func (m *phaseMirror) close(ctx context.Context, kv map[string]*string) error {
 	}
 	m.closed = true
 	m.mu.Unlock()
-	m.writing.Lock() // a write of the timer already under way ends first
+	m.bg.Wait()      // the writes set started land first
+	m.writing.Lock() // and a write of the timer already under way
 	defer m.writing.Unlock()
 	m.mu.Lock()
 	all := m.pending

@@ -3,6 +3,7 @@ package nodeswitch
 import (
 	"context"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,20 +11,26 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/unshim/unshim/pkg/lab/labtest"
 	"github.com/unshim/unshim/pkg/log"
 )
 
-// countPatches counts the PATCH requests a client sends.
+// countPatches counts the PATCH requests a client sends; with hold set, each
+// waits until hold is closed before it is sent.
 type countPatches struct {
-	rt http.RoundTripper
-	n  *atomic.Int32
+	rt   http.RoundTripper
+	n    *atomic.Int32
+	hold chan struct{}
 }
 
 func (c countPatches) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Method == http.MethodPatch {
 		c.n.Add(1)
+		if c.hold != nil {
+			<-c.hold
+		}
 	}
 	return c.rt.RoundTrip(r)
 }
@@ -70,8 +77,12 @@ func TestPhaseMirror(t *testing.T) {
 	if got := patches.Load(); got != 1 {
 		t.Errorf("a burst of 9 states: %d writes so far, want 1 (the first)", got)
 	}
-	if a := annotations(); a[PhaseAnnotation] != "preflight/running" || a[ResultAnnotation] != "" {
-		t.Errorf("after the first write: %v; want preflight/running and the last result cleared", a)
+	// The first write goes in the background: it carries the latest state
+	// when it is sent, one of the burst's.
+	burst := []string{"preflight/running", "preflight/done", "backup/running", "backup/done", "cordon/running",
+		"cordon/done", "drain/running", "drain/done", "stop-kubelet/running"}
+	if a := annotations(); !slices.Contains(burst, a[PhaseAnnotation]) || a[ResultAnnotation] != "" {
+		t.Errorf("after the first write: %v; want a state of the burst and the last result cleared", a)
 	}
 	time.Sleep(mirrorInterval + 500*time.Millisecond)
 	if got := patches.Load(); got != 2 {
@@ -82,6 +93,7 @@ func TestPhaseMirror(t *testing.T) {
 	}
 	time.Sleep(mirrorInterval)    // since the last write
 	m.set("stop-kubelet", "done") // after the interval: written at once
+	m.bg.Wait()                   // (in the background)
 	if a := annotations(); a[PhaseAnnotation] != "stop-kubelet/done" || patches.Load() != 3 {
 		t.Errorf("a state after the interval: phase %q after %d writes; want stop-kubelet/done after 3", a[PhaseAnnotation], patches.Load())
 	}
@@ -101,5 +113,82 @@ func TestPhaseMirror(t *testing.T) {
 	time.Sleep(mirrorInterval + 500*time.Millisecond)
 	if got := patches.Load(); got != 4 {
 		t.Errorf("a state after close was written (%d writes)", got)
+	}
+}
+
+// TestPhaseMirrorWritesInTheBackground: with the apiserver slow to answer, a
+// switch's first state returns before its write lands, and the next state
+// waits for it (nothing after the first phase runs while the node still
+// shows the last run's result); close writes the result after both.
+func TestPhaseMirrorWritesInTheBackground(t *testing.T) {
+	l := labtest.Require(t)
+	rc, err := l.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patches atomic.Int32
+	hold := make(chan struct{})
+	held := rest.CopyConfig(rc)
+	held.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countPatches{rt: rt, n: &patches, hold: hold} })
+	hc, err := kubernetes.NewForConfig(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	name := "mirror-bg-" + time.Now().Format("150405.000000")
+	if _, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name,
+		Annotations: map[string]string{ResultAnnotation: "succeeded"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}) }()
+
+	m := newPhaseMirror(hc, name, log.NoopLogger())
+	m.also(map[string]*string{ResultAnnotation: nil})
+	returned := make(chan string, 2)
+	go func() { m.set("preflight", "running"); returned <- "preflight/running" }()
+	select {
+	case <-returned:
+	case <-time.After(30 * time.Second):
+		close(hold)
+		t.Fatal("the first state did not return while its write was held")
+	}
+	for deadline := time.Now().Add(30 * time.Second); patches.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first state's write was never sent")
+		}
+	}
+	go func() { m.set("preflight", "done"); returned <- "preflight/done" }()
+	select {
+	case s := <-returned:
+		t.Errorf("%s returned while the first write (the last result cleared) had not landed", s)
+	case <-time.After(500 * time.Millisecond):
+	}
+	n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Annotations[ResultAnnotation] != "succeeded" {
+		t.Fatalf("the held write landed: %v", n.Annotations)
+	}
+	close(hold)
+	select {
+	case <-returned:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second state did not return once the first write landed")
+	}
+	result := "succeeded"
+	if err := m.close(ctx, map[string]*string{ResultAnnotation: &result}); err != nil {
+		t.Fatal(err)
+	}
+	n, err = c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := n.Annotations; a[PhaseAnnotation] != "preflight/done" || a[ResultAnnotation] != result {
+		t.Errorf("after close: %v; want preflight/done and the new result", a)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	policyv1client "k8s.io/client-go/kubernetes/typed/policy/v1"
@@ -202,6 +203,12 @@ type drainClient struct {
 
 func (c drainClient) CoreV1() corev1client.CoreV1Interface {
 	return coreForDrain{c.Interface.CoreV1(), c.g}
+}
+
+// Discovery keeps the apiserver's core resources for the process's drains
+// (evictionDiscovery).
+func (c drainClient) Discovery() discovery.DiscoveryInterfaces {
+	return evictionDiscovery{c.Interface.Discovery()}
 }
 
 func (c drainClient) PolicyV1() policyv1client.PolicyV1Interface {

@@ -104,6 +104,8 @@ type Driver struct {
 
 	mu sync.Mutex
 	m  *v1alpha1.RuntimeMigration // the object last read (its spec rules)
+	// readAt is when the read of m was sent.
+	readAt time.Time
 	st v1alpha1.RuntimeMigrationStatus
 	// resumedSeen is the resume stamp seen when this driver paused the
 	// rollout; nil when it did not (another driver did, before it).
@@ -122,8 +124,10 @@ type Driver struct {
 	outMu    sync.Mutex
 	// writeMu makes status writes go one at a time.
 	writeMu sync.Mutex
-	// events are the Events being sent (send).
-	events sync.WaitGroup
+	// events are the Events being sent (send); sending holds a slot
+	// of the eventsAtOnce each sends.
+	events  sync.WaitGroup
+	sending chan struct{}
 }
 
 // New checks the options.
@@ -140,7 +144,7 @@ func New(o Options) (*Driver, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Driver{o: o}, nil
+	return &Driver{o: o, sending: make(chan struct{}, eventsAtOnce)}, nil
 }
 
 // errAborted ends the run: spec.abort was set.
@@ -298,9 +302,11 @@ func (d *Driver) goAhead(ctx context.Context, w v1alpha1.WaveStatus) error {
 		lastGuard time.Time
 		guardGen  int64 = -1
 	)
-	for {
-		if err := d.refresh(ctx); err != nil {
-			return err
+	for first := true; ; first = false {
+		if !first || !d.readRecently() {
+			if err := d.refresh(ctx); err != nil {
+				return err
+			}
 		}
 		spec := d.spec()
 		if spec.Abort {
@@ -396,7 +402,7 @@ const (
 )
 
 // holdParallel is how many of a wave's nodes are cordoned and tainted at once.
-const holdParallel = 16
+const holdParallel = 64
 
 // cordon cordons and taints every node of the wave before any is drained,
 // and records the wave's nodes Switching in one status write (not one per
@@ -631,7 +637,16 @@ func (d *Driver) checks(ctx context.Context, i int, label string) error {
 		reason, msg = ReasonFailureBudget, fmt.Sprintf("%d nodes failed in all (%s), over failureBudget.total %d", total, d.failedNames(v1alpha1.WaveStatus{Nodes: d.allNames()}), spec.FailureBudget.Total)
 	}
 	if reason == "" && i < len(d.st.Waves)-1 {
-		if err := d.healthy(ctx, w, label); err != nil {
+		// The next wave's go-ahead reads the object: read now, alongside
+		// the health check's LISTs (a failed read is made again there).
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			_ = d.refresh(ctx)
+		}()
+		err := d.healthy(ctx, w, label)
+		<-read
+		if err != nil {
 			reason, msg = ReasonUnhealthy, err.Error()
 		}
 	}
@@ -1123,6 +1138,7 @@ func (d *Driver) progress() string {
 
 // refresh reads the object again (the spec may have changed).
 func (d *Driver) refresh(ctx context.Context) error {
+	at := time.Now()
 	m, err := d.o.Store.Get(ctx, d.o.Name)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
@@ -1131,9 +1147,22 @@ func (d *Driver) refresh(ctx context.Context) error {
 		return err
 	}
 	d.mu.Lock()
-	d.m = m
+	d.m, d.readAt = m, at
 	d.mu.Unlock()
 	return nil
+}
+
+// recentRead is how old the read of the object may be for a wave's
+// go-ahead to take it instead of reading it again: the last wave's health
+// check reads it alongside its LISTs (a round trip less between two waves,
+// where every one counts).
+const recentRead = time.Second
+
+// readRecently says the object was read within recentRead.
+func (d *Driver) readRecently() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return !d.readAt.IsZero() && time.Since(d.readAt) <= recentRead
 }
 
 // write writes the status through the status subresource. The driver is
@@ -1258,10 +1287,24 @@ func (d *Driver) nodeEvent(ctx context.Context, node, typ, reason, msg string) {
 // eventTimeout bounds the sending of one Event.
 const eventTimeout = 30 * time.Second
 
+// eventsAtOnce is how many Events are sent at once: a wave's start has one
+// per node to send, and fifty POSTs at once queue in front of the
+// switches' own first requests on the apiserver.
+const eventsAtOnce = 4
+
 func (d *Driver) send(ctx context.Context, f func(context.Context) error) {
 	d.events.Go(func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
 		defer cancel()
+		if d.sending != nil {
+			select {
+			case d.sending <- struct{}{}:
+				defer func() { <-d.sending }()
+			case <-ctx.Done():
+				d.warn(fmt.Errorf("event not sent: %w", ctx.Err()))
+				return
+			}
+		}
 		d.warn(f(ctx))
 	})
 }
