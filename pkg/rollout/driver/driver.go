@@ -106,7 +106,7 @@ type Driver struct {
 	m  *v1alpha1.RuntimeMigration // the object last read (its spec rules)
 	// readAt is when the read of m was sent.
 	readAt time.Time
-	st v1alpha1.RuntimeMigrationStatus
+	st     v1alpha1.RuntimeMigrationStatus
 	// resumedSeen is the resume stamp seen when this driver paused the
 	// rollout; nil when it did not (another driver did, before it).
 	resumedSeen *string
