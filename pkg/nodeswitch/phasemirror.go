@@ -16,6 +16,10 @@ import (
 // thousand nodes pays for every write).
 const mirrorInterval = 5 * time.Second
 
+// mirrorSettle is how long a write after the first waits for the states
+// that follow it.
+const mirrorSettle = 100 * time.Millisecond
+
 // phaseMirror mirrors the journal's phase states into the node's
 // PhaseAnnotation. The latest state wins: a state set within mirrorInterval
 // of the last write is written when the interval is over (so a phase
@@ -28,7 +32,9 @@ const mirrorInterval = 5 * time.Second
 // write took a tenth of a second that every switch waited on). Only the
 // first write, which clears the last run's result, is waited for, by the
 // next state: nothing after the first phase (the preflight, which changes
-// nothing) runs while the node still shows the last run's result.
+// nothing) runs while the node still shows the last run's result. A later
+// write waits mirrorSettle for the states that follow it (the last
+// phase's end, the result: one write, not two).
 type phaseMirror struct {
 	c      kubernetes.Interface
 	node   string
@@ -42,7 +48,7 @@ type phaseMirror struct {
 	// first is closed when the first write has landed (nil before it
 	// started).
 	first chan struct{}
-	// bg counts the writes set started in the background.
+	// bg counts the first write while it is under way.
 	bg sync.WaitGroup
 	// writing serialises the writes of set, the timer and close.
 	writing sync.Mutex
@@ -62,9 +68,10 @@ func (m *phaseMirror) also(kv map[string]*string) {
 	}
 }
 
-// set records phase/state: written now, in the background, if the last
-// write is older than mirrorInterval, else when it is. A state after the
-// first waits for the first write to land.
+// set records phase/state: the first written now, in the background; a
+// later one mirrorSettle from now if the last write is older than
+// mirrorInterval, else when it is. A state after the first waits for the
+// first write to land.
 func (m *phaseMirror) set(phase, state string) {
 	v := phase + "/" + state
 	m.mu.Lock()
@@ -76,17 +83,15 @@ func (m *phaseMirror) set(phase, state string) {
 	m.pending[PhaseAnnotation] = &v
 	wait := mirrorInterval - time.Since(m.last)
 	switch {
-	case wait > 0 && first != nil:
+	case first != nil:
 		if m.timer == nil {
-			m.timer = time.AfterFunc(wait, m.writePending)
+			m.timer = time.AfterFunc(max(wait, mirrorSettle), m.writePending)
 		}
 	default:
-		// The last write is old enough, or none was made yet.
+		// The first write.
 		m.last = time.Now() // a state set meanwhile waits for the interval
 		done := make(chan struct{})
-		if first == nil {
-			m.first = done
-		}
+		m.first = done
 		m.bg.Add(1)
 		go func() {
 			defer m.bg.Done()
@@ -130,7 +135,7 @@ func (m *phaseMirror) close(ctx context.Context, kv map[string]*string) error {
 	}
 	m.closed = true
 	m.mu.Unlock()
-	m.bg.Wait()      // the writes set started land first
+	m.bg.Wait()      // the first write lands first
 	m.writing.Lock() // and a write of the timer already under way
 	defer m.writing.Unlock()
 	m.mu.Lock()

@@ -37,8 +37,9 @@ func (c countPatches) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // TestPhaseMirror runs against the lab's real apiserver: a burst of phase
 // states costs one write now and one when the interval is over, the latest
-// state winning; a state set later is written without waiting for close;
-// close writes what is pending with the result in one patch.
+// state winning; a state set later is written at once, without waiting for
+// close; the last states of a run after the interval and its result go in
+// one patch.
 func TestPhaseMirror(t *testing.T) {
 	l := labtest.Require(t)
 	rc, err := l.RESTConfig()
@@ -92,11 +93,18 @@ func TestPhaseMirror(t *testing.T) {
 		t.Errorf("after the interval: phase %q, want the latest state, stop-kubelet/running", a[PhaseAnnotation])
 	}
 	time.Sleep(mirrorInterval)    // since the last write
-	m.set("stop-kubelet", "done") // after the interval: written at once
-	m.bg.Wait()                   // (in the background)
-	if a := annotations(); a[PhaseAnnotation] != "stop-kubelet/done" || patches.Load() != 3 {
-		t.Errorf("a state after the interval: phase %q after %d writes; want stop-kubelet/done after 3", a[PhaseAnnotation], patches.Load())
+	m.set("stop-kubelet", "done") // after the interval: written at once, in the background
+	for deadline := time.Now().Add(mirrorInterval / 2); annotations()[PhaseAnnotation] != "stop-kubelet/done"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a state after the interval not written within %s", mirrorInterval/2)
+		}
 	}
+	if got := patches.Load(); got != 3 {
+		t.Errorf("a state after the interval: %d writes in all, want 3", got)
+	}
+	// The last states of a run and its result, after the interval: one
+	// write for them all.
+	time.Sleep(mirrorInterval)
 	m.set("verify", "failed")
 	m.set("verify", "rolled-back")
 	result := "rolled-back: phase verify: timeout"
