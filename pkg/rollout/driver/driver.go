@@ -402,7 +402,7 @@ const (
 )
 
 // holdParallel is how many of a wave's nodes are cordoned and tainted at once.
-const holdParallel = 64
+const holdParallel = 16
 
 // cordon cordons and taints every node of the wave before any is drained,
 // and records the wave's nodes Switching in one status write (not one per
