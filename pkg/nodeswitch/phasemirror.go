@@ -48,8 +48,6 @@ type phaseMirror struct {
 	// first is closed when the first write has landed (nil before it
 	// started).
 	first chan struct{}
-	// bg counts the first write while it is under way.
-	bg sync.WaitGroup
 	// writing serialises the writes of set, the timer and close.
 	writing sync.Mutex
 }
@@ -92,9 +90,7 @@ func (m *phaseMirror) set(phase, state string) {
 		m.last = time.Now() // a state set meanwhile waits for the interval
 		done := make(chan struct{})
 		m.first = done
-		m.bg.Add(1)
 		go func() {
-			defer m.bg.Done()
 			defer close(done)
 			m.writePending()
 		}()
@@ -134,8 +130,11 @@ func (m *phaseMirror) close(ctx context.Context, kv map[string]*string) error {
 		m.timer = nil
 	}
 	m.closed = true
+	first := m.first
 	m.mu.Unlock()
-	m.bg.Wait()      // the first write lands first
+	if first != nil {
+		<-first // the first write lands first
+	}
 	m.writing.Lock() // and a write of the timer already under way
 	defer m.writing.Unlock()
 	m.mu.Lock()
