@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/kubectl/pkg/util/podutils"
 
 	"golang.org/x/crypto/ssh"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -1161,7 +1162,14 @@ func (f *fixture) watchWeb(ctx context.Context, t *testing.T) func() int {
 		out := fmt.Sprintf("%s, lab-node-1 in phase %q:", time.Now().Format("15:04:05.000"), phase)
 		for _, p := range list {
 			ready := len(p.Status.ContainerStatuses) > 0 && p.Status.ContainerStatuses[0].Ready
-			out += fmt.Sprintf("\n  %s on %s: %s, ready %t, deleting %t", p.Name, p.Spec.NodeName, p.Status.Phase, ready, p.DeletionTimestamp != nil)
+			// The container's ready (what count reads) and the pod's Ready
+			// condition (what budgets count; the node controller sets it
+			// false when the node misses its heartbeats) can differ.
+			out += fmt.Sprintf("\n  %s on %s: %s, ready %t (pod Ready condition %t), deleting %t", p.Name, p.Spec.NodeName, p.Status.Phase, ready, podutils.IsPodReady(&p), p.DeletionTimestamp != nil)
+		}
+		if pdb, err := f.c.PolicyV1().PodDisruptionBudgets(ns).Get(wctx, "web", metav1.GetOptions{}); err == nil {
+			out += fmt.Sprintf("\n  PDB web status: %d healthy, %d desired, %d allowed, observed generation %d of %d",
+				pdb.Status.CurrentHealthy, pdb.Status.DesiredHealthy, pdb.Status.DisruptionsAllowed, pdb.Status.ObservedGeneration, pdb.Generation)
 		}
 		return out
 	}

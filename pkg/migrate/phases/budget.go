@@ -114,15 +114,23 @@ func (g *budgetGuard) allow(ctx context.Context, namespace, name string) error {
 	return nil
 }
 
-// healthyPods counts afresh the budget's healthy pods (ready, not being
-// deleted, not recorded as evicted a moment ago), by name. It is nil for a
+// budgetPods is a fresh count of a budget's pods: by name, whether each is
+// healthy (ready, not being deleted, not recorded as evicted a moment ago)
+// or, not healthy, whether the apiserver evicts it without looking at the
+// budget at all (pending, ended or being deleted).
+type budgetPods struct {
+	healthy map[string]bool
+	free    map[string]bool
+}
+
+// healthyPods counts afresh the budget's pods (budgetPods). It is nil for a
 // budget whose status was never computed for its spec: the apiserver
 // refuses its evictions on its own.
-func (g *budgetGuard) healthyPods(ctx context.Context, pdb *policyv1.PodDisruptionBudget, sel labels.Selector) (map[string]bool, error) {
+func (g *budgetGuard) healthyPods(ctx context.Context, pdb *policyv1.PodDisruptionBudget, sel labels.Selector) (*budgetPods, error) {
 	if pdb.Status.ObservedGeneration < pdb.Generation {
 		return nil, nil
 	}
-	healthy := map[string]bool{}
+	count := &budgetPods{healthy: map[string]bool{}, free: map[string]bool{}}
 	opts := metav1.ListOptions{LabelSelector: sel.String(), Limit: 500}
 	for {
 		list, err := g.c.CoreV1().Pods(pdb.Namespace).List(ctx, opts)
@@ -130,27 +138,80 @@ func (g *budgetGuard) healthyPods(ctx context.Context, pdb *policyv1.PodDisrupti
 			return nil, fmt.Errorf("count the healthy pods of PodDisruptionBudget %s/%s: %w", pdb.Namespace, pdb.Name, err)
 		}
 		for i := range list.Items {
-			if p := &list.Items[i]; healthyFor(pdb, p) {
-				healthy[p.Name] = true
+			p := &list.Items[i]
+			switch {
+			case healthyFor(pdb, p):
+				count.healthy[p.Name] = true
+			case ignoresBudgets(p):
+				count.free[p.Name] = true
+			default:
+				count.healthy[p.Name] = false
 			}
 		}
 		if list.Continue == "" {
-			return healthy, nil
+			return count, nil
 		}
 		opts.Continue = list.Continue
 	}
 }
 
+// ignoresBudgets is the apiserver's rule for a pod whose eviction never
+// consults a budget: one that has ended or not started (Succeeded, Failed,
+// Pending) or is being deleted already (canIgnorePDB in
+// pkg/registry/core/pod/storage/eviction.go).
+func ignoresBudgets(p *corev1.Pod) bool {
+	switch p.Status.Phase {
+	case corev1.PodSucceeded, corev1.PodFailed, corev1.PodPending:
+		return true
+	}
+	return p.DeletionTimestamp != nil
+}
+
 // shortWithout tells whether evicting pod would leave the budget under its
-// desired healthy count, given its healthy pods (healthyPods), and why. A
-// pod not healthy itself takes nothing from the budget (the apiserver
-// applies the budget's unhealthyPodEvictionPolicy to it).
-func shortWithout(pdb *policyv1.PodDisruptionBudget, healthy map[string]bool, pod string) (bool, string) {
-	if !healthy[pod] || len(healthy)-1 >= int(pdb.Status.DesiredHealthy) {
+// desired healthy count by the fresh count (healthyPods), and why.
+//
+// A healthy pod takes one from the count. A running pod that is not
+// healthy takes nothing, and the apiserver evicts it when the budget's
+// unhealthyPodEvictionPolicy is AlwaysAllow, or (IfHealthyBudget, the
+// default) when the budget's status says it has its desired healthy count
+// (eviction.go). That status is the disruption controller's and can be
+// stale in the same way as its disruptionsAllowed: when the node
+// controller marks a node's pods not ready (the node missed its heartbeats
+// through an apiserver outage) while the budget's status still counts them,
+// the apiserver lets the eviction of every one of them through though no
+// replica is ready anywhere. So the fresh count decides that too: a budget
+// under its desired count keeps its not-ready pods, as the apiserver keeps
+// them when its status is up to date, and the drain waits for them to turn
+// ready again or for their replacements.
+//
+// A pod not in the count (gone, or no longer the budget's) is not held: the
+// apiserver answers for it.
+func shortWithout(pdb *policyv1.PodDisruptionBudget, count *budgetPods, pod string) (bool, string) {
+	if count == nil || count.free[pod] {
 		return false, ""
 	}
-	return true, fmt.Sprintf("Cannot evict pod as it would violate the pod's disruption budget: PodDisruptionBudget %s/%s has %d healthy pods by a fresh count and wants %d (its status says %d healthy, %d disruptions allowed: the disruption controller has not caught up)",
-		pdb.Namespace, pdb.Name, len(healthy), pdb.Status.DesiredHealthy, pdb.Status.CurrentHealthy, pdb.Status.DisruptionsAllowed)
+	healthyNow := 0
+	for _, h := range count.healthy {
+		if h {
+			healthyNow++
+		}
+	}
+	healthy, known := count.healthy[pod]
+	switch {
+	case !known:
+		return false, ""
+	case healthy && healthyNow-1 >= int(pdb.Status.DesiredHealthy):
+		return false, ""
+	case !healthy && (healthyNow >= int(pdb.Status.DesiredHealthy) ||
+		(pdb.Spec.UnhealthyPodEvictionPolicy != nil && *pdb.Spec.UnhealthyPodEvictionPolicy == policyv1.AlwaysAllow)):
+		return false, ""
+	}
+	what := "would violate"
+	if !healthy {
+		what = "is not ready and would be evicted from a budget that is already short"
+	}
+	return true, fmt.Sprintf("Cannot evict pod as it %s the pod's disruption budget: PodDisruptionBudget %s/%s has %d healthy pods by a fresh count and wants %d (its status says %d healthy, %d disruptions allowed: the disruption controller has not caught up)",
+		what, pdb.Namespace, pdb.Name, healthyNow, pdb.Status.DesiredHealthy, pdb.Status.CurrentHealthy, pdb.Status.DisruptionsAllowed)
 }
 
 // healthyFor is the disruption controller's "healthy" for a budget's pod.

@@ -31,26 +31,9 @@ func TestBudgetGuardCountsAfresh(t *testing.T) {
 	ctx, c, ns, node := labNamespace(t, "budget")
 	const finalizer = "unshim.io/test-keeps-it-terminating"
 	t.Cleanup(func() { cleanupBudgets(c, ns) })
-	// Pods on a node of their name only (no kubelet), made ready or not by
-	// writing their status as a kubelet would.
 	pod := func(name, app string, ready bool, finalizers ...string) {
 		t.Helper()
-		p, err := c.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": app}, Finalizers: finalizers},
-			Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: app + ":1"}}},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		status := corev1.ConditionFalse
-		if ready {
-			status = corev1.ConditionTrue
-		}
-		p.Status = corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
-			{Type: corev1.PodReady, Status: status}, {Type: corev1.ContainersReady, Status: status}}}
-		if _, err := c.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		labPod(ctx, t, c, ns, node, name, app, corev1.PodRunning, ready, finalizers...)
 	}
 	pod("web-a", "web", true, finalizer)
 	pod("web-b", "web", true)
@@ -108,6 +91,110 @@ func TestBudgetGuardCountsAfresh(t *testing.T) {
 		if err := allowed(name); err != nil {
 			t.Errorf("evicting %s: %v, want it allowed", name, err)
 		}
+	}
+}
+
+// labPod makes a pod on a node of that name only (no kubelet) and writes its
+// status as a kubelet would: its phase, ready or not.
+func labPod(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, node, name, app string, phase corev1.PodPhase, ready bool, finalizers ...string) {
+	t.Helper()
+	p, err := c.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": app}, Finalizers: finalizers},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: app + ":1"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setReady(ctx, t, c, p, phase, ready)
+}
+
+// setReady writes the pod's phase and its Ready condition.
+func setReady(ctx context.Context, t *testing.T, c kubernetes.Interface, p *corev1.Pod, phase corev1.PodPhase, ready bool) {
+	t.Helper()
+	status := corev1.ConditionFalse
+	if ready {
+		status = corev1.ConditionTrue
+	}
+	p.Status = corev1.PodStatus{Phase: phase, Conditions: []corev1.PodCondition{
+		{Type: corev1.PodReady, Status: status}, {Type: corev1.ContainersReady, Status: status}}}
+	if _, err := c.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBudgetGuardHoldsNotReadyPodsOfAShortBudget puts on the lab's
+// apiserver the shape a switch's drain met after an apiserver outage long
+// enough for the node controller to mark the node's pods not ready: two
+// replicas of a Deployment under minAvailable 1, running but not ready, and
+// the budget's status still counting them healthy. The apiserver evicts a
+// not-ready pod without decrementing when that status says the budget is
+// healthy (unhealthyPodEvictionPolicy IfHealthyBudget, the default:
+// pkg/registry/core/pod/storage/eviction.go), so it let both go, one after
+// the other, with no replica ready anywhere. The drain's client must hold
+// them while the fresh count is short, and let through what the apiserver
+// never holds: a pending pod, a not-ready pod of a budget whose policy is
+// AlwaysAllow, and a not-ready pod once another replica is ready again.
+func TestBudgetGuardHoldsNotReadyPodsOfAShortBudget(t *testing.T) {
+	ctx, c, ns, node := labNamespace(t, "notready")
+	t.Cleanup(func() { cleanupBudgets(c, ns) })
+	labPod(ctx, t, c, ns, node, "web-a", "web", corev1.PodRunning, false)
+	labPod(ctx, t, c, ns, node, "web-b", "web", corev1.PodRunning, false)
+	labPod(ctx, t, c, ns, node, "web-p", "web", corev1.PodPending, false)
+	labPod(ctx, t, c, ns, node, "job-a", "job", corev1.PodRunning, false)
+	one := intstr.FromInt32(1)
+	always := policyv1.AlwaysAllow
+	for _, app := range []string{"web", "job"} {
+		spec := policyv1.PodDisruptionBudgetSpec{MinAvailable: &one, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}}
+		if app == "job" {
+			spec.UnhealthyPodEvictionPolicy = &always
+		}
+		pdb, err := c.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: app}, Spec: spec}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The status of before the pods were marked not ready.
+		pdb.Status = policyv1.PodDisruptionBudgetStatus{ObservedGeneration: pdb.Generation, CurrentHealthy: 2, DesiredHealthy: 1, ExpectedPods: 2, DisruptionsAllowed: 1}
+		if _, err := c.PolicyV1().PodDisruptionBudgets(ns).UpdateStatus(ctx, pdb, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allowed := func(name string) error {
+		t.Helper()
+		g := newBudgetGuard(c)
+		listThroughDrain(ctx, t, drainClient{c, g}, ns, name)
+		return g.allow(ctx, ns, name)
+	}
+	for _, name := range []string{"web-a", "web-b"} {
+		err := allowed(name)
+		if !apierrors.IsTooManyRequests(err) || !strings.Contains(err.Error(), "not ready") || !strings.Contains(err.Error(), "0 healthy pods by a fresh count and wants 1") {
+			t.Errorf("evicting %s, not ready, from a budget with no ready pod: %v, want 429 naming the fresh count", name, err)
+		}
+	}
+	dc := drainClient{c, newBudgetGuard(c)}
+	listThroughDrain(ctx, t, dc, ns, "web-a")
+	if err := dc.PolicyV1().Evictions(ns).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "web-a", Namespace: ns}}); !apierrors.IsTooManyRequests(err) {
+		t.Errorf("the drain's client evicting web-a: %v, want 429", err)
+	}
+	if p, err := c.CoreV1().Pods(ns).Get(ctx, "web-a", metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
+		t.Errorf("web-a after the refused eviction: %v (deleting %v)", err, p != nil && p.DeletionTimestamp != nil)
+	}
+	for _, name := range []string{"web-p", "job-a"} {
+		if err := allowed(name); err != nil {
+			t.Errorf("evicting %s: %v, want it allowed (the apiserver ignores the budget for it)", name, err)
+		}
+	}
+	// web-b ready again: the budget has its one, web-a (not ready) may go,
+	// web-b may not.
+	b, err := c.CoreV1().Pods(ns).Get(ctx, "web-b", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	setReady(ctx, t, c, b, corev1.PodRunning, true)
+	if err := allowed("web-a"); err != nil {
+		t.Errorf("evicting web-a, not ready, while web-b is ready: %v, want it allowed", err)
+	}
+	if err := allowed("web-b"); !apierrors.IsTooManyRequests(err) {
+		t.Errorf("evicting web-b, the one ready replica: %v, want 429", err)
 	}
 }
 

@@ -70,7 +70,7 @@ func drainBlocked(ctx context.Context, d Data, timeout time.Duration, cause erro
 				if err != nil {
 					continue
 				}
-				var healthy map[string]bool // counted once a budget, when its status allows a disruption
+				var healthy *budgetPods // counted once a budget, when its status allows a disruption
 				for _, p := range pods {
 					if p.Namespace != ns || !sel.Matches(labels.Set(p.Labels)) {
 						continue
