@@ -135,6 +135,11 @@ func New(o Options) (*Driver, error) {
 	if o.Name == "" || o.Store == nil || o.Client == nil || o.Switcher == nil {
 		return nil, errors.New("driver: Name, Store, Client and Switcher are required")
 	}
+	return newDriver(o), nil
+}
+
+// newDriver fills in the options' defaults; New has checked them.
+func newDriver(o Options) *Driver {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
@@ -144,7 +149,7 @@ func New(o Options) (*Driver, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Driver{o: o, sending: make(chan struct{}, eventsAtOnce)}, nil
+	return &Driver{o: o, sending: make(chan struct{}, eventsAtOnce)}
 }
 
 // errAborted ends the run: spec.abort was set.
@@ -1296,14 +1301,12 @@ func (d *Driver) send(ctx context.Context, f func(context.Context) error) {
 	d.events.Go(func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
 		defer cancel()
-		if d.sending != nil {
-			select {
-			case d.sending <- struct{}{}:
-				defer func() { <-d.sending }()
-			case <-ctx.Done():
-				d.warn(fmt.Errorf("event not sent: %w", ctx.Err()))
-				return
-			}
+		select {
+		case d.sending <- struct{}{}:
+			defer func() { <-d.sending }()
+		case <-ctx.Done():
+			d.warn(fmt.Errorf("event not sent: %w", ctx.Err()))
+			return
 		}
 		d.warn(f(ctx))
 	})

@@ -42,7 +42,7 @@ func TestWaveWatchFollowsPhases(t *testing.T) {
 		t.Cleanup(func() { _ = c.CoreV1().Nodes().Delete(context.Background(), n, metav1.DeleteOptions{}) })
 	}
 	buf := &bytes.Buffer{}
-	d := &Driver{o: Options{Client: c, Out: buf, Now: time.Now}}
+	d := newDriver(Options{Client: c, Out: buf, Now: time.Now})
 	// The driver writes its lines under outMu.
 	output := func() string {
 		d.outMu.Lock()
