@@ -1067,7 +1067,18 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// outageIn stops the lab's apiserver for 8 s as soon as the journal of
+// outageFor is how long outageIn keeps the apiserver away: 8 s, or
+// UNSHIM_TEST_OUTAGE (a Go duration). Over the node controller's grace
+// period (40 s) the nodes' pods are marked not ready meanwhile, which is
+// what the drain's budget guard must then hold (budgetGuard).
+func outageFor() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("UNSHIM_TEST_OUTAGE")); err == nil && d > 0 {
+		return d
+	}
+	return 8 * time.Second
+}
+
+// outageIn stops the lab's apiserver for outageFor() as soon as the journal of
 // lab-node-1 says each phase is running, then starts it again.
 func (f *fixture) outageIn(ctx context.Context, phases ...string) error {
 	for _, phase := range phases {
@@ -1083,7 +1094,7 @@ func (f *fixture) outageIn(ctx context.Context, phases ...string) error {
 		if err := f.l.StopProcess("kube-apiserver"); err != nil {
 			return err
 		}
-		time.Sleep(8 * time.Second)
+		time.Sleep(outageFor())
 		if err := f.l.RestartProcess(ctx, "kube-apiserver"); err != nil {
 			return err
 		}

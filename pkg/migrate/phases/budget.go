@@ -206,11 +206,11 @@ func shortWithout(pdb *policyv1.PodDisruptionBudget, count *budgetPods, pod stri
 		(pdb.Spec.UnhealthyPodEvictionPolicy != nil && *pdb.Spec.UnhealthyPodEvictionPolicy == policyv1.AlwaysAllow)):
 		return false, ""
 	}
-	what := "would violate"
+	what := "it would violate the pod's disruption budget"
 	if !healthy {
-		what = "is not ready and would be evicted from a budget that is already short"
+		what = "the pod's disruption budget is short already (the pod is not ready)"
 	}
-	return true, fmt.Sprintf("Cannot evict pod as it %s the pod's disruption budget: PodDisruptionBudget %s/%s has %d healthy pods by a fresh count and wants %d (its status says %d healthy, %d disruptions allowed: the disruption controller has not caught up)",
+	return true, fmt.Sprintf("Cannot evict pod as %s: PodDisruptionBudget %s/%s has %d healthy pods by a fresh count and wants %d (its status says %d healthy, %d disruptions allowed: the disruption controller has not caught up)",
 		what, pdb.Namespace, pdb.Name, healthyNow, pdb.Status.DesiredHealthy, pdb.Status.CurrentHealthy, pdb.Status.DisruptionsAllowed)
 }
 

@@ -166,7 +166,7 @@ func TestBudgetGuardHoldsNotReadyPodsOfAShortBudget(t *testing.T) {
 	}
 	for _, name := range []string{"web-a", "web-b"} {
 		err := allowed(name)
-		if !apierrors.IsTooManyRequests(err) || !strings.Contains(err.Error(), "not ready") || !strings.Contains(err.Error(), "0 healthy pods by a fresh count and wants 1") {
+		if !apierrors.IsTooManyRequests(err) || !strings.Contains(err.Error(), "is short already (the pod is not ready)") || !strings.Contains(err.Error(), "0 healthy pods by a fresh count and wants 1") {
 			t.Errorf("evicting %s, not ready, from a budget with no ready pod: %v, want 429 naming the fresh count", name, err)
 		}
 	}
