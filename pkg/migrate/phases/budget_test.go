@@ -39,27 +39,10 @@ func TestBudgetGuardCountsAfresh(t *testing.T) {
 	pod("web-b", "web", true)
 	pod("web-c", "web", false)
 	pod("other", "other", true)
-	one := intstr.FromInt32(1)
-	pdb, err := c.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web"},
-		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &one, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The status a disruption controller writes for two healthy replicas
 	// (and keeps while its cache has not seen one of them go).
-	pdb.Status = policyv1.PodDisruptionBudgetStatus{ObservedGeneration: pdb.Generation, CurrentHealthy: 2, DesiredHealthy: 1, ExpectedPods: 3, DisruptionsAllowed: 1}
-	if _, err := c.PolicyV1().PodDisruptionBudgets(ns).UpdateStatus(ctx, pdb, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-
-	// allowed asks a fresh guard, as each drain makes one, after the drain
-	// library's LIST of the node's pods through the drain's client.
-	allowed := func(name string) error {
-		t.Helper()
-		g := newBudgetGuard(c)
-		listThroughDrain(ctx, t, drainClient{c, g}, ns, name)
-		return g.allow(ctx, ns, name)
-	}
+	staleBudget(ctx, t, c, ns, "web", nil, 3)
+	allowed := func(name string) error { t.Helper(); return guardAllows(ctx, t, c, ns, name) }
 	// Both replicas healthy: either may go.
 	for _, name := range []string{"web-a", "web-b", "web-c", "other"} {
 		if err := allowed(name); err != nil {
@@ -70,7 +53,7 @@ func TestBudgetGuardCountsAfresh(t *testing.T) {
 	if err := c.CoreV1().Pods(ns).Delete(ctx, "web-a", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	err = allowed("web-b")
+	err := allowed("web-b")
 	if !apierrors.IsTooManyRequests(err) || !strings.Contains(err.Error(), "1 healthy pods by a fresh count and wants 1") {
 		t.Errorf("evicting the last ready replica while the budget's status is stale: %v, want 429 naming the fresh count", err)
 	}
@@ -141,29 +124,11 @@ func TestBudgetGuardHoldsNotReadyPodsOfAShortBudget(t *testing.T) {
 	labPod(ctx, t, c, ns, node, "web-b", "web", corev1.PodRunning, false)
 	labPod(ctx, t, c, ns, node, "web-p", "web", corev1.PodPending, false)
 	labPod(ctx, t, c, ns, node, "job-a", "job", corev1.PodRunning, false)
-	one := intstr.FromInt32(1)
+	// Both budgets' status of before the pods were marked not ready.
 	always := policyv1.AlwaysAllow
-	for _, app := range []string{"web", "job"} {
-		spec := policyv1.PodDisruptionBudgetSpec{MinAvailable: &one, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}}
-		if app == "job" {
-			spec.UnhealthyPodEvictionPolicy = &always
-		}
-		pdb, err := c.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: app}, Spec: spec}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The status of before the pods were marked not ready.
-		pdb.Status = policyv1.PodDisruptionBudgetStatus{ObservedGeneration: pdb.Generation, CurrentHealthy: 2, DesiredHealthy: 1, ExpectedPods: 2, DisruptionsAllowed: 1}
-		if _, err := c.PolicyV1().PodDisruptionBudgets(ns).UpdateStatus(ctx, pdb, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	allowed := func(name string) error {
-		t.Helper()
-		g := newBudgetGuard(c)
-		listThroughDrain(ctx, t, drainClient{c, g}, ns, name)
-		return g.allow(ctx, ns, name)
-	}
+	staleBudget(ctx, t, c, ns, "web", nil, 2)
+	staleBudget(ctx, t, c, ns, "job", &always, 2)
+	allowed := func(name string) error { t.Helper(); return guardAllows(ctx, t, c, ns, name) }
 	for _, name := range []string{"web-a", "web-b"} {
 		err := allowed(name)
 		if !apierrors.IsTooManyRequests(err) || !strings.Contains(err.Error(), "is short already (the pod is not ready)") || !strings.Contains(err.Error(), "0 healthy pods by a fresh count and wants 1") {
@@ -196,6 +161,34 @@ func TestBudgetGuardHoldsNotReadyPodsOfAShortBudget(t *testing.T) {
 	if err := allowed("web-b"); !apierrors.IsTooManyRequests(err) {
 		t.Errorf("evicting web-b, the one ready replica: %v, want 429", err)
 	}
+}
+
+// staleBudget makes a budget of minAvailable 1 over the pods of app, with
+// the unhealthy pod policy given (nil: the default), and writes the status
+// a disruption controller writes for two healthy pods of the expected
+// ones (and keeps while its cache has not seen them change).
+func staleBudget(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, app string, policy *policyv1.UnhealthyPodEvictionPolicyType, expected int32) {
+	t.Helper()
+	one := intstr.FromInt32(1)
+	pdb, err := c.PolicyV1().PodDisruptionBudgets(ns).Create(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: app},
+		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &one, UnhealthyPodEvictionPolicy: policy,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdb.Status = policyv1.PodDisruptionBudgetStatus{ObservedGeneration: pdb.Generation, CurrentHealthy: 2, DesiredHealthy: 1, ExpectedPods: expected, DisruptionsAllowed: 1}
+	if _, err := c.PolicyV1().PodDisruptionBudgets(ns).UpdateStatus(ctx, pdb, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// guardAllows asks a fresh guard, as each drain makes one, after the drain
+// library's LIST of the node's pods through the drain's client.
+func guardAllows(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, name string) error {
+	t.Helper()
+	g := newBudgetGuard(c)
+	listThroughDrain(ctx, t, drainClient{c, g}, ns, name)
+	return g.allow(ctx, ns, name)
 }
 
 // listThroughDrain lists the namespace's pods through the drain's client,
