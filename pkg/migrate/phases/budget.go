@@ -114,14 +114,26 @@ func (g *budgetGuard) allow(ctx context.Context, namespace, name string) error {
 	return nil
 }
 
-// budgetPods is a fresh count of a budget's pods: by name, whether each is
-// healthy (ready, not being deleted, not recorded as evicted a moment ago)
-// or, not healthy, whether the apiserver evicts it without looking at the
-// budget at all (pending, ended or being deleted).
+// budgetPods is a fresh count of a budget's pods: each one's standing by
+// name, and how many are healthy.
 type budgetPods struct {
-	healthy map[string]bool
-	free    map[string]bool
+	pods    map[string]podStanding
+	healthy int
 }
+
+// podStanding is a pod's standing under a budget.
+type podStanding int
+
+const (
+	// healthyPod: ready, not being deleted, not recorded as evicted a
+	// moment ago.
+	healthyPod podStanding = iota + 1
+	// unhealthyPod: running, not healthy.
+	unhealthyPod
+	// freePod: one the apiserver evicts without looking at the budget
+	// (pending, ended or being deleted).
+	freePod
+)
 
 // healthyPods counts afresh the budget's pods (budgetPods). It is nil for a
 // budget whose status was never computed for its spec: the apiserver
@@ -130,7 +142,7 @@ func (g *budgetGuard) healthyPods(ctx context.Context, pdb *policyv1.PodDisrupti
 	if pdb.Status.ObservedGeneration < pdb.Generation {
 		return nil, nil
 	}
-	count := &budgetPods{healthy: map[string]bool{}, free: map[string]bool{}}
+	count := &budgetPods{pods: map[string]podStanding{}}
 	opts := metav1.ListOptions{LabelSelector: sel.String(), Limit: 500}
 	for {
 		list, err := g.c.CoreV1().Pods(pdb.Namespace).List(ctx, opts)
@@ -141,11 +153,12 @@ func (g *budgetGuard) healthyPods(ctx context.Context, pdb *policyv1.PodDisrupti
 			p := &list.Items[i]
 			switch {
 			case healthyFor(pdb, p):
-				count.healthy[p.Name] = true
+				count.pods[p.Name] = healthyPod
+				count.healthy++
 			case ignoresBudgets(p):
-				count.free[p.Name] = true
+				count.pods[p.Name] = freePod
 			default:
-				count.healthy[p.Name] = false
+				count.pods[p.Name] = unhealthyPod
 			}
 		}
 		if list.Continue == "" {
@@ -187,31 +200,27 @@ func ignoresBudgets(p *corev1.Pod) bool {
 // A pod not in the count (gone, or no longer the budget's) is not held: the
 // apiserver answers for it.
 func shortWithout(pdb *policyv1.PodDisruptionBudget, count *budgetPods, pod string) (bool, string) {
-	if count == nil || count.free[pod] {
+	if count == nil {
 		return false, ""
 	}
-	healthyNow := 0
-	for _, h := range count.healthy {
-		if h {
-			healthyNow++
-		}
-	}
-	healthy, known := count.healthy[pod]
-	switch {
-	case !known:
-		return false, ""
-	case healthy && healthyNow-1 >= int(pdb.Status.DesiredHealthy):
-		return false, ""
-	case !healthy && (healthyNow >= int(pdb.Status.DesiredHealthy) ||
-		(pdb.Spec.UnhealthyPodEvictionPolicy != nil && *pdb.Spec.UnhealthyPodEvictionPolicy == policyv1.AlwaysAllow)):
-		return false, ""
-	}
+	desired := int(pdb.Status.DesiredHealthy)
 	what := "it would violate the pod's disruption budget"
-	if !healthy {
+	switch count.pods[pod] {
+	case healthyPod:
+		if count.healthy-1 >= desired {
+			return false, ""
+		}
+	case unhealthyPod:
+		if count.healthy >= desired ||
+			(pdb.Spec.UnhealthyPodEvictionPolicy != nil && *pdb.Spec.UnhealthyPodEvictionPolicy == policyv1.AlwaysAllow) {
+			return false, ""
+		}
 		what = "the pod's disruption budget is short already (the pod is not ready)"
+	default: // free, or not in the count
+		return false, ""
 	}
 	return true, fmt.Sprintf("Cannot evict pod as %s: PodDisruptionBudget %s/%s has %d healthy pods by a fresh count and wants %d (its status says %d healthy, %d disruptions allowed: the disruption controller has not caught up)",
-		what, pdb.Namespace, pdb.Name, healthyNow, pdb.Status.DesiredHealthy, pdb.Status.CurrentHealthy, pdb.Status.DisruptionsAllowed)
+		what, pdb.Namespace, pdb.Name, count.healthy, pdb.Status.DesiredHealthy, pdb.Status.CurrentHealthy, pdb.Status.DisruptionsAllowed)
 }
 
 // healthyFor is the disruption controller's "healthy" for a budget's pod.

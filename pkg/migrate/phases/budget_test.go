@@ -59,15 +59,7 @@ func TestBudgetGuardCountsAfresh(t *testing.T) {
 	}
 	// Through the client the drain library gets: the eviction never
 	// reaches the apiserver, and web-b runs on.
-	dc := drainClient{c, newBudgetGuard(c)}
-	listThroughDrain(ctx, t, dc, ns, "web-b")
-	err = dc.PolicyV1().Evictions(ns).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "web-b", Namespace: ns}})
-	if !apierrors.IsTooManyRequests(err) {
-		t.Errorf("the drain's client evicting web-b: %v, want 429", err)
-	}
-	if p, err := c.CoreV1().Pods(ns).Get(ctx, "web-b", metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
-		t.Errorf("web-b after the refused eviction: %v (deleting %v)", err, p != nil && p.DeletionTimestamp != nil)
-	}
+	refusedThroughDrain(ctx, t, c, ns, "web-b")
 	// What the budget does not count is not held: a replica not ready, a
 	// pod of no budget.
 	for _, name := range []string{"web-c", "other"} {
@@ -135,14 +127,7 @@ func TestBudgetGuardHoldsNotReadyPodsOfAShortBudget(t *testing.T) {
 			t.Errorf("evicting %s, not ready, from a budget with no ready pod: %v, want 429 naming the fresh count", name, err)
 		}
 	}
-	dc := drainClient{c, newBudgetGuard(c)}
-	listThroughDrain(ctx, t, dc, ns, "web-a")
-	if err := dc.PolicyV1().Evictions(ns).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "web-a", Namespace: ns}}); !apierrors.IsTooManyRequests(err) {
-		t.Errorf("the drain's client evicting web-a: %v, want 429", err)
-	}
-	if p, err := c.CoreV1().Pods(ns).Get(ctx, "web-a", metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
-		t.Errorf("web-a after the refused eviction: %v (deleting %v)", err, p != nil && p.DeletionTimestamp != nil)
-	}
+	refusedThroughDrain(ctx, t, c, ns, "web-a")
 	for _, name := range []string{"web-p", "job-a"} {
 		if err := allowed(name); err != nil {
 			t.Errorf("evicting %s: %v, want it allowed (the apiserver ignores the budget for it)", name, err)
@@ -189,6 +174,21 @@ func guardAllows(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, 
 	g := newBudgetGuard(c)
 	listThroughDrain(ctx, t, drainClient{c, g}, ns, name)
 	return g.allow(ctx, ns, name)
+}
+
+// refusedThroughDrain evicts the pod through the client the drain library
+// gets and checks that the eviction was refused (429) before it reached the
+// apiserver: the pod runs on, not being deleted.
+func refusedThroughDrain(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, name string) {
+	t.Helper()
+	dc := drainClient{c, newBudgetGuard(c)}
+	listThroughDrain(ctx, t, dc, ns, name)
+	if err := dc.PolicyV1().Evictions(ns).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}); !apierrors.IsTooManyRequests(err) {
+		t.Errorf("the drain's client evicting %s: %v, want 429", name, err)
+	}
+	if p, err := c.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
+		t.Errorf("%s after the refused eviction: %v (deleting %v)", name, err, p != nil && p.DeletionTimestamp != nil)
+	}
 }
 
 // listThroughDrain lists the namespace's pods through the drain's client,
