@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -109,6 +110,12 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 	counted := func(c *apiCounter) *rest.Config {
 		cfg := rest.CopyConfig(rc)
 		cfg.QPS, cfg.Burst = qps, int(2*qps)
+		// Protobuf on the wire, as the rollout commands' clients
+		// (cmd.RESTConfig) and as a kubelet's (it asks for protobuf by
+		// default: kubernetes/kubernetes#75602); the dynamic clients
+		// (the RuntimeMigration) stay JSON, as custom resources must.
+		cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+		cfg.ContentType = "application/vnd.kubernetes.protobuf"
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return &countingRT{rt, c} })
 		return cfg
 	}
@@ -141,7 +148,13 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 		}
 		return s, nil
 	}
+	// UNSHIM_BENCH_LOG: every switch's phases, when each switch was called
+	// and returned, and the driver's progress lines, stamped to the
+	// millisecond, in one file (where a wave's time goes).
 	logger := log.NoopLogger()
+	progress := &progressLog{}
+	var out io.Writer = progress
+	timed := &timedSwitcher{took: map[string]time.Duration{}, log: io.Discard}
 	if p := os.Getenv("UNSHIM_BENCH_LOG"); p != "" {
 		f, err := os.Create(p)
 		if err != nil {
@@ -149,8 +162,10 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 		}
 		defer f.Close()
 		logger = log.New(stamped{f}, 1)
+		out = io.MultiWriter(progress, prefixed{"driver: ", stamped{f}})
+		timed.log = stamped{f}
 	}
-	timed := &timedSwitcher{inner: &driver.Direct{Connect: connect, Client: swc, RESTConfig: scfg, Logger: logger}, took: map[string]time.Duration{}}
+	timed.inner = &driver.Direct{Connect: connect, Client: swc, RESTConfig: scfg, Logger: logger}
 
 	name := fmt.Sprintf("kwok-%d", n)
 	m := &v1alpha1.RuntimeMigration{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.RuntimeMigrationSpec{
@@ -166,9 +181,8 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 	if _, err := st.Create(ctx, m); err != nil {
 		b.Fatalf("create runtimemigration: %v", err)
 	}
-	progress := &progressLog{}
 	d, err := driver.New(driver.Options{Name: name, Store: &store.Store{Dynamic: ddyn, Kube: dc, Actor: "bench"}, Client: dc,
-		Switcher: timed, Holder: "bench", Out: progress})
+		Switcher: timed, Holder: "bench", Out: out})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -302,16 +316,38 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 
 // timedSwitcher times each node's switch.
 type timedSwitcher struct {
-	inner driver.Switcher
+	inner driver.HookedSwitcher
+	// log gets a line when a switch is called and when it returns.
+	log   io.Writer
 	mu    sync.Mutex
 	took  map[string]time.Duration
 	spans map[string][2]time.Time
 }
 
+var _ driver.HookedSwitcher = (*timedSwitcher)(nil)
+
 func (t *timedSwitcher) Switch(ctx context.Context, node string, s phases.Settings) error {
+	return t.SwitchWith(ctx, node, s, driver.Hooks{})
+}
+
+// SwitchWith times a switch from its call, or, for one started ahead of its
+// wave, from its go-ahead: its checks ran while the wave before switched.
+func (t *timedSwitcher) SwitchWith(ctx context.Context, node string, s phases.Settings, h driver.Hooks) error {
 	start := time.Now()
-	err := t.inner.Switch(ctx, node, s)
+	fmt.Fprintf(t.log, "%s: switch called\n", node)
+	if hold := h.Hold; hold != nil {
+		h.Hold = func(ctx context.Context) error {
+			err := hold(ctx)
+			if err == nil {
+				start = time.Now()
+				fmt.Fprintf(t.log, "%s: switch let go on\n", node)
+			}
+			return err
+		}
+	}
+	err := t.inner.SwitchWith(ctx, node, s, h)
 	end := time.Now()
+	fmt.Fprintf(t.log, "%s: switch returned after %s\n", node, end.Sub(start).Round(time.Millisecond))
 	t.mu.Lock()
 	t.took[node] = end.Sub(start)
 	if t.spans == nil {
@@ -436,6 +472,19 @@ func sampleHeap() func() uint64 {
 }
 
 // progressLog keeps the driver's progress lines.
+// prefixed puts its prefix before every write.
+type prefixed struct {
+	prefix string
+	w      io.Writer
+}
+
+func (p prefixed) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(p.w, p.prefix+string(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
 type progressLog struct {
 	mu    sync.Mutex
 	lines []string

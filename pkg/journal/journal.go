@@ -72,6 +72,12 @@ type Journal struct {
 	// Finished is set when every phase is done; RolledBack when the run was undone.
 	Finished   bool `json:"finished,omitempty"`
 	RolledBack bool `json:"rolledBack,omitempty"`
+	// Waiting is set while the run waits, before its first change, for the
+	// go-ahead of whoever started it (migrate.Runner.Hold: a rollout starts a
+	// wave's switches during the wave before). Only phases that change
+	// nothing ran: a run that finds its journal so starts afresh, and checks
+	// the node again, instead of resuming from checks made long before.
+	Waiting bool `json:"waiting,omitempty"`
 
 	// current is the phase running now, which steps are recorded against.
 	current string

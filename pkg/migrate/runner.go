@@ -66,7 +66,17 @@ type Runner struct {
 	// Skip names phases not to run (--skip-phases); a run whose other
 	// phases are all done is finished.
 	Skip []string
+	// Hold, if set, is called before the phase HoldBefore starts (the first
+	// phase that changes anything), or before the first phase after it that
+	// runs (when it is skipped or done before), with the journal saved
+	// Waiting; the run waits on it. An error ends the run there, rolled
+	// back as a failure, with an error that matches ErrHeldBack.
+	Hold       func(ctx context.Context) error
+	HoldBefore string
 }
+
+// ErrHeldBack is the cause of a run that Hold did not let go on.
+var ErrHeldBack = errors.New("held back before its first change")
 
 func (r *Runner) skipped(p Phase, d Data) bool {
 	return !p.Applies(d) || slices.Contains(r.Skip, p.Name)
@@ -164,6 +174,15 @@ func (r *Runner) RunPhase(ctx context.Context, d Data, name string) error {
 func (r *Runner) run(ctx context.Context, d Data, which []int) error {
 	j, st := d.Journal(), d.Store()
 	single := len(which) == 1 && len(r.Phases) > 1
+	// The hold comes before HoldBefore, or before the first phase after it
+	// that runs when it does not (skipped, done before).
+	holdAt := len(r.Phases)
+	if r.Hold != nil && !single {
+		holdAt = slices.IndexFunc(r.Phases, func(p Phase) bool { return p.Name == r.HoldBefore })
+		if holdAt < 0 {
+			return fmt.Errorf("no phase %q to hold before", r.HoldBefore)
+		}
+	}
 	for k, i := range which {
 		p := r.Phases[i]
 		if r.skipped(p, d) {
@@ -180,7 +199,15 @@ func (r *Runner) run(ctx context.Context, d Data, which []int) error {
 			// Stopped between phases: the last finished phase is the boundary.
 			return r.fail(ctx, d, which[:k], p.Name, fmt.Errorf("%w before phase %s: %w", ErrInterrupted, p.Name, context.Cause(ctx)), true)
 		}
+		if i >= holdAt {
+			holdAt = len(r.Phases) // once
+			if err := r.hold(ctx, d); err != nil {
+				return r.fail(ctx, d, which[:k], p.Name, err, ctx.Err() != nil)
+			}
+		}
 		r.Logger.V(0).Infof("[%s] %s", p.Name, p.Short)
+		// Waiting, if set, is cleared with this save.
+		j.Waiting = false
 		j.Mark(p.Name, journal.Running, nil)
 		if err := st.Save(ctx, j); err != nil {
 			return err
@@ -211,6 +238,22 @@ func (r *Runner) run(ctx context.Context, d Data, which []int) error {
 	j.SetCurrent("")
 	j.Finished = r.allDone(d)
 	return st.Save(ctx, j)
+}
+
+// hold saves the journal Waiting and waits on Hold.
+func (r *Runner) hold(ctx context.Context, d Data) error {
+	j := d.Journal()
+	j.Waiting = true
+	if err := d.Store().Save(ctx, j); err != nil {
+		return err
+	}
+	r.Logger.V(0).Infof("[%s] waiting for the go-ahead", r.HoldBefore)
+	if err := r.Hold(ctx); err != nil {
+		// Waiting stays: a journal the rollback does not close (NoRollback)
+		// still starts afresh.
+		return fmt.Errorf("%w: %w", ErrHeldBack, err)
+	}
+	return nil
 }
 
 func (r *Runner) allDone(d Data) bool {

@@ -234,3 +234,85 @@ func TestJournalDecodeRejectsDamage(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldWaitsBeforeItsPhase: the run waits on Hold before HoldBefore, with
+// the journal saved Waiting; a go-ahead goes on and clears it; a refusal
+// rolls back what ran and never starts HoldBefore; without a rollback the
+// journal stays Waiting, for the next run to start afresh.
+func TestHoldWaitsBeforeItsPhase(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		refuse     bool
+		noRollback bool
+		// skip: the phase held before is skipped; the hold comes before
+		// the next one.
+		skip bool
+	}{{name: "go-ahead"}, {name: "refused", refuse: true}, {name: "refused without rollback", refuse: true, noRollback: true},
+		{name: "its phase skipped, refused", refuse: true, skip: true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			orig := seedFiles(t, root)
+			d := openData(t, root)
+			held := 0
+			var skip []string
+			if tc.skip {
+				skip = []string{"step3"}
+			}
+			r := &Runner{Phases: filePhases(root, ""), Logger: log.NoopLogger(), NoRollback: tc.noRollback, HoldBefore: "step3", Skip: skip,
+				Hold: func(ctx context.Context) error {
+					held++
+					// What a driver that dies now leaves on the node.
+					j, err := d.st.Load(ctx, "n1")
+					if err != nil {
+						return err
+					}
+					if !j.Waiting || j.State("step2") != journal.Done || j.State("step3") != "" || j.State("step4") != "" {
+						t.Errorf("journal while held: waiting=%t phases %+v", j.Waiting, j.Phases)
+					}
+					if tc.refuse {
+						return errors.New("the wave did not start")
+					}
+					return nil
+				}}
+			err := r.Run(context.Background(), d)
+			saved, lerr := d.st.Load(context.Background(), "n1")
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			if held != 1 {
+				t.Errorf("Hold called %d times, want 1", held)
+			}
+			if !tc.refuse {
+				if err != nil || !saved.Finished || saved.Waiting {
+					t.Fatalf("go-ahead: %v, finished %t, waiting %t", err, saved.Finished, saved.Waiting)
+				}
+				return
+			}
+			var pe *PhaseError
+			want := "step3"
+			if tc.skip {
+				want = "step4"
+			}
+			if !errors.Is(err, ErrHeldBack) || !errors.As(err, &pe) || pe.Phase != want {
+				t.Fatalf("refused: %v, want ErrHeldBack at %s", err, want)
+			}
+			if n := runs(t, root); n["step3"]+n["step4"] != 0 {
+				t.Errorf("phases ran after a refusal: %v", n)
+			}
+			if tc.noRollback {
+				if pe.RolledBack || !saved.Waiting || saved.State("step2") != journal.Done {
+					t.Errorf("without rollback: rolledBack=%t, journal waiting=%t phases %+v", pe.RolledBack, saved.Waiting, saved.Phases)
+				}
+				return
+			}
+			if !pe.RolledBack || !saved.RolledBack {
+				t.Errorf("refused: rolled back %t, journal rolledBack %t", pe.RolledBack, saved.RolledBack)
+			}
+			for p, want := range orig {
+				if got, _ := os.ReadFile(filepath.Join(root, p)); !bytes.Equal(got, want) {
+					t.Errorf("%s after the refusal: %q, want %q", p, got, want)
+				}
+			}
+		})
+	}
+}

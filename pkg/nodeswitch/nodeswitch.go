@@ -72,7 +72,22 @@ type Options struct {
 	AfterPhase func(name string)
 	// SkipPhases are phases not to run (--skip-phases).
 	SkipPhases []string
+	// Hold, if set, is waited on before the first phase that changes
+	// anything (the cordon), once the phases before it (preflight through
+	// save-images: checks, backups, the image archive) are done; the node's
+	// lock is held meanwhile. An error ends the switch there, rolled back,
+	// with an error that matches migrate.ErrHeldBack, and the node keeps no
+	// trace of it in its annotations (the phase states are not mirrored
+	// before the go-ahead). A rollout runs a wave's switches this far
+	// during the wave before.
+	Hold func(ctx context.Context) error
+	// OnState, if set, is told each phase state the journal records.
+	OnState func(phase, state string)
 }
+
+// HoldBefore is the phase Options.Hold is waited on before: the first that
+// changes anything the node runs or serves.
+const HoldBefore = "cordon"
 
 // run is the phases.Data of one switch.
 type run struct {
@@ -107,7 +122,29 @@ func (r *run) Reads() *phases.Reads           { return &r.reads }
 func (r *run) runner(ps []migrate.Phase) *migrate.Runner {
 	m := r.phaseMirror()
 	return &migrate.Runner{Phases: ps, Logger: r.o.Logger, NoRollback: r.o.NoRollback, AfterPhase: r.o.AfterPhase, Skip: r.o.SkipPhases,
-		OnState: func(_ context.Context, phase, state string) { m.set(phase, state) }}
+		Hold: r.hold(m), HoldBefore: HoldBefore,
+		OnState: func(_ context.Context, phase, state string) {
+			m.set(phase, state)
+			if r.o.OnState != nil {
+				r.o.OnState(phase, state)
+			}
+		}}
+}
+
+// hold is the runner's Hold: Options.Hold, with the phase mirror held
+// until the go-ahead (nil when there is no Options.Hold).
+func (r *run) hold(m *phaseMirror) func(context.Context) error {
+	if r.o.Hold == nil {
+		return nil
+	}
+	m.hold()
+	return func(ctx context.Context) error {
+		if err := r.o.Hold(ctx); err != nil {
+			return err
+		}
+		m.release()
+		return nil
+	}
 }
 
 func (r *run) phaseMirror() *phaseMirror {
@@ -157,6 +194,13 @@ func prepare(ctx context.Context, o *Options, dry bool) (*run, error) {
 	}
 	if r.j != nil && (r.j.Finished || r.j.RolledBack) {
 		r.j = nil // a past run: start afresh
+	}
+	if r.j != nil && r.j.Waiting {
+		// A run that waited for its go-ahead and never had it (its
+		// rollout's driver died): it changed nothing, and its checks are
+		// old. Start afresh.
+		o.Logger.V(0).Infof("the switch of %s started %s waited for its go-ahead and changed nothing: starting afresh", o.Node, r.j.Started.Format(time.RFC3339))
+		r.j = nil
 	}
 	if r.j != nil && r.j.Target != o.Settings.Target {
 		return nil, fmt.Errorf("node %s has an unfinished switch to %s: resume it with --to %s, or undo it with `unshim node rollback %s`", o.Node, r.j.Target, r.j.Target, o.Node)
@@ -322,6 +366,11 @@ func Run(ctx context.Context, o Options, only string) error {
 	case err == nil:
 		o.Logger.V(0).Infof("node %s now runs on %s", o.Node, o.Settings.Target)
 		final[PhaseAnnotation] = nil // no switch in progress
+	case errors.As(err, &pe) && pe.RolledBack && errors.Is(err, migrate.ErrHeldBack):
+		// Never started, as far as the node's annotations go: the mirror
+		// was held, nothing was written.
+		r.mirror.drop()
+		return err
 	case errors.As(err, &pe) && pe.RolledBack:
 		result = "rolled-back: " + firstLine(err.Error())
 	default:

@@ -42,9 +42,13 @@ type phaseMirror struct {
 
 	mu      sync.Mutex
 	pending map[string]*string // annotations not written yet
-	last    time.Time          // of the last write
-	timer   *time.Timer
-	closed  bool
+	// held keeps every state pending, unwritten, until release: a switch
+	// started ahead of its wave shows nothing on the node before its
+	// go-ahead, and nothing at all if it is held back (drop).
+	held   bool
+	last   time.Time // of the last write
+	timer  *time.Timer
+	closed bool
 	// first is closed when the first write has landed (nil before it
 	// started).
 	first chan struct{}
@@ -79,6 +83,10 @@ func (m *phaseMirror) set(phase, state string) {
 	}
 	first := m.first
 	m.pending[PhaseAnnotation] = &v
+	if m.held {
+		m.mu.Unlock()
+		return
+	}
 	wait := mirrorInterval - time.Since(m.last)
 	switch {
 	case first != nil:
@@ -99,6 +107,28 @@ func (m *phaseMirror) set(phase, state string) {
 	if first != nil {
 		<-first
 	}
+}
+
+// hold keeps the states pending until release.
+func (m *phaseMirror) hold() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.held = true
+}
+
+// release lets the next state be written, as the first.
+func (m *phaseMirror) release() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.held = false
+}
+
+// drop ends a mirror that was never released: nothing pending is written.
+func (m *phaseMirror) drop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed = true
+	m.pending = map[string]*string{}
 }
 
 // writePending writes the pending annotations, if any, in one patch.

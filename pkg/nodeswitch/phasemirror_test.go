@@ -2,6 +2,7 @@ package nodeswitch
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -198,5 +199,71 @@ func TestPhaseMirrorWritesInTheBackground(t *testing.T) {
 	}
 	if a := n.Annotations; a[PhaseAnnotation] != "preflight/done" || a[ResultAnnotation] != result {
 		t.Errorf("after close: %v; want preflight/done and the new result", a)
+	}
+}
+
+// TestPhaseMirrorHeld: a held mirror (a switch started ahead of its wave)
+// writes nothing until released, then its next state is the first write,
+// the last result cleared with it; one dropped before its release never
+// writes: the node keeps its annotations as they were.
+func TestPhaseMirrorHeld(t *testing.T) {
+	l := labtest.Require(t)
+	rc, err := l.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patches atomic.Int32
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countPatches{rt: rt, n: &patches} })
+	c, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, release := range []bool{true, false} {
+		name := fmt.Sprintf("mirror-held-%t-%s", release, time.Now().Format("150405.000000"))
+		if _, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name,
+			Annotations: map[string]string{ResultAnnotation: "rolled-back: an earlier run"}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = c.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{}) }()
+		patches.Store(0)
+		m := newPhaseMirror(c, name, log.NoopLogger())
+		m.hold()
+		m.also(map[string]*string{ResultAnnotation: nil})
+		for _, p := range []string{"preflight", "rehearse", "backup", "save-images"} {
+			m.set(p, "running")
+			m.set(p, "done")
+		}
+		time.Sleep(mirrorInterval + 500*time.Millisecond)
+		if got := patches.Load(); got != 0 {
+			t.Errorf("held: %d writes, want none", got)
+		}
+		if !release {
+			m.set("save-images", "rolled-back")
+			m.drop()
+			n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := n.Annotations[PhaseAnnotation]; ok || n.Annotations[ResultAnnotation] != "rolled-back: an earlier run" || patches.Load() != 0 {
+				t.Errorf("dropped: %d writes, annotations %v; want none, as they were", patches.Load(), n.Annotations)
+			}
+			continue
+		}
+		m.release()
+		m.set("cordon", "running")
+		result := "succeeded"
+		if err := m.close(ctx, map[string]*string{ResultAnnotation: &result}); err != nil {
+			t.Fatal(err)
+		}
+		n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The first write (cordon/running, the last result cleared), then
+		// close's.
+		if got := patches.Load(); got != 2 || n.Annotations[PhaseAnnotation] != "cordon/running" || n.Annotations[ResultAnnotation] != result {
+			t.Errorf("released: %d writes, annotations %v; want 2, cordon/running and the new result", got, n.Annotations)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -39,6 +41,8 @@ import (
 	"github.com/unshim/unshim/pkg/lab"
 	"github.com/unshim/unshim/pkg/lab/labtest"
 	"github.com/unshim/unshim/pkg/log"
+	"github.com/unshim/unshim/pkg/nodelock"
+	"github.com/unshim/unshim/pkg/nodeswitch"
 	"github.com/unshim/unshim/pkg/rollout/driver"
 	"github.com/unshim/unshim/pkg/rollout/store"
 	"github.com/unshim/unshim/pkg/runtimelabel"
@@ -158,6 +162,95 @@ func TestRolloutOnLab(t *testing.T) {
 		f.unstuck(ctx, t)
 	})
 
+	t.Run("a wave that does not start holds back the switches started ahead of it", func(t *testing.T) {
+		// Two waves of one node. The first fails its verify (1s) and rolls
+		// back, and the failure budget 0 pauses the rollout; the second
+		// wave's switch, started ahead once the first waited on its
+		// kubelet, is held back at its first change: its node is left as
+		// it was (schedulable, its annotations untouched), with no lock and
+		// no journal to resume.
+		m := &v1alpha1.RuntimeMigration{ObjectMeta: metav1.ObjectMeta{Name: "ahead"}, Spec: v1alpha1.RuntimeMigrationSpec{
+			Nodes: v1alpha1.NodeSelection{Names: []string{n2.Name, n3.Name}}, TargetRuntime: v1alpha1.TargetContainerd,
+			MaxUnavailable: ptr(intstr.FromInt32(1)), Canary: v1alpha1.Canary{Mode: v1alpha1.CanaryNone},
+			DrainTimeout: &metav1.Duration{Duration: 40 * time.Second}, VerifyTimeout: &metav1.Duration{Duration: time.Second},
+		}}
+		// Each node's switch annotations before (the last subtest's results).
+		before := map[string]map[string]string{}
+		for _, n := range []*lab.Node{n2, n3} {
+			node, err := f.c.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[n.Name] = map[string]string{}
+			for _, k := range []string{nodeswitch.ResultAnnotation, nodeswitch.PhaseAnnotation} {
+				if v, ok := node.Annotations[k]; ok {
+					before[n.Name][k] = v
+				}
+			}
+		}
+		f.create(ctx, t, m)
+		out := &lockedBuffer{}
+		rctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- f.driveTo(rctx, t, "ahead", io.MultiWriter(testWriter{t}, out)) }()
+		got := f.waitFor(ctx, t, "ahead", "Paused by the failure budget", 10*time.Minute, func(m *v1alpha1.RuntimeMigration) bool {
+			c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionPaused)
+			return m.Status.Phase == v1alpha1.PhasePaused && c != nil && c.Reason == driver.ReasonFailureBudget
+		})
+		stop()
+		if err := <-done; err != nil && rctx.Err() == nil {
+			t.Errorf("driver: %v", err)
+		}
+		if len(got.Status.Waves) != 2 {
+			t.Fatalf("waves %+v: want two of one node", got.Status.Waves)
+		}
+		first, second := got.Status.Waves[0].Nodes[0], got.Status.Waves[1].Nodes[0]
+		if s := nodeStatus(got, first); s.State != v1alpha1.NodeRolledBack {
+			t.Errorf("%s: %+v; want RolledBack", first, s)
+		}
+		if s := nodeStatus(got, second); s.State != v1alpha1.NodePending || s.StartTime != nil {
+			t.Errorf("%s: %+v; want Pending, never started", second, s)
+		}
+		for _, want := range []string{"wave 2/2: starting its 1 switches ahead", "held back the 1 switches started ahead"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("the driver did not say %q", want)
+			}
+		}
+		node, err := f.c.CoreV1().Nodes().Get(ctx, second, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tainted := false
+		for _, tn := range node.Spec.Taints {
+			tainted = tainted || tn.Key == driver.TaintKey
+		}
+		changed := false
+		for _, k := range []string{nodeswitch.ResultAnnotation, nodeswitch.PhaseAnnotation} {
+			v, ok := node.Annotations[k]
+			w, was := before[second][k]
+			changed = changed || ok != was || v != w
+		}
+		if node.Spec.Unschedulable || tainted || changed {
+			t.Errorf("%s after the hold-back: unschedulable %t, taints %v, annotations %v (before: %v); want it as it was", second, node.Spec.Unschedulable, node.Spec.Taints, node.Annotations, before[second])
+		}
+		if _, err := f.c.CoordinationV1().Leases(nodelock.Namespace).Get(ctx, nodelock.LeaseName(second), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("%s's lock after the hold-back: %v; want it released", second, err)
+		}
+		var sn *lab.Node
+		for _, n := range l.Nodes {
+			if n.Name == second {
+				sn = n
+			}
+		}
+		if j, err := (&journal.Store{T: sn.Transport()}).Load(ctx, second); err != nil || (j != nil && !j.RolledBack) {
+			t.Errorf("%s's journal after the hold-back: %+v, %v; want none or rolled back", second, j, err)
+		}
+		f.healthyOn(ctx, t, second, "docker://", runtimelabel.Docker)
+		if _, err := f.op.Apply(ctx, "ahead", store.Abort); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("canary, maxUnavailable 1, pause/resume, driver killed: all three switched", func(t *testing.T) {
 		m := &v1alpha1.RuntimeMigration{ObjectMeta: metav1.ObjectMeta{Name: "all"}, Spec: v1alpha1.RuntimeMigrationSpec{
 			TargetRuntime: v1alpha1.TargetContainerd, MaxUnavailable: ptr(intstr.FromInt32(1)),
@@ -224,6 +317,11 @@ func TestRolloutOnLab(t *testing.T) {
 		}
 		if !strings.Contains(string(out), "taking over") || !strings.Contains(string(out), n2.Name+": resuming") {
 			t.Errorf("the second driver did not say it took over and resumed %s", n2.Name)
+		}
+		// The last wave's switch ran its checks while lab-node-2 waited
+		// on its kubelet, and went on when its wave started.
+		if !strings.Contains(string(out), n3.Name+": switching to containerd (started ahead") {
+			t.Errorf("the second driver did not start %s's switch ahead of its wave", n3.Name)
 		}
 		end := f.get(ctx, t, "all")
 		if min := stopWatch(); min < 1 {
@@ -789,6 +887,11 @@ func (f *fixture) waitNodePhase(ctx context.Context, t *testing.T, node, phase s
 // drive runs the driver in this process, as the driver user, reaching the
 // lab's nodes through nsenter.
 func (f *fixture) drive(ctx context.Context, t *testing.T, name string) error {
+	return f.driveTo(ctx, t, name, testWriter{t})
+}
+
+// driveTo is drive with the driver's progress lines to out.
+func (f *fixture) driveTo(ctx context.Context, t *testing.T, name string, out io.Writer) error {
 	pids := map[string]int{}
 	for _, n := range f.l.Nodes {
 		pids[n.Name] = n.LeaderPID
@@ -800,7 +903,7 @@ func (f *fixture) drive(ctx context.Context, t *testing.T, name string) error {
 	}
 	defer cleanup()
 	d, err := driver.New(driver.Options{Name: name, Store: &store.Store{Dynamic: f.ddyn, Kube: f.dc, Actor: "test"}, Client: f.dc,
-		Switcher: sw, Holder: "test", Out: testWriter{t}})
+		Switcher: sw, Holder: "test", Out: out})
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,24 @@ type Switcher interface {
 	Switch(ctx context.Context, node string, s phases.Settings) error
 }
 
+// Hooks reach into one switch (nodeswitch.Options.Hold and OnState).
+type Hooks struct {
+	// Hold is waited on before the switch's first change.
+	Hold func(ctx context.Context) error
+	// OnState is told each phase state the switch records.
+	OnState func(phase, state string)
+}
+
+// HookedSwitcher is a Switcher that takes Hooks: one that runs the switch
+// in this process (Direct). Only through one does the driver run a wave's
+// switches ahead, up to their first change, during the wave before.
+type HookedSwitcher interface {
+	Switcher
+	SwitchWith(ctx context.Context, node string, s phases.Settings, h Hooks) error
+}
+
+var _ HookedSwitcher = (*Direct)(nil)
+
 // Connect reaches a node's machine for the switch.
 type Connect func(ctx context.Context, node string) (transport.Transport, error)
 
@@ -51,6 +69,11 @@ type Direct struct {
 // Switch runs nodeswitch.Run (which resumes an unfinished switch from the
 // node's journal).
 func (d *Direct) Switch(ctx context.Context, node string, s phases.Settings) error {
+	return d.SwitchWith(ctx, node, s, Hooks{})
+}
+
+// SwitchWith is Switch with hooks into the switch.
+func (d *Direct) SwitchWith(ctx context.Context, node string, s phases.Settings, h Hooks) error {
 	tr, err := d.Connect(ctx, node)
 	if err != nil {
 		return fmt.Errorf("reach node %s: %w", node, err)
@@ -75,7 +98,7 @@ func (d *Direct) Switch(ctx context.Context, node string, s phases.Settings) err
 	deadline := time.Now().Add(wait)
 	for {
 		err = nodeswitch.Run(ctx, nodeswitch.Options{Node: node, Client: client, RESTConfig: d.RESTConfig, Transport: tr,
-			Settings: s, Logger: nodeLogger{node: node, l: logger}, LockTTL: d.LockTTL}, "")
+			Settings: s, Logger: nodeLogger{node: node, l: logger}, LockTTL: d.LockTTL, Hold: h.Hold, OnState: h.OnState}, "")
 		var held *nodelock.HeldError
 		if !errors.As(err, &held) || time.Now().After(deadline) {
 			return err

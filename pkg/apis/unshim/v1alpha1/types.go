@@ -386,16 +386,20 @@ type RuntimeMigrationStatus struct {
 	// +optional
 	// +listType=atomic
 	Waves []WaveStatus `json:"waves,omitempty"`
+	// Nodes and Skipped are atomic lists, not list-maps keyed by name: only
+	// the driver writes the status, and a list-map kept an entry of
+	// managedFields per node, as large as the list itself, that every status
+	// write and read of a rollout of thousands of nodes carried and the
+	// apiserver worked out again.
+
 	// Nodes is every selected node's state, in wave order.
 	// +optional
-	// +listType=map
-	// +listMapKey=name
+	// +listType=atomic
 	Nodes []NodeStatus `json:"nodes,omitempty"`
 	// Skipped are nodes the selection matched that are not switched, with why
 	// (already on the target runtime).
 	// +optional
-	// +listType=map
-	// +listMapKey=name
+	// +listType=atomic
 	Skipped []SkippedNode `json:"skipped,omitempty"`
 	// Counts of nodes by state.
 	// +optional
