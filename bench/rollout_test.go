@@ -209,8 +209,10 @@ func rolloutKWOK(b *testing.B, l *lab.Lab, n int, maxUnavailable intstr.IntOrStr
 			}
 		}
 	}()
+	fmt.Fprintf(timed.log, "bench: driver.Run called\n")
 	err = d.Run(rctx)
 	wall := time.Since(start)
+	fmt.Fprintf(timed.log, "bench: driver.Run returned after %s\n", wall.Round(time.Millisecond))
 	stop()
 	if paused != "" {
 		b.Fatalf("rollout paused: %s\n%s\ncommands: %s", paused, progress.tail(20), argv)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -78,8 +79,11 @@ type Options struct {
 	// lock is held meanwhile. An error ends the switch there, rolled back,
 	// with an error that matches migrate.ErrHeldBack, and the node keeps no
 	// trace of it in its annotations (the phase states are not mirrored
-	// before the go-ahead). A rollout runs a wave's switches this far
-	// during the wave before.
+	// before the go-ahead). After the go-ahead the phase states are written
+	// without waiting for the first write (the one that clears the last
+	// result): whoever holds the switch clears that result first (a
+	// rollout, with its wave's cordon). A rollout runs a wave's switches
+	// this far during the wave before.
 	Hold func(ctx context.Context) error
 	// OnState, if set, is told each phase state the journal records.
 	OnState func(phase, state string)
@@ -142,6 +146,9 @@ func (r *run) hold(m *phaseMirror) func(context.Context) error {
 		if err := r.o.Hold(ctx); err != nil {
 			return err
 		}
+		// Whoever held the switch may have changed the node meanwhile (a
+		// rollout cordons its wave): the cordon reads it again.
+		r.reads.ForgetNode()
 		m.release()
 		return nil
 	}
@@ -335,7 +342,8 @@ func Run(ctx context.Context, o Options, only string) error {
 	if l.err != nil {
 		return l.err
 	}
-	defer l.unlock()
+	unlock := sync.OnceFunc(l.unlock)
+	defer unlock()
 	if err := r.st.Save(ctx, r.j); err != nil {
 		return err
 	}
@@ -376,9 +384,19 @@ func Run(ctx context.Context, o Options, only string) error {
 	default:
 		result = "failed: " + firstLine(err.Error())
 	}
+	// The lock goes back while the result is written, not after: at the
+	// end of a rollout's wave, fifty switches wait on both at once. A run
+	// that dies between the two leaves what one that dies before the
+	// result would: a finished journal, and no result.
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		unlock()
+	}()
 	if aerr := r.mirror.close(ctx, final); aerr != nil {
 		o.Logger.Warnf("record the result on node %s: %v", o.Node, aerr)
 	}
+	<-released
 	return err
 }
 

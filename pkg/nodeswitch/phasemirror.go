@@ -109,18 +109,25 @@ func (m *phaseMirror) set(phase, state string) {
 	}
 }
 
-// hold keeps the states pending until release.
+// hold keeps the states pending until release (before the first state).
 func (m *phaseMirror) hold() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.held = true
 }
 
-// release lets the next state be written, as the first.
+// release lets the states be written: the next one shortly, in the
+// background, with what is pending. Nothing waits for it: the holder
+// cleared the last result (Options.Hold).
 func (m *phaseMirror) release() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.held = false
+	if m.first == nil {
+		landed := make(chan struct{})
+		close(landed)
+		m.first = landed
+	}
 }
 
 // drop ends a mirror that was never released: nothing pending is written.

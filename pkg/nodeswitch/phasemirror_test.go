@@ -36,23 +36,31 @@ func (c countPatches) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.rt.RoundTrip(r)
 }
 
+// patchCountingClient is a client of the lab's apiserver, and the count of
+// the PATCH requests it sent.
+func patchCountingClient(t *testing.T) (kubernetes.Interface, *atomic.Int32) {
+	t.Helper()
+	l := labtest.Require(t)
+	rc, err := l.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	patches := &atomic.Int32{}
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countPatches{rt: rt, n: patches} })
+	c, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, patches
+}
+
 // TestPhaseMirror runs against the lab's real apiserver: a burst of phase
 // states costs one write now and one when the interval is over, the latest
 // state winning; a state set later is written at once, without waiting for
 // close; the last states of a run after the interval and its result go in
 // one patch.
 func TestPhaseMirror(t *testing.T) {
-	l := labtest.Require(t)
-	rc, err := l.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var patches atomic.Int32
-	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countPatches{rt: rt, n: &patches} })
-	c, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, patches := patchCountingClient(t)
 	ctx := context.Background()
 	name := "mirror-" + time.Now().Format("150405.000000")
 	if _, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name,
@@ -207,17 +215,7 @@ func TestPhaseMirrorWritesInTheBackground(t *testing.T) {
 // the last result cleared with it; one dropped before its release never
 // writes: the node keeps its annotations as they were.
 func TestPhaseMirrorHeld(t *testing.T) {
-	l := labtest.Require(t)
-	rc, err := l.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var patches atomic.Int32
-	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countPatches{rt: rt, n: &patches} })
-	c, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, patches := patchCountingClient(t)
 	ctx := context.Background()
 	for _, release := range []bool{true, false} {
 		name := fmt.Sprintf("mirror-held-%t-%s", release, time.Now().Format("150405.000000"))
@@ -252,6 +250,21 @@ func TestPhaseMirrorHeld(t *testing.T) {
 		}
 		m.release()
 		m.set("cordon", "running")
+		// Written in the background, shortly: the latest state, the last
+		// result cleared.
+		for deadline := time.Now().Add(mirrorInterval / 2); ; time.Sleep(20 * time.Millisecond) {
+			n, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, result := n.Annotations[ResultAnnotation]
+			if n.Annotations[PhaseAnnotation] == "cordon/running" && !result {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("released: annotations %v %s after the first state; want cordon/running, no result", n.Annotations, mirrorInterval/2)
+			}
+		}
 		result := "succeeded"
 		if err := m.close(ctx, map[string]*string{ResultAnnotation: &result}); err != nil {
 			t.Fatal(err)
@@ -260,10 +273,8 @@ func TestPhaseMirrorHeld(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The first write (cordon/running, the last result cleared), then
-		// close's.
-		if got := patches.Load(); got != 2 || n.Annotations[PhaseAnnotation] != "cordon/running" || n.Annotations[ResultAnnotation] != result {
-			t.Errorf("released: %d writes, annotations %v; want 2, cordon/running and the new result", got, n.Annotations)
+		if got := patches.Load(); got != 2 || n.Annotations[ResultAnnotation] != result {
+			t.Errorf("released: %d writes, annotations %v; want 2 (the state, then close's) and the new result", got, n.Annotations)
 		}
 	}
 }

@@ -33,6 +33,16 @@ func (r *Reads) SetNode(node *corev1.Node) {
 	r.node = node
 }
 
+// ForgetNode drops the node read so far: it changed since (a rollout's wave
+// cordoned it while the switch waited for its go-ahead), and the next phase
+// that needs it (the cordon, which records whether the node was
+// schedulable) reads it again.
+func (r *Reads) ForgetNode() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.node = nil
+}
+
 // nodeBefore is the node as the run first read it (read now if not yet).
 func nodeBefore(ctx context.Context, d Data) (*corev1.Node, error) {
 	r := d.Reads()

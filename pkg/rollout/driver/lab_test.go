@@ -123,17 +123,7 @@ func TestRolloutOnLab(t *testing.T) {
 			DrainTimeout: &metav1.Duration{Duration: 40 * time.Second}, VerifyTimeout: &metav1.Duration{Duration: time.Second},
 		}}
 		f.create(ctx, t, m)
-		rctx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- f.drive(rctx, t, "faults") }()
-		got := f.waitFor(ctx, t, "faults", "Paused by the failure budget", 10*time.Minute, func(m *v1alpha1.RuntimeMigration) bool {
-			c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionPaused)
-			return m.Status.Phase == v1alpha1.PhasePaused && c != nil && c.Reason == driver.ReasonFailureBudget
-		})
-		stop()
-		if err := <-done; err != nil && rctx.Err() == nil {
-			t.Errorf("driver: %v", err)
-		}
+		got := f.driveUntilBudgetPause(ctx, t, "faults", testWriter{t})
 		blocked, failed := nodeStatus(got, n2.Name), nodeStatus(got, n3.Name)
 		if blocked.State != v1alpha1.NodeBlocked || blocked.Blocking == nil ||
 			blocked.Blocking.PodDisruptionBudget != ns+"/stuck" || len(blocked.Blocking.Pods) != 1 || !strings.HasPrefix(blocked.Blocking.Pods[0], ns+"/stuck-") {
@@ -190,17 +180,7 @@ func TestRolloutOnLab(t *testing.T) {
 		}
 		f.create(ctx, t, m)
 		out := &lockedBuffer{}
-		rctx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- f.driveTo(rctx, t, "ahead", io.MultiWriter(testWriter{t}, out)) }()
-		got := f.waitFor(ctx, t, "ahead", "Paused by the failure budget", 10*time.Minute, func(m *v1alpha1.RuntimeMigration) bool {
-			c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionPaused)
-			return m.Status.Phase == v1alpha1.PhasePaused && c != nil && c.Reason == driver.ReasonFailureBudget
-		})
-		stop()
-		if err := <-done; err != nil && rctx.Err() == nil {
-			t.Errorf("driver: %v", err)
-		}
+		got := f.driveUntilBudgetPause(ctx, t, "ahead", io.MultiWriter(testWriter{t}, out))
 		if len(got.Status.Waves) != 2 {
 			t.Fatalf("waves %+v: want two of one node", got.Status.Waves)
 		}
@@ -886,6 +866,24 @@ func (f *fixture) waitNodePhase(ctx context.Context, t *testing.T, node, phase s
 
 // drive runs the driver in this process, as the driver user, reaching the
 // lab's nodes through nsenter.
+// driveUntilBudgetPause drives the rollout name in this process, its lines
+// to out, until the failure budget pauses it, and returns it as then.
+func (f *fixture) driveUntilBudgetPause(ctx context.Context, t *testing.T, name string, out io.Writer) *v1alpha1.RuntimeMigration {
+	t.Helper()
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- f.driveTo(rctx, t, name, out) }()
+	got := f.waitFor(ctx, t, name, "Paused by the failure budget", 10*time.Minute, func(m *v1alpha1.RuntimeMigration) bool {
+		c := meta.FindStatusCondition(m.Status.Conditions, v1alpha1.ConditionPaused)
+		return m.Status.Phase == v1alpha1.PhasePaused && c != nil && c.Reason == driver.ReasonFailureBudget
+	})
+	stop()
+	if err := <-done; err != nil && rctx.Err() == nil {
+		t.Errorf("driver: %v", err)
+	}
+	return got
+}
+
 func (f *fixture) drive(ctx context.Context, t *testing.T, name string) error {
 	return f.driveTo(ctx, t, name, testWriter{t})
 }
