@@ -147,8 +147,9 @@ func (r *run) hold(m *phaseMirror) func(context.Context) error {
 			return err
 		}
 		// Whoever held the switch may have changed the node meanwhile (a
-		// rollout cordons its wave): the cordon reads it again.
-		r.reads.ForgetNode()
+		// rollout cordons its wave): the cordon, which records whether the
+		// node was schedulable, reads it again.
+		r.reads.SetNode(nil)
 		m.release()
 		return nil
 	}

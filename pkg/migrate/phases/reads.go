@@ -26,21 +26,12 @@ type Reads struct {
 }
 
 // SetNode keeps node, read by whoever starts the run (the switch reads it
-// to work out its plan).
+// to work out its plan); nil drops the node read so far, for the next phase
+// that needs it to read it again.
 func (r *Reads) SetNode(node *corev1.Node) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.node = node
-}
-
-// ForgetNode drops the node read so far: it changed since (a rollout's wave
-// cordoned it while the switch waited for its go-ahead), and the next phase
-// that needs it (the cordon, which records whether the node was
-// schedulable) reads it again.
-func (r *Reads) ForgetNode() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.node = nil
 }
 
 // nodeBefore is the node as the run first read it (read now if not yet).

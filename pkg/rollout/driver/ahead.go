@@ -16,7 +16,8 @@ import (
 // images: phases that change nothing (preflight through save-images), then
 // cordon, drain, stop the runtime, and wait seconds for the kubelet to come
 // back. With a HookedSwitcher the driver runs the next wave's switches
-// that far while the current wave waits on its kubelets, and holds each at
+// that far while the current wave (not a canary, which switches alone)
+// waits on its kubelets, and holds each at
 // its first change (nodeswitch.Options.Hold) until its wave starts: the
 // next wave begins at the cordon, not with fifty switches reading the
 // cluster at once. Nothing changes on the next wave's nodes before their

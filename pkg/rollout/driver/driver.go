@@ -44,6 +44,7 @@ import (
 	"github.com/unshim/unshim/pkg/pin"
 	"github.com/unshim/unshim/pkg/rollout/plan"
 	"github.com/unshim/unshim/pkg/rollout/store"
+	"github.com/unshim/unshim/pkg/runtimelabel"
 )
 
 const fieldManager = "unshim-rollout"
@@ -132,8 +133,6 @@ type Driver struct {
 	// share of its burst.
 	ahead    map[string]*aheadSwitch
 	waveProg *waveProgress
-	// labels is the runtime label's sync of a rollout this driver planned.
-	labels *labelSync
 }
 
 // New checks the options.
@@ -187,7 +186,6 @@ func (d *Driver) Run(ctx context.Context) error {
 	// Switches started ahead of a wave that never starts are held back
 	// before the driver returns, whatever ends it; the labels' sync, if it
 	// had not started, runs.
-	defer d.syncLabels(ctx, true)
 	defer d.holdBack("the driver stopped")
 	for i := range d.st.Waves {
 		err := d.wave(ctx, i)
@@ -230,9 +228,10 @@ func (d *Driver) start(ctx context.Context) error {
 	if err != nil {
 		return d.fail(ctx, fmt.Sprintf("plan: %v", err))
 	}
-	// The runtime label is kept true on every node, not only the rollout's:
-	// once the first wave is past its burst (labels.go).
-	d.labels = &labelSync{done: make(chan struct{})}
+	// The runtime label is kept true on every node, not only the rollout's.
+	if _, err := runtimelabel.Sync(ctx, d.o.Client, "", d.o.PageSize, false); err != nil {
+		d.warn(err)
+	}
 	d.st = p.InitialStatus()
 	d.st.Phase = v1alpha1.PhaseRunning
 	d.st.StartTime = &now
@@ -496,10 +495,16 @@ func (d *Driver) switchNodes(ctx context.Context, i int, label string, todo []st
 	// The next wave's start is waited for with this wave's switches: the
 	// checks that follow hold back what it started, should they pause.
 	var starting sync.WaitGroup
-	progress := &waveProgress{left: map[string]bool{}, fire: func() {
-		d.syncLabels(ctx, false)
-		starting.Go(func() { d.startAhead(ctx, i+1) })
-	}}
+	progress := &waveProgress{left: map[string]bool{}, fire: func() { starting.Go(func() { d.startAhead(ctx, i+1) }) }}
+	d.mu.Lock()
+	canary := d.st.Waves[i].Kind == v1alpha1.WaveCanary
+	d.mu.Unlock()
+	if canary {
+		// A canary switches alone: its result (and its time, the measure
+		// of one node's switch) owes nothing to work of the driver's
+		// beside it.
+		progress.fire = nil
+	}
 	for _, n := range todo {
 		progress.left[n] = true
 	}
@@ -607,8 +612,6 @@ func (d *Driver) switchNode(ctx context.Context, label, name string, resumed boo
 // the caller's, at the end of the wave), uncordons and untaints it unless
 // its switch stopped half way, and keeps its runtime label true.
 func (d *Driver) settle(ctx context.Context, label, name string, o outcome, cur *corev1.Node) {
-	// No label the sync worked out from its LIST lands after this node's.
-	d.syncLabels(ctx, true)
 	// Recorded even when the driver is stopping: never on its own context.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()

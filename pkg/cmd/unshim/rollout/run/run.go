@@ -42,8 +42,8 @@ outside spec.windows, or when it would switch the last Docker nodes that
 pinned workloads need (unless spec.allowLastDockerNodes); cordon and taint
 ` + driver.TaintKey + `:NoSchedule every node of the wave; switch them concurrently
 (unshim migrate node's switch, with its rollback and resume); uncordon them.
-Over ssh or nsenter, once the wave's switches wait on their kubelets, the next
-wave's switches run ahead up to their first change (checks, backups, image
+Over ssh or nsenter, once a wave's switches (not the canary's) wait on their
+kubelets, the next wave's switches run ahead up to their first change (checks, backups, image
 archive) and wait, their nodes still Pending and serving; a wave that does not
 start holds them back, and they undo what they did. A drain a PDB still blocks at spec.drainTimeout leaves the node Blocked, with
 the pods and PDB named; the rollout goes on. After the wave: a failed canary,
