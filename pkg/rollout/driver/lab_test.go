@@ -864,8 +864,6 @@ func (f *fixture) waitNodePhase(ctx context.Context, t *testing.T, node, phase s
 	}
 }
 
-// drive runs the driver in this process, as the driver user, reaching the
-// lab's nodes through nsenter.
 // driveUntilBudgetPause drives the rollout name in this process, its lines
 // to out, until the failure budget pauses it, and returns it as then.
 func (f *fixture) driveUntilBudgetPause(ctx context.Context, t *testing.T, name string, out io.Writer) *v1alpha1.RuntimeMigration {
@@ -884,11 +882,8 @@ func (f *fixture) driveUntilBudgetPause(ctx context.Context, t *testing.T, name 
 	return got
 }
 
-func (f *fixture) drive(ctx context.Context, t *testing.T, name string) error {
-	return f.driveTo(ctx, t, name, testWriter{t})
-}
-
-// driveTo is drive with the driver's progress lines to out.
+// driveTo runs the driver in this process, as the driver user, reaching the
+// lab's nodes through nsenter, its progress lines to out.
 func (f *fixture) driveTo(ctx context.Context, t *testing.T, name string, out io.Writer) error {
 	pids := map[string]int{}
 	for _, n := range f.l.Nodes {
