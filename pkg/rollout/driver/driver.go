@@ -184,8 +184,7 @@ func (d *Driver) Run(ctx context.Context) error {
 		return nil
 	}
 	// Switches started ahead of a wave that never starts are held back
-	// before the driver returns, whatever ends it; the labels' sync, if it
-	// had not started, runs.
+	// before the driver returns, whatever ends it.
 	defer d.holdBack("the driver stopped")
 	for i := range d.st.Waves {
 		err := d.wave(ctx, i)
@@ -495,15 +494,14 @@ func (d *Driver) switchNodes(ctx context.Context, i int, label string, todo []st
 	// The next wave's start is waited for with this wave's switches: the
 	// checks that follow hold back what it started, should they pause.
 	var starting sync.WaitGroup
-	progress := &waveProgress{left: map[string]bool{}, fire: func() { starting.Go(func() { d.startAhead(ctx, i+1) }) }}
+	progress := &waveProgress{left: map[string]bool{}}
 	d.mu.Lock()
 	canary := d.st.Waves[i].Kind == v1alpha1.WaveCanary
 	d.mu.Unlock()
-	if canary {
-		// A canary switches alone: its result (and its time, the measure
-		// of one node's switch) owes nothing to work of the driver's
-		// beside it.
-		progress.fire = nil
+	// A canary switches alone: its result (and its time, the measure of
+	// one node's switch) owes nothing to work of the driver's beside it.
+	if !canary {
+		progress.fire = func() { starting.Go(func() { d.startAhead(ctx, i+1) }) }
 	}
 	for _, n := range todo {
 		progress.left[n] = true
