@@ -91,7 +91,7 @@ type Options struct {
 
 // HoldBefore is the phase Options.Hold is waited on before: the first that
 // changes anything the node runs or serves.
-const HoldBefore = "cordon"
+const HoldBefore = phases.CordonPhase
 
 // run is the phases.Data of one switch.
 type run struct {
@@ -540,12 +540,12 @@ func keptPlan(j *journal.Journal) (*nodeplan.Plan, error) {
 // cordon still uncordons only a node that was schedulable before the
 // switch.
 func drainBeforeRollback(ctx context.Context, r *run, ps []migrate.Phase) error {
-	switch r.j.State("start-kubelet") {
+	switch r.j.State(phases.StartKubeletPhase) {
 	case "", journal.RolledBack:
 		return nil
 	}
 	for _, p := range ps {
-		if p.Name != "cordon" && p.Name != "drain" {
+		if p.Name != phases.CordonPhase && p.Name != phases.DrainPhase {
 			continue
 		}
 		r.o.Logger.V(0).Infof("[%s] before the rollback: %s", p.Name, p.Short)

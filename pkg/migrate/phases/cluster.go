@@ -23,11 +23,21 @@ import (
 	"github.com/unshim/unshim/pkg/nodeplan"
 )
 
+// The names of the phases other packages wait on or refer to: a rollout
+// holds a switch before the cordon and starts the next wave's once every
+// switch of a wave verifies; a rollback drains again first.
+const (
+	CordonPhase       = "cordon"
+	DrainPhase        = "drain"
+	VerifyPhase       = "verify"
+	StartKubeletPhase = "start-kubelet"
+)
+
 // NewCordonPhase marks the node unschedulable, first recording whether it
 // was, so that only a node schedulable before is uncordoned after.
 func NewCordonPhase() migrate.Phase {
 	return migrate.Phase{
-		Name:  "cordon",
+		Name:  CordonPhase,
 		Short: "Cordon the node",
 		Run: run(func(ctx context.Context, d Data) error {
 			if d.DryRun() {
@@ -82,7 +92,7 @@ func setUnschedulable(ctx context.Context, d Data, v bool) error {
 // runtime, as after a reboot.
 func NewDrainPhase() migrate.Phase {
 	return migrate.Phase{
-		Name:  "drain",
+		Name:  DrainPhase,
 		Short: "Evict the node's pods (PDBs respected, DaemonSets ignored)",
 		Run: run(func(ctx context.Context, d Data) error {
 			if d.DryRun() {

@@ -651,7 +651,7 @@ func NewReconfigureKubeletPhase() migrate.Phase {
 // it (stop-kubelet's rollback starts it again once the files are back).
 func NewStartKubeletPhase() migrate.Phase {
 	return migrate.Phase{
-		Name:  "start-kubelet",
+		Name:  StartKubeletPhase,
 		Short: "Start the kubelet",
 		Run: run(func(ctx context.Context, d Data) error {
 			d.Journal().Values["kubelet.started"] = time.Now().UTC().Format(time.RFC3339)

@@ -33,7 +33,7 @@ import (
 // and exec served through the runtime's stream server.
 func NewVerifyPhase() migrate.Phase {
 	return migrate.Phase{
-		Name:  "verify",
+		Name:  VerifyPhase,
 		Short: "Verify the node: Ready, runtime, CRI, DaemonSet pods, logs and exec",
 		Run: run(func(ctx context.Context, d Data) error {
 			if d.DryRun() {
@@ -302,7 +302,7 @@ func verifyRegistries(ctx context.Context, d Data) error {
 	// A registry that does not answer once is tried twice more.
 	var fails map[string]error
 	for try := 0; try < 3; try++ {
-		fails = resolveAll(ctx, d, "verify", refs, resolve)
+		fails = resolveAll(ctx, d, VerifyPhase, refs, resolve)
 		if len(fails) == 0 {
 			d.Logger().V(0).Infof("[verify] %d image(s) resolve through the switched containerd", len(refs))
 			return nil

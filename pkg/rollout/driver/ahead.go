@@ -10,6 +10,7 @@ import (
 	"github.com/unshim/unshim/pkg/apis/unshim/v1alpha1"
 	"github.com/unshim/unshim/pkg/journal"
 	"github.com/unshim/unshim/pkg/migrate"
+	"github.com/unshim/unshim/pkg/migrate/phases"
 )
 
 // A wave's switches first check the node, back up its files and save its
@@ -31,7 +32,7 @@ import (
 // aheadPhase and aheadState are the phase state after which a switch has
 // done its share of the wave's burst of requests: it waits on its kubelet.
 const (
-	aheadPhase = "verify"
+	aheadPhase = phases.VerifyPhase
 	aheadState = journal.Running
 )
 
