@@ -227,6 +227,11 @@ func (d *Driver) start(ctx context.Context) error {
 	if err != nil {
 		return d.fail(ctx, fmt.Sprintf("plan: %v", err))
 	}
+	// Before anything changes: a status that outgrows one object stops
+	// every write mid-way, a wave's nodes left cordoned.
+	if err := p.CheckSize(d.m); err != nil {
+		return d.fail(ctx, fmt.Sprintf("plan: %v", err))
+	}
 	// The runtime label is kept true on every node, not only the rollout's.
 	if _, err := runtimelabel.Sync(ctx, d.o.Client, "", d.o.PageSize, false); err != nil {
 		d.warn(err)

@@ -520,7 +520,9 @@ func nodeStatus(m *v1alpha1.RuntimeMigration, name string) v1alpha1.NodeStatus {
 // operator's, bound to their test users), builds the CLI and deploys the
 // workloads: web, two replicas under a PDB of minAvailable 1, and a
 // DaemonSet.
-func (f *fixture) setup(ctx context.Context, t *testing.T) {
+// setupAPI makes the fixture's clients (the lab's admin, the driver and
+// the operator users, with the shipped roles bound) and installs the CRD.
+func (f *fixture) setupAPI(ctx context.Context, t *testing.T) {
 	var err error
 	if f.c, err = f.l.Client(); err != nil {
 		t.Fatal(err)
@@ -553,11 +555,13 @@ func (f *fixture) setup(ctx context.Context, t *testing.T) {
 		t.Fatal(err)
 	}
 	f.op = &store.Store{Dynamic: odyn, Kube: oc, Actor: operator}
+}
 
-	f.bin = filepath.Join(t.TempDir(), "unshim")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", f.bin, "github.com/unshim/unshim/cmd/unshim").CombinedOutput(); err != nil {
-		t.Fatalf("build unshim: %v\n%s", err, out)
-	}
+// setup is setupAPI, the unshim binary, and the workloads: Deployment "web"
+// of 2 under a PDB, DaemonSet "agent".
+func (f *fixture) setup(ctx context.Context, t *testing.T) {
+	f.setupAPI(ctx, t)
+	f.bin = buildUnshim(ctx, t)
 
 	if _, err := f.c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -580,6 +584,15 @@ func (f *fixture) setup(ctx context.Context, t *testing.T) {
 	f.waitPods(ctx, t, "web x2 and agent on every node", func(pods []corev1.Pod) bool {
 		return count(pods, "web", "") == 2 && count(pods, "agent", "") == len(f.l.Nodes)
 	})
+}
+
+// buildUnshim builds the unshim binary into the test's temporary directory.
+func buildUnshim(ctx context.Context, t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "unshim")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/unshim/unshim/cmd/unshim").CombinedOutput(); err != nil {
+		t.Fatalf("build unshim: %v\n%s", err, out)
+	}
+	return bin
 }
 
 func labels(app string) map[string]string { return map[string]string{"app": app} }

@@ -126,6 +126,10 @@ func Make(ctx context.Context, c kubernetes.Interface, dyn dynamic.Interface, na
 		return nil, err
 	}
 	pv.Risks = risks(p, all, notReady, selected, pv, pinned, spec)
+	// The driver refuses such a rollout before it changes anything.
+	if err := p.CheckSize(&v1alpha1.RuntimeMigration{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: *spec}); err != nil {
+		pv.Risks = append([]Risk{{Severity: "high", Message: err.Error() + "; the driver refuses it before any change"}}, pv.Risks...)
+	}
 	return pv, nil
 }
 

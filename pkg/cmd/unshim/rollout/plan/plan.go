@@ -56,7 +56,9 @@ already in the cluster (NAME), and changes nothing:
   the Docker dependencies (unshim check's findings) of the pods on the
   selected nodes;
   the risks: the last Docker nodes that pinned workloads need, blocking PDBs,
-  nodes not Ready.
+  nodes not Ready, and a rollout too large for one object (its status holds
+  every node's entry; etcd stores 1.5 MiB in one object by default: the
+  driver refuses such a rollout before any change, split it by selector).
 
 Reads nodes, pods, PDBs and workloads with paged LISTs.`,
 		Example: `  unshim rollout plan -f rollout.yaml
