@@ -57,7 +57,7 @@ func TestWaveWatchFollowsPhases(t *testing.T) {
 		}
 	}
 
-	_, rv, err := d.listNodes(ctx)
+	_, rv, err := d.listNodes(ctx, true)
 	if err != nil || rv == "" {
 		t.Fatalf("list nodes: revision %q, %v", rv, err)
 	}
