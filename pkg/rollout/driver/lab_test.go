@@ -516,10 +516,6 @@ func nodeStatus(m *v1alpha1.RuntimeMigration, name string) v1alpha1.NodeStatus {
 	return v1alpha1.NodeStatus{}
 }
 
-// setup installs the CRD and the shipped roles (the driver's and the
-// operator's, bound to their test users), builds the CLI and deploys the
-// workloads: web, two replicas under a PDB of minAvailable 1, and a
-// DaemonSet.
 // setupAPI makes the fixture's clients (the lab's admin, the driver and
 // the operator users, with the shipped roles bound) and installs the CRD.
 func (f *fixture) setupAPI(ctx context.Context, t *testing.T) {
@@ -557,8 +553,8 @@ func (f *fixture) setupAPI(ctx context.Context, t *testing.T) {
 	f.op = &store.Store{Dynamic: odyn, Kube: oc, Actor: operator}
 }
 
-// setup is setupAPI, the unshim binary, and the workloads: Deployment "web"
-// of 2 under a PDB, DaemonSet "agent".
+// setup is setupAPI, then builds the CLI and deploys the workloads: web,
+// two replicas under a PDB of minAvailable 1, and a DaemonSet.
 func (f *fixture) setup(ctx context.Context, t *testing.T) {
 	f.setupAPI(ctx, t)
 	f.bin = buildUnshim(ctx, t)

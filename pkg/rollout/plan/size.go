@@ -26,8 +26,9 @@ const ObjectReserve = 128 * 1024
 
 // Projected is m as it stands at its largest without failures: every planned
 // node's entry with the longest state and its four times (switch and undo,
-// start and completion), every skipped node, a condition of each type with
-// a message. The status alone is replaced; m is not changed.
+// start and completion), every skipped node, a condition of each type
+// (without a message: messages are in ObjectReserve). The status alone is
+// replaced; m is not changed.
 func (p *Plan) Projected(m *v1alpha1.RuntimeMigration) *v1alpha1.RuntimeMigration {
 	st := p.InitialStatus()
 	t := metav1.NewTime(time.Date(2006, 1, 2, 15, 4, 5, 0, time.UTC))
@@ -45,8 +46,7 @@ func (p *Plan) Projected(m *v1alpha1.RuntimeMigration) *v1alpha1.RuntimeMigratio
 		st.Conditions = append(st.Conditions, metav1.Condition{Type: c, Status: metav1.ConditionTrue, LastTransitionTime: t, Reason: "Projected"})
 	}
 	st.Recount()
-	out := &v1alpha1.RuntimeMigration{TypeMeta: m.TypeMeta, ObjectMeta: *m.ObjectMeta.DeepCopy(), Spec: *m.Spec.DeepCopy(), Status: st}
-	return out
+	return &v1alpha1.RuntimeMigration{TypeMeta: m.TypeMeta, ObjectMeta: *m.ObjectMeta.DeepCopy(), Spec: *m.Spec.DeepCopy(), Status: st}
 }
 
 // CheckSize refuses a plan whose RuntimeMigration could outgrow what one
